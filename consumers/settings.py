@@ -1,0 +1,195 @@
+"""The one typed settings object for every shoppulse process.
+
+Why one object: the enrich stage (librdkafka), the profiles stage (aiokafka under
+faust), the Helm chart and the docs must agree on every knob. Values come, in
+rising priority, from the defaults below, an optional YAML file named by
+``SHOPPULSE_CONFIG``, and environment variables ``SHOPPULSE_<GROUP>__<FIELD>``
+(for example ``SHOPPULSE_ENRICH__MAX_BATCH=64``). Command-line flags override
+individual fields at the call site.
+
+Kafka client options that are not shoppulse's business (``security.protocol``,
+``sasl.*``, ``ssl.*``, ...) pass through untouched: put them under
+``kafka.options`` in YAML, or set ``SHOPPULSE_KAFKA__OPTIONS`` to a JSON object,
+or set one per variable as ``SHOPPULSE_KAFKA_OPT_<KEY>`` where ``_`` becomes ``.``
+(``SHOPPULSE_KAFKA_OPT_SASL_MECHANISM=SCRAM-SHA-512`` → ``sasl.mechanism``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ENV_PREFIX = "SHOPPULSE_"
+KAFKA_OPT_PREFIX = "SHOPPULSE_KAFKA_OPT_"
+CONFIG_FILE_ENV = "SHOPPULSE_CONFIG"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "bundles" / "default"
+
+
+class KafkaSettings(BaseModel):
+    """Where the cluster is and how to talk to it."""
+
+    bootstrap_servers: str = "127.0.0.1:9092"
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="librdkafka passthrough (security.protocol, sasl.*, ssl.*); also mapped for aiokafka",
+    )
+    session_timeout_ms: int = Field(10_000, ge=1_000)
+    max_poll_interval_ms: int = Field(300_000, ge=10_000)
+    replication_factor: int = Field(1, ge=1, description="used by `topics ensure`")
+    partitions: int = Field(6, ge=1, description="used by `topics ensure`")
+    input_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000)
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _options_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
+        return value
+
+
+class TopicSettings(BaseModel):
+    """Topic names, so a shared cluster can prefix or rename them."""
+
+    reviews: str = "reviews"
+    clicks: str = "clicks"
+    orders: str = "orders"
+    review_insights: str = "review-insights"
+    user_signals: str = "user-signals"
+    user_profiles: str = "user-profiles"
+    dead_letter: str = "dead-letter"
+
+    def inputs(self) -> list[str]:
+        return [self.reviews, self.clicks, self.orders]
+
+    def outputs(self) -> list[str]:
+        return [self.review_insights, self.user_signals, self.dead_letter]
+
+
+class EnrichSettings(BaseModel):
+    """Stage 1: consume, infer, emit."""
+
+    group_id: str = "shoppulse-enrich"
+    bundle_dir: Path = DEFAULT_BUNDLE
+    max_batch: int = Field(64, ge=1, le=4096)
+    max_wait_ms: int = Field(20, ge=0, le=60_000)
+    max_in_flight: int = Field(2_000, ge=1, description="events buffered before partitions are paused")
+    exactly_once: bool = False
+    transactional_id: str = "shoppulse-enrich"
+    title_cache_size: int = Field(50_000, ge=0)
+    intra_op_threads: int = Field(0, ge=0, description="0 = size from the container's CPU quota")
+    shutdown_timeout_s: float = Field(30.0, gt=0)
+    keywords_top_k: int = Field(5, ge=0, le=50)
+
+
+class ProfileSettings(BaseModel):
+    """Stage 2: per-user profiles."""
+
+    app_id: str = "shoppulse-profiles"
+    half_life_days: float = Field(7.0, gt=0)
+    top_k: int = Field(5, ge=1, le=100)
+    recent_products: int = Field(20, ge=0, le=1000)
+    dedup_window: int = Field(512, ge=1, description="event_ids remembered per user for idempotence")
+    publish_interval_s: float = Field(1.0, ge=0)
+    store: Literal["memory", "rocksdb"] = "memory"
+    data_dir: Path = Path("./.cache/profiles")
+
+
+class HttpSettings(BaseModel):
+    """Metrics and health endpoints (and the profile lookup on stage 2)."""
+
+    host: str = "127.0.0.1"
+    enrich_port: int = Field(9464, ge=0, le=65535)
+    profiles_port: int = Field(6066, ge=0, le=65535)
+
+
+class Settings(BaseSettings):
+    """Everything a shoppulse process can be told; see the README's settings table."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        case_sensitive=False,
+    )
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    topics: TopicSettings = Field(default_factory=TopicSettings)
+    enrich: EnrichSettings = Field(default_factory=EnrichSettings)
+    profiles: ProfileSettings = Field(default_factory=ProfileSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    log_level: str = "INFO"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlAndKafkaOptSource(settings_cls))
+
+    def librdkafka(self, **overrides: Any) -> dict[str, Any]:
+        """Client config for confluent-kafka: bootstrap plus passthrough options."""
+        conf: dict[str, Any] = {"bootstrap.servers": self.kafka.bootstrap_servers}
+        conf.update(self.kafka.options)
+        conf.update(overrides)
+        return conf
+
+
+class _YamlAndKafkaOptSource(PydanticBaseSettingsSource):
+    """Lowest-priority source: the YAML file, then ``SHOPPULSE_KAFKA_OPT_*`` variables."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:  # pragma: no cover
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if path:
+            file = Path(path)
+            if not file.is_file():
+                raise FileNotFoundError(f"{CONFIG_FILE_ENV}={path}: no such file")
+            loaded = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
+            if not isinstance(loaded, dict):
+                raise ValueError(f"{path}: the settings file must hold a mapping at the top level")
+            data = loaded
+        opts = kafka_opts_from_env(os.environ)
+        if opts:
+            kafka = dict(data.get("kafka") or {})
+            kafka["options"] = {**(kafka.get("options") or {}), **opts}
+            data["kafka"] = kafka
+        return data
+
+
+def kafka_opts_from_env(environ: dict[str, str] | os._Environ[str]) -> dict[str, str]:
+    """``SHOPPULSE_KAFKA_OPT_SASL_MECHANISM=X`` → ``{"sasl.mechanism": "X"}``."""
+    return {
+        key[len(KAFKA_OPT_PREFIX) :].lower().replace("_", "."): value
+        for key, value in environ.items()
+        if key.upper().startswith(KAFKA_OPT_PREFIX)
+    }
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from file and env; ``overrides`` are nested dicts from CLI flags."""
+    return Settings(**overrides)
+
+
+def env_var_names() -> set[str]:
+    """Every environment variable name a settings field can be set by (for docs and the chart test)."""
+    names: set[str] = {CONFIG_FILE_ENV}
+    for group_name, group_field in Settings.model_fields.items():
+        annotation = group_field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            for field_name in annotation.model_fields:
+                names.add(f"{ENV_PREFIX}{group_name}__{field_name}".upper())
+        else:
+            names.add(f"{ENV_PREFIX}{group_name}".upper())
+    return names

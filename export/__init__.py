@@ -1,0 +1,1 @@
+"""torch/transformers model → verified, optimised, quantised ONNX bundle (needs the `export` extra)."""
