@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import platform
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from consumers import __version__
 
@@ -41,9 +41,7 @@ PRODUCE_ERRORS = Counter(
     "shoppulse_produce_errors_total", "Output records the broker did not acknowledge", ["stage", "topic"]
 )
 
-BATCH_SIZE = Histogram(
-    "shoppulse_batch_size", "Events per micro-batch", ["stage"], buckets=_BATCH_BUCKETS
-)
+BATCH_SIZE = Histogram("shoppulse_batch_size", "Events per micro-batch", ["stage"], buckets=_BATCH_BUCKETS)
 BATCH_FILL_RATIO = Histogram(
     "shoppulse_batch_fill_ratio",
     "Micro-batch size divided by max_batch",
@@ -68,9 +66,7 @@ CONSUMER_LAG = Gauge(
     ["stage", "topic", "partition"],
 )
 IN_FLIGHT = Gauge("shoppulse_in_flight_events", "Events consumed but not yet committed", ["stage"])
-PAUSED_PARTITIONS = Gauge(
-    "shoppulse_paused_partitions", "Partitions paused for back-pressure", ["stage"]
-)
+PAUSED_PARTITIONS = Gauge("shoppulse_paused_partitions", "Partitions paused for back-pressure", ["stage"])
 ASSIGNED_PARTITIONS = Gauge("shoppulse_assigned_partitions", "Partitions assigned to this process", ["stage"])
 CACHE_REQUESTS = Counter(
     "shoppulse_cache_requests_total", "Title-tag cache lookups", ["stage", "cache", "result"]
@@ -88,6 +84,10 @@ PROFILES_PUBLISHED = Counter(
     "shoppulse_profiles_published_total", "Profiles published to user-profiles", ["stage"]
 )
 SIGNALS_DUPLICATE = Counter(
-    "shoppulse_signals_duplicate_total", "Signals ignored because their event_id was already applied", ["stage"]
+    "shoppulse_signals_duplicate_total",
+    "Signals ignored because their event_id was already applied",
+    ["stage"],
 )
-BROKER_UP = Gauge("shoppulse_broker_reachable", "1 when the last broker metadata request succeeded", ["stage"])
+BROKER_UP = Gauge(
+    "shoppulse_broker_reachable", "1 when the last broker metadata request succeeded", ["stage"]
+)

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "SHOPPULSE_"
@@ -30,7 +30,13 @@ CONFIG_FILE_ENV = "SHOPPULSE_CONFIG"
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "bundles" / "default"
 
 
-class KafkaSettings(BaseModel):
+class _Group(BaseModel):
+    """A settings group: unknown keys are errors, so a typo never silently falls back to a default."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class KafkaSettings(_Group):
     """Where the cluster is and how to talk to it."""
 
     bootstrap_servers: str = "127.0.0.1:9092"
@@ -52,7 +58,7 @@ class KafkaSettings(BaseModel):
         return value
 
 
-class TopicSettings(BaseModel):
+class TopicSettings(_Group):
     """Topic names, so a shared cluster can prefix or rename them."""
 
     reviews: str = "reviews"
@@ -70,7 +76,7 @@ class TopicSettings(BaseModel):
         return [self.review_insights, self.user_signals, self.dead_letter]
 
 
-class EnrichSettings(BaseModel):
+class EnrichSettings(_Group):
     """Stage 1: consume, infer, emit."""
 
     group_id: str = "shoppulse-enrich"
@@ -86,7 +92,7 @@ class EnrichSettings(BaseModel):
     keywords_top_k: int = Field(5, ge=0, le=50)
 
 
-class ProfileSettings(BaseModel):
+class ProfileSettings(_Group):
     """Stage 2: per-user profiles."""
 
     app_id: str = "shoppulse-profiles"
@@ -99,7 +105,7 @@ class ProfileSettings(BaseModel):
     data_dir: Path = Path("./.cache/profiles")
 
 
-class HttpSettings(BaseModel):
+class HttpSettings(_Group):
     """Metrics and health endpoints (and the profile lookup on stage 2)."""
 
     host: str = "127.0.0.1"

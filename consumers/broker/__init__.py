@@ -1,0 +1,9 @@
+"""Embedded single-node brokers for demos and tests: Apache Kafka (KRaft) or Tansu.
+
+Both backends sit behind ``EmbeddedBroker``; ``start_broker`` picks one.
+"""
+
+from consumers.broker.base import BrokerError, EmbeddedBroker, free_port, wait_for_port
+from consumers.broker.select import default_backend, make_broker
+
+__all__ = ["BrokerError", "EmbeddedBroker", "default_backend", "free_port", "make_broker", "wait_for_port"]

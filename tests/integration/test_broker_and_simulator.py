@@ -1,0 +1,125 @@
+"""The embedded brokers, topic creation and the simulator against real brokers."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource
+
+from consumers.broker import EmbeddedBroker
+from consumers.settings import Settings
+from consumers.simulator import Simulator
+from consumers.simulator.produce import produce_stream
+from consumers.topics import ensure_topics
+from tests.conftest import isolated_settings
+
+pytestmark = pytest.mark.integration
+
+
+def _drain(settings: Settings, topics: list[str], expected: int, timeout_s: float = 60) -> list:
+    consumer = Consumer(
+        settings.librdkafka(
+            **{"group.id": f"drain-{time.monotonic_ns()}", "auto.offset.reset": "earliest", "enable.auto.commit": False}
+        )
+    )
+    consumer.subscribe(topics)
+    out = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for msg in consumer.consume(500, 0.5):
+                if msg.error() is None:
+                    out.append(msg)
+    finally:
+        consumer.close()
+    return out
+
+
+def test_topics_are_created_with_explicit_configs_idempotently(kafka_settings: Settings) -> None:
+    again = ensure_topics(kafka_settings)
+    assert set(again.values()) == {"exists"}
+    admin = AdminClient(kafka_settings.librdkafka())
+    meta = admin.list_topics(timeout=10).topics
+    for name in kafka_settings.topics.inputs():
+        assert len(meta[name].partitions) == kafka_settings.kafka.partitions
+    resource = ConfigResource(ConfigResource.Type.TOPIC, kafka_settings.topics.user_profiles)
+    config = admin.describe_configs([resource])[resource].result()
+    assert config["cleanup.policy"].value == "compact"
+    resource = ConfigResource(ConfigResource.Type.TOPIC, kafka_settings.topics.reviews)
+    config = admin.describe_configs([resource])[resource].result()
+    assert config["retention.ms"].value == str(kafka_settings.kafka.input_retention_ms)
+
+
+def test_partitions_grow_when_asked(kafka_settings: Settings) -> None:
+    result = ensure_topics(kafka_settings, partitions=kafka_settings.kafka.partitions + 2)
+    assert result[kafka_settings.topics.reviews] == "grown"
+
+
+@pytest.mark.parametrize("backend", ["kafka_broker", "tansu_broker"])
+def test_simulated_stream_round_trips_through_the_broker(backend: str, request: pytest.FixtureRequest) -> None:
+    broker: EmbeddedBroker = request.getfixturevalue(backend)
+    settings = isolated_settings(broker.bootstrap)
+    sim = Simulator(seed=11, users=40, start_ms=1_780_000_000_000, bad_fraction=0.05)
+    counts = produce_stream(settings, sim, 600)
+    assert sum(counts.values()) == 600
+    msgs = _drain(settings, settings.topics.inputs(), 600)
+    assert len(msgs) == 600
+    valid = []
+    for msg in msgs:
+        try:
+            valid.append(json.loads(msg.value())["event_id"])
+        except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError):
+            continue
+    assert set(sim.truth.valid_event_ids) <= set(valid)
+    # keyed by user: all events of one user land in one partition of a topic
+    by_user: dict[tuple[str, bytes], set[int]] = {}
+    for msg in msgs:
+        by_user.setdefault((msg.topic(), msg.key()), set()).add(msg.partition())
+    assert all(len(parts) == 1 for parts in by_user.values())
+
+
+def test_watermarks_from_fetch_are_right_on_kafka(kafka_settings: Settings) -> None:
+    produce_stream(kafka_settings, Simulator(seed=2, users=5, start_ms=1_780_000_000_000), 300, kinds=("click",))
+    consumer = Consumer(kafka_settings.librdkafka(**{"group.id": "wm", "auto.offset.reset": "earliest"}))
+    consumer.subscribe([kafka_settings.topics.clicks])
+    seen = 0
+    deadline = time.monotonic() + 30
+    while seen < 300 and time.monotonic() < deadline:
+        seen += len([m for m in consumer.consume(500, 0.5) if m.error() is None])
+    total = 0
+    for p in range(kafka_settings.kafka.partitions):
+        low, high = consumer.get_watermark_offsets(TopicPartition(kafka_settings.topics.clicks, p), cached=True)
+        total += high - low
+    consumer.close()
+    assert seen == 300 and total == 300
+
+
+def test_broker_command_starts_and_stops_cleanly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "broker", "--backend", "tansu"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        lines = []
+        deadline = time.monotonic() + 60
+        assert proc.stdout is not None
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("bootstrap:"):
+                break
+        assert any(line.startswith("bootstrap: 127.0.0.1:") for line in lines), lines
+        proc.terminate()
+        rest, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0
+        assert "broker stopped" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()

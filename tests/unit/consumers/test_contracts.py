@@ -1,0 +1,165 @@
+import json
+from decimal import Decimal
+
+import pytest
+
+from consumers.contracts import (
+    MAX_PAYLOAD_BYTES,
+    MAX_TEXT_CHARS,
+    ContractError,
+    dumps,
+    event_to_dict,
+    parse_event,
+    parse_ts,
+)
+
+NOW = 1_790_000_000_000  # 2026-09
+TS = 1_780_000_000_000
+
+REVIEW = {
+    "schema_version": 1,
+    "event_id": "r1",
+    "user_id": "u1",
+    "product_id": "p1",
+    "text": "物流很快，质量不错",
+    "ts": TS,
+}
+CLICK = {
+    "event_id": "c1",
+    "user_id": "u1",
+    "product_id": "p1",
+    "action": "add_to_cart",
+    "title": "华为平板",
+    "ts": TS,
+}
+ORDER = {
+    "event_id": "o1",
+    "user_id": "u1",
+    "order_id": "ord1",
+    "currency": "CNY",
+    "ts": TS,
+    "total": "25.80",
+    "items": [{"product_id": "p1", "price": 12.9, "quantity": 2, "title": "牛奶"}],
+}
+
+
+def raw(obj: object) -> bytes:
+    return json.dumps(obj, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(("kind", "body"), [("review", REVIEW), ("click", CLICK), ("order", ORDER)])
+def test_valid_events_round_trip(kind: str, body: dict) -> None:
+    event = parse_event(kind, raw(body), now=NOW)  # type: ignore[arg-type]
+    again = parse_event(kind, dumps(event_to_dict(event)), now=NOW)  # type: ignore[arg-type]
+    assert again == event
+    assert event.ts_ms == TS
+
+
+def test_money_is_exact_decimal() -> None:
+    event = parse_event("order", raw(ORDER), now=NOW)
+    assert event.items[0].price == Decimal("12.9")
+    assert event.total == Decimal("25.80")
+    assert isinstance(event.total, Decimal)
+
+
+def test_iso_timestamps_need_a_zone() -> None:
+    assert parse_ts("2026-05-01T08:00:00+08:00", now=NOW) == 1_777_593_600_000
+    assert parse_ts("2026-05-01T00:00:00Z", now=NOW) == 1_777_593_600_000
+    with pytest.raises(ContractError) as err:
+        parse_ts("2026-05-01T00:00:00", now=NOW)
+    assert err.value.reason == "bad_value"
+
+
+def _with(body: dict, **changes: object) -> dict:
+    out = dict(body)
+    for key, value in changes.items():
+        if value is _DROP:
+            out.pop(key)
+        else:
+            out[key] = value
+    return out
+
+
+_DROP = object()
+
+BAD_CASES = [
+    # (kind, raw bytes, reason, field)
+    ("review", b"", "empty_payload", None),
+    ("review", b"\xff\xfenope", "not_utf8", None),
+    ("review", b'{"event_id": ', "bad_json", None),
+    ("review", b"[1,2]", "not_object", None),
+    ("review", b"null", "not_object", None),
+    ("review", raw(_with(REVIEW, text="长" * 200_000)), "too_large", None),
+    ("review", raw(_with(REVIEW, user_id=_DROP)), "missing_field", "user_id"),
+    ("review", raw(_with(REVIEW, user_id=None)), "missing_field", "user_id"),
+    ("review", raw(_with(REVIEW, event_id="")), "bad_value", "event_id"),
+    ("review", raw(_with(REVIEW, user_id=["u"])), "wrong_type", "user_id"),
+    ("review", raw(_with(REVIEW, text=123)), "wrong_type", "text"),
+    ("review", raw(_with(REVIEW, text="   ")), "bad_value", "text"),
+    ("review", raw(_with(REVIEW, rating=6)), "bad_value", "rating"),
+    ("review", raw(_with(REVIEW, rating="5")), "wrong_type", "rating"),
+    ("review", raw(_with(REVIEW, ts=32_503_680_000_000)), "ts_out_of_range", "ts"),
+    ("review", raw(_with(REVIEW, ts=1000)), "ts_out_of_range", "ts"),
+    ("review", raw(_with(REVIEW, ts=True)), "wrong_type", "ts"),
+    ("review", raw(_with(REVIEW, ts="yesterday")), "bad_value", "ts"),
+    ("review", raw(_with(REVIEW, schema_version=2)), "unsupported_schema_version", "schema_version"),
+    ("click", raw(_with(CLICK, action="buy")), "bad_value", "action"),
+    ("click", raw(_with(CLICK, action=7)), "wrong_type", "action"),
+    ("click", raw(_with(CLICK, product_id=_DROP)), "missing_field", "product_id"),
+    ("click", raw(_with(CLICK, action="search", product_id=_DROP)), "missing_field", "query"),
+    ("click", raw(_with(CLICK, title=5)), "wrong_type", "title"),
+    ("order", raw(_with(ORDER, items=[])), "bad_value", "items"),
+    ("order", raw(_with(ORDER, items="x")), "wrong_type", "items"),
+    (
+        "order",
+        raw(_with(ORDER, items=[{"product_id": "p", "price": 1, "quantity": 1}] * 10_000)),
+        "too_many_items",
+        "items",
+    ),
+    (
+        "order",
+        raw(_with(ORDER, items=[{"product_id": "p", "price": -1, "quantity": 1}])),
+        "bad_value",
+        "items[0].price",
+    ),
+    (
+        "order",
+        raw(_with(ORDER, items=[{"product_id": "p", "price": "abc", "quantity": 1}])),
+        "bad_value",
+        "items[0].price",
+    ),
+    (
+        "order",
+        raw(_with(ORDER, items=[{"product_id": "p", "price": 1, "quantity": 0}])),
+        "bad_value",
+        "items[0].quantity",
+    ),
+    ("order", raw(_with(ORDER, items=[{"price": 1, "quantity": 1}])), "missing_field", "items[0].product_id"),
+    ("order", raw(_with(ORDER, items=[7])), "wrong_type", "items[0]"),
+    ("order", raw(_with(ORDER, currency="yuan")), "bad_value", "currency"),
+    ("order", raw(_with(ORDER, total=_DROP)), "missing_field", "total"),
+    ("order", b'{"total": NaN}', "missing_field", "event_id"),
+]
+
+
+@pytest.mark.parametrize(("kind", "payload", "reason", "field"), BAD_CASES)
+def test_bad_inputs_are_rejected_with_precise_reasons(
+    kind: str, payload: bytes, reason: str, field: str | None
+) -> None:
+    with pytest.raises(ContractError) as err:
+        parse_event(kind, payload, now=NOW)  # type: ignore[arg-type]
+    assert err.value.reason == reason
+    assert err.value.field == field
+
+
+def test_long_texts_are_clipped_with_a_note() -> None:
+    event = parse_event("review", raw(_with(REVIEW, text="好" * (MAX_TEXT_CHARS + 50))), now=NOW)
+    assert event.text is not None and len(event.text) == MAX_TEXT_CHARS
+    assert event.clipped == ("text",)
+    assert len(raw(_with(REVIEW, text="好" * (MAX_TEXT_CHARS + 50)))) < MAX_PAYLOAD_BYTES
+
+
+def test_deeply_nested_json_does_not_crash() -> None:
+    with pytest.raises(ContractError) as err:
+        parse_event("review", b"[" * 100_000 + b"]" * 100_000, now=NOW)
+    assert err.value.reason in {"bad_json", "too_large", "not_object"}

@@ -1,0 +1,71 @@
+import json
+from collections import Counter
+
+from consumers.contracts import ContractError, parse_event
+from consumers.simulator import Simulator
+from models.taxonomy import default_taxonomy
+
+START = 1_780_000_000_000
+NOW = START + 365 * 86400 * 1000
+
+
+def _values(seed: int, n: int, **kw: object) -> list[bytes]:
+    return [e.value for e in Simulator(seed=seed, users=100, start_ms=START, **kw).events(n)]  # type: ignore[arg-type]
+
+
+def test_same_seed_same_stream_other_seed_other_stream() -> None:
+    assert _values(3, 3000) == _values(3, 3000)
+    assert _values(3, 3000) != _values(4, 3000)
+
+
+def test_every_generated_event_is_valid_and_truth_matches() -> None:
+    sim = Simulator(seed=5, users=200, start_ms=START)
+    events = list(sim.events(5000))
+    kinds = Counter(e.kind for e in events)
+    assert set(kinds) == {"review", "click", "order"}
+    for e in events:
+        parse_event(e.kind, e.value, now=NOW)  # type: ignore[arg-type]
+    assert dict(kinds) == sim.truth.counts
+    assert len(sim.truth.valid_event_ids) == len(set(sim.truth.valid_event_ids)) == 5000
+    reviews = [json.loads(e.value) for e in events if e.kind == "review"]
+    assert set(sim.truth.reviews) == {r["event_id"] for r in reviews}
+    assert {t["category"] for t in sim.truth.reviews.values()} <= set(default_taxonomy().categories)
+    labels = Counter(t["label"] for t in sim.truth.reviews.values())
+    assert labels[0] > 0 and labels[1] > labels[0]  # shoppers are mostly happy, not all
+
+
+def test_sessions_look_like_a_shop() -> None:
+    sim = Simulator(seed=1, users=300, start_ms=START)
+    events = [json.loads(e.value) | {"kind": e.kind} for e in sim.events(20_000)]
+    actions = Counter(e.get("action") for e in events if e["kind"] == "click")
+    # the funnel narrows: views > clicks > carts
+    assert actions["view"] > actions["click"] > actions["add_to_cart"] > 0
+    products = Counter(e["product_id"] for e in events if e.get("action") == "view")
+    top_share = sum(c for _, c in products.most_common(40)) / sum(products.values())
+    assert top_share > 0.3  # Zipf-like popularity: 10% of 400 products get a large share of views
+    buyers = Counter(e["user_id"] for e in events if e["kind"] == "order")
+    assert max(buyers.values()) >= 3  # repeat buyers exist
+    ts = [e["ts"] for e in events if e["kind"] != "review"]
+    assert ts == sorted(ts)  # the session clock only moves forward
+
+
+def test_bad_fraction_mixes_in_malformed_events_with_known_reasons() -> None:
+    sim = Simulator(seed=9, users=50, start_ms=START, bad_fraction=0.2)
+    events = list(sim.events(2000))
+    bad = [e for e in events if e.bad_reason]
+    assert 250 < len(bad) < 550
+    for e in bad:
+        try:
+            parse_event(e.kind, e.value, now=NOW)  # type: ignore[arg-type]
+        except ContractError as err:
+            assert err.reason == e.bad_reason
+        else:
+            raise AssertionError(f"a malformed {e.kind} event was accepted: {e.value[:80]!r}")
+    assert len(sim.truth.valid_event_ids) == len(events) - len(bad)
+    assert {b["reason"] for b in sim.truth.bad} >= {"bad_json", "not_utf8", "missing_field", "too_large"}
+
+
+def test_live_mode_stamps_wall_clock() -> None:
+    sim = Simulator(seed=1, users=10, clock=lambda: 1_800_000_000.0)
+    first = json.loads(next(iter(sim.events(1))).value)
+    assert first["ts"] == 1_800_000_000_000
