@@ -240,9 +240,7 @@ class ProfileState:
         )
 
 
-def apply_signal(
-    state: ProfileState, signal: Signal, params: FoldParams, now_ms: int | None = None
-) -> bool:
+def apply_signal(state: ProfileState, signal: Signal, params: FoldParams, now_ms: int | None = None) -> bool:
     """Fold one signal into ``state`` in place; False (and no change) when it was already applied."""
     if signal.event_id in state.seen:
         return False

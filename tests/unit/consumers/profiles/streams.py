@@ -60,7 +60,9 @@ def make_signals(seed: int, users: int, n: int, start_ms: int = 1_780_000_000_00
                 action="review",
                 weight=2.5,
                 sentiment={"label": label, "probability": round(rng.uniform(0.5, 1.0), 4)},
-                aspects={a: rng.choice(("positive", "negative")) for a in rng.sample(ASPECTS, rng.randint(0, 2))},
+                aspects={
+                    a: rng.choice(("positive", "negative")) for a in rng.sample(ASPECTS, rng.randint(0, 2))
+                },
             )
         else:
             items = [f"p{rng.randrange(60):06d}" for _ in range(rng.randint(1, 3))]
@@ -77,7 +79,9 @@ def make_signals(seed: int, users: int, n: int, start_ms: int = 1_780_000_000_00
     return signals
 
 
-def disorder(signals: list[dict[str, Any]], seed: int, duplicate_fraction: float = 0.2) -> list[dict[str, Any]]:
+def disorder(
+    signals: list[dict[str, Any]], seed: int, duplicate_fraction: float = 0.2
+) -> list[dict[str, Any]]:
     """The same signals shuffled, with some repeated soon after (as an at-least-once producer would)."""
     rng = random.Random(seed)
     out = list(signals)
@@ -175,7 +179,8 @@ def _reference_one(
             "last_order_ts": max((o["ts"] for o in orders), default=None),
         },
         "recent_products": [
-            {"product_id": pid, "action": action, "ts": ts, "event_id": eid} for pid, (ts, eid, action) in recent
+            {"product_id": pid, "action": action, "ts": ts, "event_id": eid}
+            for pid, (ts, eid, action) in recent
         ],
     }
 

@@ -18,7 +18,12 @@ from consumers.profiles.profile import (
     fold,
     render,
 )
-from tests.unit.consumers.profiles.streams import disorder, make_signals, profile_mismatches, reference_profiles
+from tests.unit.consumers.profiles.streams import (
+    disorder,
+    make_signals,
+    profile_mismatches,
+    reference_profiles,
+)
 
 PARAMS = FoldParams(half_life_days=7.0, top_k=3, recent_products=5, dedup_window=64)
 
@@ -55,7 +60,11 @@ def test_arrival_order_does_not_change_the_state_beyond_rounding() -> None:
     b = render(_fold_all(reversed_order)["u000000"], PARAMS)
     for tag, score in a["interests"].items():
         assert b["interests"][tag] == pytest.approx(score, rel=1e-12)
-    assert (a["orders"], a["recent_products"], a["version"]) == (b["orders"], b["recent_products"], b["version"])
+    assert (a["orders"], a["recent_products"], a["version"]) == (
+        b["orders"],
+        b["recent_products"],
+        b["version"],
+    )
 
 
 def test_late_event_is_decayed_from_its_own_time() -> None:
@@ -126,7 +135,9 @@ def test_order_totals_are_exact_per_currency() -> None:
         {**base, "event_id": f"o{i}", "kind": "order", "action": "order", "amount": a, "currency": "CNY"}
         for i, a in enumerate(amounts)
     ]
-    raw.append({**base, "event_id": "usd", "kind": "order", "action": "order", "amount": "5", "currency": "USD"})
+    raw.append(
+        {**base, "event_id": "usd", "kind": "order", "action": "order", "amount": "5", "currency": "USD"}
+    )
     orders = render(_fold_all(raw)["u000000"], PARAMS)["orders"]
     assert orders["count"] == 5
     assert orders["totals"] == {"CNY": "3000.35", "USD": "5"}
