@@ -1,0 +1,54 @@
+# syntax=docker/dockerfile:1.7
+# shoppulse runtime image: both stages (`shoppulse run enrich|profiles`), no torch.
+#
+#   docker build -t shoppulse:0.1.0 .                      # CPU (onnxruntime)
+#   docker build -t shoppulse:0.1.0-gpu --build-arg ORT=gpu .  # onnxruntime-gpu + CUDA/cuDNN wheels
+#
+# The default model bundle ships inside the package (models/bundles/default, package data).
+# Override it at run time with SHOPPULSE_ENRICH__BUNDLE_DIR pointing at a mounted volume
+# (the Helm chart does this for a PVC or an init container that copies a bundle image).
+
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# ---- build: wheel of this package, installed with the serving extras into a venv ----
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY consumers ./consumers
+COPY models ./models
+COPY export ./export
+# Serving extras only: never `train` or `export` (they pull torch).
+ARG EXTRAS=rocksdb
+ARG ORT=cpu
+# The same wheel build the tests run (tests/helm/test_dockerfile.py), then an install of it.
+RUN python -m venv /opt/shoppulse \
+ && /opt/shoppulse/bin/pip install --upgrade pip \
+ && /opt/shoppulse/bin/pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/shoppulse/bin/pip install "$(ls /wheels/shoppulse-*.whl)[${EXTRAS}]"
+# onnxruntime and onnxruntime-gpu install the same module: swap, never keep both.
+RUN if [ "${ORT}" = "gpu" ]; then \
+      /opt/shoppulse/bin/pip uninstall -y onnxruntime \
+   && /opt/shoppulse/bin/pip install "onnxruntime-gpu[cuda,cudnn]>=1.20"; \
+    fi
+# Fail the build, not the pod: no torch, the default bundle is there, the CLI starts.
+RUN /opt/shoppulse/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
+ && /opt/shoppulse/bin/python -c "from consumers.settings import DEFAULT_BUNDLE as b; assert (b / 'manifest.json').is_file(), b" \
+ && /opt/shoppulse/bin/shoppulse --help > /dev/null
+
+# ---- runtime: the venv only, as a non-root user ----
+FROM ${PYTHON_IMAGE} AS runtime
+RUN groupadd --system --gid 10001 shoppulse \
+ && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin shoppulse
+COPY --from=build /opt/shoppulse /opt/shoppulse
+# HOME and the working directory are /tmp: the only writable place under readOnlyRootFilesystem.
+ENV PATH=/opt/shoppulse/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    HOME=/tmp \
+    SHOPPULSE_HTTP__HOST=0.0.0.0
+WORKDIR /tmp
+USER 10001:10001
+EXPOSE 9464 6066
+ENTRYPOINT ["shoppulse"]
+CMD ["run", "enrich"]

@@ -1,0 +1,483 @@
+"""Generates helm/shoppulse/dashboards/shoppulse.json, the Grafana dashboard the chart ships.
+
+Why a generator: forty-odd panels of hand-kept JSON drift (grid positions, datasource refs,
+label matchers). Here every query is written once, with the `$namespace`/`$stage` matchers
+added in one place, and each panel carries the sentence the README uses to describe it.
+`tests/observability/test_dashboard.py` fails when the committed JSON is not this output.
+
+    python helm/dashboard_gen.py            # rewrite the JSON
+    python helm/dashboard_gen.py --markdown # print the panel list for the README
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OUTPUT = Path(__file__).resolve().parent / "shoppulse" / "dashboards" / "shoppulse.json"
+
+SEL = 'namespace=~"$namespace", stage=~"$stage"'
+RATE = "[$__rate_interval]"
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+@dataclass
+class Target:
+    expr: str
+    legend: str = ""
+    instant: bool = False
+
+
+@dataclass
+class Panel:
+    title: str
+    description: str
+    targets: list[Target]
+    kind: str = "timeseries"
+    unit: str = "short"
+    width: int = 8
+    height: int = 8
+    stack_percent: bool = False
+    thresholds: list[tuple[float, str]] = field(default_factory=list)
+
+
+@dataclass
+class Row:
+    title: str
+    panels: list[Panel]
+
+
+def _rate(metric: str, extra: str = "") -> str:
+    matchers = SEL + (f", {extra}" if extra else "")
+    return f"rate({metric}{{{matchers}}}{RATE})"
+
+
+def _quantiles(metric: str, by: str, legend: str) -> list[Target]:
+    return [
+        Target(
+            f"histogram_quantile({q}, sum by ({by}, le) ({_rate(metric + '_bucket')}))",
+            f"p{int(q * 100)} {legend}",
+        )
+        for q in (0.5, 0.95, 0.99)
+    ]
+
+
+def _share(metric: str, label: str, window: str = RATE) -> str:
+    num = f"sum by ({label}) (rate({metric}{{{SEL}}}{window}))"
+    den = f"sum (rate({metric}{{{SEL}}}{window}))"
+    return f"{num} / ignoring ({label}) group_left {den}"
+
+
+_CACHE_HITS = _rate("shoppulse_cache_requests_total", 'result="hit"')
+
+ROWS: list[Row] = [
+    Row(
+        "Throughput",
+        [
+            Panel(
+                "Events consumed per second",
+                "Input events read from Kafka per second, by stage and topic.",
+                [Target(f"sum by (stage, topic) ({_rate('shoppulse_events_consumed_total')})",
+                        "{{stage}} {{topic}}")],
+                unit="ops",
+            ),
+            Panel(
+                "Records produced per second",
+                "Output records acknowledged by the broker per second, by stage and output topic.",
+                [Target(f"sum by (stage, topic) ({_rate('shoppulse_events_produced_total')})",
+                        "{{stage}} {{topic}}")],
+                unit="ops",
+            ),
+            Panel(
+                "Offset commits per second",
+                "Offset commits (or committed transactions) per second: how often progress is saved.",
+                [Target(f"sum by (stage) ({_rate('shoppulse_commits_total')})", "{{stage}}")],
+                unit="ops",
+            ),
+        ],
+    ),
+    Row(
+        "Lag and back-pressure",
+        [
+            Panel(
+                "Consumer lag by topic",
+                "Messages behind the high watermark, summed over partitions, by stage and topic. "
+                "A line that keeps rising means the stage is falling behind.",
+                [Target(f"sum by (stage, topic) (shoppulse_consumer_lag{{{SEL}}})", "{{stage}} {{topic}}")],
+            ),
+            Panel(
+                "Most lagging partitions",
+                "The ten partitions with the largest lag: one hot partition points at key skew, "
+                "not at too few replicas.",
+                [Target(f"topk(10, max by (stage, topic, partition) (shoppulse_consumer_lag{{{SEL}}}))",
+                        "{{stage}} {{topic}}/{{partition}}")],
+            ),
+            Panel(
+                "In-flight events and paused partitions",
+                "Events consumed but not yet committed, and partitions paused because that "
+                "buffer is full (back-pressure).",
+                [
+                    Target(f"sum by (stage) (shoppulse_in_flight_events{{{SEL}}})", "in flight {{stage}}"),
+                    Target(f"sum by (stage) (shoppulse_paused_partitions{{{SEL}}})", "paused {{stage}}"),
+                ],
+            ),
+            Panel(
+                "Assigned partitions per process",
+                "Partitions each process holds. Processes with zero are idle: keep partitions "
+                ">= replicas.",
+                [Target(f"sum by (stage, instance) (shoppulse_assigned_partitions{{{SEL}}})",
+                        "{{stage}} {{instance}}")],
+                width=24,
+                height=6,
+            ),
+        ],
+    ),
+    Row(
+        "Latency",
+        [
+            Panel(
+                "End-to-end latency (event time to acknowledged output)",
+                "p50, p95 and p99 from the event's own timestamp to its outputs being acknowledged, "
+                "by stage; includes time spent waiting in lag.",
+                _quantiles("shoppulse_end_to_end_seconds", "stage", "{{stage}}"),
+                unit="s",
+                width=12,
+                thresholds=[(2.0, "red")],
+            ),
+            Panel(
+                "Inference time per batch",
+                "p50, p95 and p99 of model forward time per micro-batch (tokenization included), "
+                "by model head.",
+                _quantiles("shoppulse_inference_seconds", "head", "{{head}}"),
+                unit="s",
+                width=12,
+            ),
+        ],
+    ),
+    Row(
+        "Batch efficiency",
+        [
+            Panel(
+                "Mean batch size",
+                "Average events per micro-batch. Small batches under load mean max_wait_ms is too "
+                "short for the arrival rate.",
+                [Target(
+                    f"sum by (stage) ({_rate('shoppulse_batch_size_sum')}) / "
+                    f"sum by (stage) ({_rate('shoppulse_batch_size_count')})",
+                    "{{stage}}",
+                )],
+            ),
+            Panel(
+                "Batch fill ratio",
+                "Mean micro-batch size divided by max_batch: near 1 the stage runs full batches "
+                "(saturated); near 0 it mostly waits for events.",
+                [Target(
+                    f"sum by (stage) ({_rate('shoppulse_batch_fill_ratio_sum')}) / "
+                    f"sum by (stage) ({_rate('shoppulse_batch_fill_ratio_count')})",
+                    "{{stage}}",
+                )],
+                unit="percentunit",
+            ),
+            Panel(
+                "Cache hit ratio",
+                "Share of title-tag cache lookups answered from the cache, by cache.",
+                [Target(
+                    f"sum by (stage, cache) ({_CACHE_HITS}) / "
+                    f"sum by (stage, cache) ({_rate('shoppulse_cache_requests_total')})",
+                    "{{stage}} {{cache}}",
+                )],
+                unit="percentunit",
+            ),
+        ],
+    ),
+    Row(
+        "Errors and dead letters",
+        [
+            Panel(
+                "Dead-lettered events per second by reason",
+                "Input events sent to dead-letter per second, by stage and reason code.",
+                [Target(f"sum by (stage, reason) ({_rate('shoppulse_events_dead_lettered_total')})",
+                        "{{stage}} {{reason}}")],
+                unit="ops",
+            ),
+            Panel(
+                "Dead-letter ratio",
+                "Dead-lettered events as a share of events consumed, by stage; the alert fires "
+                "above 5%.",
+                [Target(
+                    f"sum by (stage) ({_rate('shoppulse_events_dead_lettered_total')}) / "
+                    f"sum by (stage) ({_rate('shoppulse_events_consumed_total')})",
+                    "{{stage}}",
+                )],
+                unit="percentunit",
+                thresholds=[(0.05, "red")],
+            ),
+            Panel(
+                "Produce errors and aborted transactions",
+                "Output records the broker did not acknowledge, by topic, and aborted transactions "
+                "(exactly-once mode); either means inputs are being retried.",
+                [
+                    Target(f"sum by (stage, topic) ({_rate('shoppulse_produce_errors_total')})",
+                           "errors {{stage}} {{topic}}"),
+                    Target(f"sum by (stage) ({_rate('shoppulse_transaction_aborts_total')})",
+                           "aborts {{stage}}"),
+                ],
+                unit="ops",
+            ),
+            Panel(
+                "Broker reachable",
+                "Lowest value over processes of the broker-reachable flag, by stage: 1 = every "
+                "process's last metadata request succeeded, 0 = at least one cannot reach Kafka.",
+                [Target(f"min by (stage) (shoppulse_broker_reachable{{{SEL}}})", "{{stage}}",
+                        instant=True)],
+                kind="stat",
+                width=24,
+                height=4,
+                thresholds=[(1.0, "green")],
+            ),
+        ],
+    ),
+    Row(
+        "Model and drift",
+        [
+            Panel(
+                "Model in use",
+                "The model bundle each stage runs: name, version and precision (from "
+                "shoppulse_model_info), with the number of processes running it.",
+                [Target(f"count by (stage, name, version, precision) (shoppulse_model_info{{{SEL}}})",
+                        instant=True)],
+                kind="table",
+            ),
+            Panel(
+                "Processes with the model loaded",
+                "Processes whose bundle is loaded and verified, next to all processes reporting; "
+                "a gap means unready pods.",
+                [
+                    Target(f"sum by (stage) (shoppulse_model_loaded{{{SEL}}})", "loaded {{stage}}",
+                           instant=True),
+                    Target(f"count by (stage) (shoppulse_model_loaded{{{SEL}}})", "reporting {{stage}}",
+                           instant=True),
+                ],
+                kind="stat",
+            ),
+            Panel(
+                "Build versions",
+                "shoppulse and Python versions of the running processes (a mixed set means a "
+                "rollout in progress).",
+                [Target('count by (version, python) (shoppulse_build_info{namespace=~"$namespace"})',
+                        instant=True)],
+                kind="table",
+            ),
+            Panel(
+                "Sentiment label share",
+                "Share of each sentiment label among emitted labels. A sudden shift with no "
+                "product change is model or input drift.",
+                [Target(_share("shoppulse_sentiment_labels_total", "label"), "{{label}}")],
+                unit="percentunit",
+                width=12,
+                stack_percent=True,
+            ),
+            Panel(
+                "Interest tag share",
+                "Share of each top interest tag among emitted tags (drift of what users talk about, "
+                "or of the tagger).",
+                [Target(_share("shoppulse_interest_tags_total", "tag"), "{{tag}}")],
+                unit="percentunit",
+                width=12,
+                stack_percent=True,
+            ),
+            Panel(
+                "Sentiment share: last hour vs last day",
+                "Each label's share over the last hour against its share over the last 24 hours; "
+                "lines that part show drift.",
+                [
+                    Target(_share("shoppulse_sentiment_labels_total", "label", "[1h]"), "{{label}} 1h"),
+                    Target(_share("shoppulse_sentiment_labels_total", "label", "[1d]"), "{{label}} 24h"),
+                ],
+                unit="percentunit",
+                width=24,
+            ),
+        ],
+    ),
+    Row(
+        "Profiles",
+        [
+            Panel(
+                "Profile updates and publishes per second",
+                "Profile changes applied, and profiles published to user-profiles, per second.",
+                [
+                    Target(f"sum by (stage) ({_rate('shoppulse_profiles_updated_total')})", "updated"),
+                    Target(f"sum by (stage) ({_rate('shoppulse_profiles_published_total')})", "published"),
+                ],
+                unit="ops",
+                width=12,
+            ),
+            Panel(
+                "Duplicate signals ignored per second",
+                "Signals whose event_id was already applied (redeliveries after a restart or "
+                "rebalance): idempotence at work, not an error.",
+                [Target(f"sum by (stage) ({_rate('shoppulse_signals_duplicate_total')})", "{{stage}}")],
+                unit="ops",
+                width=12,
+            ),
+        ],
+    ),
+]
+
+
+def _thresholds(steps: list[tuple[float, str]], kind: str) -> dict[str, Any]:
+    base = "red" if kind == "stat" and steps else "green"
+    return {
+        "mode": "absolute",
+        "steps": [{"color": base, "value": None}] + [{"color": c, "value": v} for v, c in steps],
+    }
+
+
+def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
+    targets = []
+    for i, target in enumerate(panel.targets):
+        t: dict[str, Any] = {
+            "datasource": DATASOURCE,
+            "expr": target.expr,
+            "legendFormat": target.legend or "__auto",
+            "refId": chr(ord("A") + i),
+        }
+        if target.instant:
+            t.update({"instant": True, "range": False})
+        if panel.kind == "table":
+            t["format"] = "table"
+        targets.append(t)
+    defaults: dict[str, Any] = {
+        "unit": panel.unit,
+        "thresholds": _thresholds(panel.thresholds, panel.kind),
+    }
+    if panel.kind == "timeseries":
+        defaults["custom"] = {
+            "drawStyle": "line",
+            "lineWidth": 1,
+            "fillOpacity": 10,
+            "showPoints": "never",
+            "stacking": {"mode": "percent" if panel.stack_percent else "none", "group": "A"},
+            "thresholdsStyle": {"mode": "line" if panel.thresholds else "off"},
+        }
+    body: dict[str, Any] = {
+        "id": panel_id,
+        "type": panel.kind,
+        "title": panel.title,
+        "description": panel.description,
+        "datasource": DATASOURCE,
+        "gridPos": {"h": panel.height, "w": panel.width, "x": x, "y": y},
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "targets": targets,
+    }
+    if panel.kind == "timeseries":
+        body["options"] = {
+            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+            "tooltip": {"mode": "multi", "sort": "desc"},
+        }
+    elif panel.kind == "stat":
+        body["options"] = {"reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+                           "colorMode": "background", "textMode": "value_and_name"}
+    elif panel.kind == "table":
+        body["options"] = {"showHeader": True}
+        body["transformations"] = [{"id": "organize", "options": {"excludeByName": {"Time": True}}}]
+    return body
+
+
+def _variable(name: str, label: str, query: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "label": label,
+        "type": "query",
+        "datasource": DATASOURCE,
+        "query": {"query": query, "refId": f"{name}-var"},
+        "definition": query,
+        "refresh": 2,
+        "includeAll": True,
+        "multi": True,
+        "allValue": ".*",
+        "current": {"selected": True, "text": ["All"], "value": ["$__all"]},
+        "sort": 1,
+    }
+
+
+def build() -> dict[str, Any]:
+    panels: list[dict[str, Any]] = []
+    panel_id, y = 1, 0
+    for row in ROWS:
+        panels.append({"id": panel_id, "type": "row", "title": row.title, "collapsed": False,
+                       "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
+        panel_id, y, x, row_height = panel_id + 1, y + 1, 0, 0
+        for panel in row.panels:
+            if x + panel.width > 24:
+                x, y, row_height = 0, y + row_height, 0
+            panels.append(_panel_json(panel, panel_id, x, y))
+            panel_id += 1
+            x += panel.width
+            row_height = max(row_height, panel.height)
+        y += row_height
+    return {
+        "uid": "shoppulse-overview",
+        "title": "shoppulse",
+        "description": "Throughput, lag, latency, batching, errors, model drift and profiles of both stages.",
+        "tags": ["shoppulse", "kafka", "streaming"],
+        "timezone": "browser",
+        "editable": True,
+        "graphTooltip": 1,
+        "refresh": "30s",
+        "schemaVersion": 39,
+        "version": 1,
+        "time": {"from": "now-3h", "to": "now"},
+        "annotations": {"list": []},
+        "links": [],
+        "templating": {
+            "list": [
+                {
+                    "name": "datasource",
+                    "label": "Data source",
+                    "type": "datasource",
+                    "query": "prometheus",
+                    "current": {},
+                    "hide": 0,
+                },
+                _variable("namespace", "Namespace", "label_values(shoppulse_build_info, namespace)"),
+                _variable(
+                    "stage",
+                    "Stage",
+                    'label_values(shoppulse_events_consumed_total{namespace=~"$namespace"}, stage)',
+                ),
+            ]
+        },
+        "panels": panels,
+    }
+
+
+def render() -> str:
+    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+
+
+def markdown() -> str:
+    lines = []
+    for row in ROWS:
+        lines.append(f"**{row.title}**\n")
+        lines.extend(f"- *{p.title}*: {p.description}" for p in row.panels)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--markdown", action="store_true", help="print the README panel list instead")
+    args = parser.parse_args()
+    if args.markdown:
+        print(markdown())
+    else:
+        OUTPUT.write_text(render(), encoding="utf-8")
+        print(f"wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()

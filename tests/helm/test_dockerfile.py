@@ -1,0 +1,208 @@
+"""The Dockerfile agrees with the package: no Docker engine here, so check what can be checked.
+
+The image's install step is ``pip wheel --no-deps`` of the build context, then an install of
+that wheel with the serving extras. The wheel test below builds the same wheel from the same
+files (the COPY lines, filtered by .dockerignore) and opens it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from pathlib import Path
+
+import pytest
+import yaml
+
+from consumers.cli import build_parser
+from consumers.settings import HttpSettings, env_var_names
+from tests.helm.chart import CHART, ROOT
+
+DOCKERFILE = ROOT / "Dockerfile"
+DOCKERIGNORE = ROOT / ".dockerignore"
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+TORCH_EXTRAS = {"train", "export"}
+
+
+def instructions() -> list[tuple[str, str]]:
+    """(INSTRUCTION, arguments) with line continuations joined and comments dropped."""
+    logical, current = [], ""
+    for line in DOCKERFILE.read_text(encoding="utf-8").splitlines():
+        stripped = line.strip()
+        if not current and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue
+        current += " " + stripped.removesuffix("\\")
+        if not stripped.endswith("\\"):
+            logical.append(current.strip())
+            current = ""
+    return [(text.split(None, 1)[0].upper(), text.split(None, 1)[1]) for text in logical]
+
+
+def stages() -> list[list[tuple[str, str]]]:
+    out: list[list[tuple[str, str]]] = []
+    for instruction in instructions():
+        if instruction[0] == "FROM":
+            out.append([])
+        if out:
+            out[-1].append(instruction)
+    return out
+
+
+def arg_default(name: str) -> str:
+    for instruction, args in instructions():
+        if instruction == "ARG" and args.startswith(f"{name}="):
+            return args.split("=", 1)[1]
+    raise AssertionError(f"ARG {name} has no default")
+
+
+def copy_sources() -> list[str]:
+    sources: list[str] = []
+    for instruction, args in instructions():
+        if instruction == "COPY" and not args.startswith("--from"):
+            sources += shlex.split(args)[:-1]
+    return sources
+
+
+def ignore_rules() -> list[str]:
+    lines = DOCKERIGNORE.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Docker ignore syntax: `**/` is any number of directories, `*` and `?` stay within one."""
+    out, i = "", 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out)
+
+
+def ignored(path: str) -> bool:
+    """The last matching rule wins and `!` re-includes; a rule matching a directory covers its files."""
+    parts = Path(path).parts
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    verdict = False
+    for rule in ignore_rules():
+        regex = _pattern_regex(rule.lstrip("!").rstrip("/"))
+        if any(regex.fullmatch(prefix) for prefix in prefixes):
+            verdict = not rule.startswith("!")
+    return verdict
+
+
+def test_dockerignore_is_an_allow_list_that_lets_every_copy_source_in() -> None:
+    assert ignore_rules()[0] == "*"
+    for source in copy_sources():
+        assert (ROOT / source).exists() or source == "README.md", f"COPY {source}: no such path"
+        assert not ignored(source), f"COPY {source} is excluded by .dockerignore"
+    assert ignored("tests/unit/consumers/test_health.py")
+    assert ignored(".venv/bin/python")
+    assert ignored("consumers/__pycache__/cli.cpython-311.pyc")
+
+
+def test_every_package_is_copied() -> None:
+    packages = set(PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"])
+    copied = {source.rstrip("/") + "*" for source in copy_sources()}
+    assert packages <= copied, f"packages not in the image: {packages - copied}"
+    assert {"pyproject.toml", "README.md"} <= set(copy_sources())
+
+
+def test_image_installs_serving_extras_only() -> None:
+    extras = set(arg_default("EXTRAS").split(","))
+    optional = PYPROJECT["project"]["optional-dependencies"]
+    assert extras <= set(optional), f"unknown extras {extras - set(optional)}"
+    assert not extras & TORCH_EXTRAS
+    installed = PYPROJECT["project"]["dependencies"] + [d for e in extras for d in optional[e]]
+    assert not [d for d in installed if re.match(r"(torch|transformers)\b", d)]
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "pip wheel --no-deps --wheel-dir /wheels ." in text
+    assert '[${EXTRAS}]' in text
+
+
+def test_entrypoint_is_the_console_script_and_commands_parse() -> None:
+    runtime = stages()[-1]
+    entrypoint = next(args for i, args in runtime if i == "ENTRYPOINT")
+    cmd = next(args for i, args in runtime if i == "CMD")
+    assert yaml.safe_load(entrypoint) == ["shoppulse"]
+    assert PYPROJECT["project"]["scripts"]["shoppulse"] == "consumers.cli:main"
+    parser = build_parser()
+    # The image's default command and every command the chart runs must exist in the CLI.
+    commands = [yaml.safe_load(cmd)]
+    for template in (CHART / "templates").glob("*.yaml"):
+        commands += [yaml.safe_load(m) for m in re.findall(r"args: (\[.*\])", template.read_text())]
+    assert ["run", "enrich"] in commands and ["run", "profiles"] in commands
+    for argv in commands:
+        parser.parse_args(argv)
+
+
+def test_runtime_stage_is_non_root_with_the_chart_uid() -> None:
+    runtime = stages()[-1]
+    user = next(args for i, args in runtime if i == "USER")
+    uid = user.split(":")[0]
+    assert uid.isdigit() and int(uid) != 0, "numeric non-root USER, so runAsNonRoot can verify it"
+    values = yaml.safe_load((CHART / "values.yaml").read_text(encoding="utf-8"))
+    assert values["podSecurityContext"]["runAsUser"] == int(uid)
+    assert not [args for i, args in runtime if i == "RUN" and "pip install" in args], "no installs at runtime"
+
+
+def test_image_env_and_ports_match_the_settings() -> None:
+    runtime = stages()[-1]
+    env_text = " ".join(args for i, args in runtime if i == "ENV")
+    names = set(re.findall(r"(SHOPPULSE_\w+)=", env_text))
+    assert names <= env_var_names()
+    assert "SHOPPULSE_HTTP__HOST=0.0.0.0" in env_text
+    exposed = {int(p) for i, args in runtime if i == "EXPOSE" for p in args.split()}
+    defaults = HttpSettings()
+    assert exposed == {defaults.enrich_port, defaults.profiles_port}
+
+
+def test_wheel_built_like_the_image_holds_what_serving_needs(tmp_path: Path) -> None:
+    context = tmp_path / "context"
+    for source in copy_sources():
+        src = ROOT / source
+        if not src.exists():
+            pytest.fail(f"COPY {source}: missing from the repository, so the image build would fail")
+        if src.is_dir():
+            shutil.copytree(src, context / source, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            (context / source).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, context / source)
+    wheels = tmp_path / "wheels"
+    # As in the Dockerfile, except --no-build-isolation: the venv's setuptools, offline.
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(wheels), str(context)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (wheel,) = wheels.glob("shoppulse-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for module in ("consumers/cli.py", "consumers/settings.py", "consumers/health.py", "models/__init__.py",
+                   "models/data/taxonomy.json", "export/__init__.py"):
+        assert module in names, module
+    assert not [n for n in names if n.startswith("tests/")]
+    entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
+    assert "shoppulse = consumers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    bundle = ROOT / "models" / "bundles" / "default"
+    if not (bundle / "manifest.json").is_file():
+        if os.environ.get("CI"):
+            pytest.fail("models/bundles/default is missing: the image bakes in the default bundle")
+        pytest.skip("the default bundle is not in the tree yet; the image build checks it too")
+    for file in bundle.rglob("*"):
+        if file.is_file():
+            assert file.relative_to(ROOT).as_posix() in names, f"{file} is not package data"

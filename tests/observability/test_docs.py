@@ -1,0 +1,26 @@
+"""The README section describes what ships: every metric, panel, rule and alert by name."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.observability.promql import ROOT, RULES, dashboard_panels, defined_series, load_dashboard
+
+SECTION = ROOT / "helm" / "README_SECTION.md"
+
+
+def test_readme_section_names_every_metric_panel_and_rule() -> None:
+    text = SECTION.read_text(encoding="utf-8")
+    bases = {name.removesuffix(s) for name in defined_series() for s in ("_bucket", "_sum", "_count")
+             if name.endswith(s)}
+    names = {n for n in defined_series() if not n.endswith("_created")} - {
+        b + s for b in bases for s in ("_bucket", "_sum", "_count")
+    }
+    for name in names | bases:
+        assert f"`{name}`" in text, f"metric {name} is not documented"
+    for panel in dashboard_panels(load_dashboard()):
+        assert f"*{panel['title']}*" in text, f"panel {panel['title']!r} is not documented"
+    for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]:
+        for rule in group["rules"]:
+            name = rule.get("record") or rule["alert"]
+            assert f"`{name}`" in text, f"rule {name} is not documented"
