@@ -1,0 +1,88 @@
+"""``shoppulse export``: flags reach build_bundle, the report is printed, failures set the exit code."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from export.cli import register
+from tests.unit.export.tiny import save_classifier, toy_reviews
+
+
+def run_cli(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="shoppulse")
+    register(parser.add_subparsers(dest="command", required=True))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_classifier(tmp_path_factory.mktemp("cli") / "model", "bert")
+
+
+def write_reviews(path: Path, count: int) -> list[str]:
+    texts, labels = toy_reviews(count, seed=2)
+    with open(path, "w", encoding="utf-8-sig", newline="") as handle:  # BOM, like the real file
+        writer = csv.writer(handle)
+        writer.writerow(["cat", "label", "review"])
+        writer.writerows(("手机", label, text) for text, label in zip(texts, labels, strict=True))
+    return texts
+
+
+def test_export_with_user_data(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = tmp_path / "reviews.csv"
+    write_reviews(data, 30)
+    out = tmp_path / "bundle"
+    code = run_cli(
+        [
+            "export", "--model", str(model_dir), "--out", str(out), "--task", "interest",
+            "--labels", "书籍,手机", "--data", str(data), "--parity-samples", "20", "--max-length", "40",
+            "--int8-min-agreement", "0", "--name", "mine", "--version", "7",
+        ]
+    )  # fmt: skip
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "parity on 20 texts" in printed and "PASSED" in printed
+    assert "bundle mine 7 written" in printed
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["task"] == "interest" and manifest["heads"] == {"interest": ["书籍", "手机"]}
+    assert manifest["max_length"] == 40
+    assert manifest["parity"]["texts"] == f"{data}:review"
+    assert manifest["parity"]["thresholds"]["int8_min_argmax_agreement"] == 0
+
+
+def test_failed_gate_exits_1_and_writes_nothing(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "bundle"
+    code = run_cli(
+        [
+            "export",
+            "--model",
+            str(model_dir),
+            "--out",
+            str(out),
+            "--parity-samples",
+            "8",
+            "--int8-max-prob-diff",
+            "0",
+        ]
+    )
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "FAILED" in captured.out and "no bundle written" in captured.err
+    assert not out.exists()
+
+
+def test_bad_request_exits_2(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = run_cli(["export", "--model", str(model_dir), "--out", str(tmp_path / "b"), "--task", "multi"])
+    assert code == 2
+    assert "one head" in capsys.readouterr().err
+    code = run_cli(["export", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "b")])
+    assert code == 2
+    assert "no config.json" in capsys.readouterr().err
