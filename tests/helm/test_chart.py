@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import typing
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ REQUIRED_ENV = {
     "SHOPPULSE_PROFILES__DATA_DIR",
 }
 SECRET_PLACEHOLDER = "from-secret"
+FIELD_PLACEHOLDERS = {"status.podIP": "10.1.2.3"}
 
 scenario_ids = list(SCENARIOS)
 
@@ -73,6 +75,8 @@ def pod_environ(manifests: list[Manifest], pod_spec: dict[str, Any], main: dict[
     for var in main.get("env", []):
         if "value" in var:
             environ[var["name"]] = var["value"]
+        elif "fieldRef" in var["valueFrom"]:
+            environ[var["name"]] = FIELD_PLACEHOLDERS[var["valueFrom"]["fieldRef"]["fieldPath"]]
         else:
             assert "secretKeyRef" in var["valueFrom"], var
             environ[var["name"]] = SECRET_PLACEHOLDER
@@ -361,6 +365,20 @@ def test_values_schema_settings_mirror_the_settings_object() -> None:
         if isinstance(annotation, type) and hasattr(annotation, "model_fields"):
             assert groups[name]["additionalProperties"] is False, name
             assert set(groups[name]["properties"]) == set(annotation.model_fields), name
+            for field_name, sub in annotation.model_fields.items():
+                schema_field = groups[name]["properties"][field_name]
+                assert schema_field["type"] == _json_type(sub.annotation), f"{name}.{field_name}"
+                if typing.get_origin(sub.annotation) is typing.Literal:
+                    assert schema_field["enum"] == list(typing.get_args(sub.annotation)), field_name
+
+
+def _json_type(annotation: Any) -> str:
+    if typing.get_origin(annotation) is typing.Literal:
+        return "string"
+    if typing.get_origin(annotation) is dict:
+        return "object"
+    types = {bool: "boolean", int: "integer", float: "number", str: "string", Path: "string"}
+    return types[annotation]
 
 
 # --- workloads and their neighbours ---------------------------------------
