@@ -197,6 +197,7 @@ def test_rendered_env_loads_into_settings_that_match_the_pods(
             ports = {"enrich": settings.http.enrich_port, "profiles": settings.http.profiles_port}
             assert port["containerPort"] == ports[main["name"]]
         if main["name"] == "profiles":
+            assert settings.profiles.advertised_host == FIELD_PLACEHOLDERS["status.podIP"]
             data_mount = next(p for p, m in volume_mounts.items() if m["name"] == "data")
             assert settings.profiles.data_dir.is_relative_to(data_mount)
         if main["name"] == "enrich" and "SHOPPULSE_ENRICH__BUNDLE_DIR" in settings_configmap(manifests):
@@ -372,7 +373,11 @@ def test_values_schema_settings_mirror_the_settings_object() -> None:
                     assert schema_field["enum"] == list(typing.get_args(sub.annotation)), field_name
 
 
-def _json_type(annotation: Any) -> str:
+def _json_type(annotation: Any) -> str | list[str]:
+    args = typing.get_args(annotation)
+    if type(None) in args:  # Optional[X]
+        (inner,) = [a for a in args if a is not type(None)]
+        return [_json_type(inner), "null"]  # type: ignore[list-item]
     if typing.get_origin(annotation) is typing.Literal:
         return "string"
     if typing.get_origin(annotation) is dict:
