@@ -103,6 +103,9 @@ class ProfileSettings(_Group):
     publish_interval_s: float = Field(1.0, ge=0)
     store: Literal["memory", "rocksdb"] = "memory"
     data_dir: Path = Path("./.cache/profiles")
+    advertised_host: str | None = Field(
+        None, description="host other profile workers use to reach this one (default: http.host)"
+    )
 
 
 class HttpSettings(_Group):
@@ -199,3 +202,18 @@ def env_var_names() -> set[str]:
         else:
             names.add(f"{ENV_PREFIX}{group_name}".upper())
     return names
+
+
+def to_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that reproduce ``settings`` in a child process (or a pod)."""
+    import json
+
+    env: dict[str, str] = {}
+    for group_name, group in settings.model_dump(mode="json").items():
+        if isinstance(group, dict):
+            for field_name, value in group.items():
+                key = f"{ENV_PREFIX}{group_name}__{field_name}".upper()
+                env[key] = json.dumps(value) if isinstance(value, dict | list) else str(value)
+        else:
+            env[f"{ENV_PREFIX}{group_name}".upper()] = str(group)
+    return env

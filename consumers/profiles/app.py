@@ -1,0 +1,308 @@
+"""The faust app of stage 2: ``user-signals`` → profile table (changelog-backed) → ``user-profiles``.
+
+Why faust: the profile state is partitioned by ``user_id`` exactly like its input, and faust's
+table gives us the partition-local store (memory or RocksDB), its changelog topic and the
+recovery from it on restart or rebalance, with Kafka's consumer group as the distributor.
+
+Semantics, and why they hold:
+
+- The table key is the raw ``user-signals`` key (``user_id`` as UTF-8 bytes), so each table
+  write goes to the changelog partition of the signal it came from (co-partitioning), and
+  faust's HTTP router finds the owner by hashing the same bytes.
+- faust runs at-least-once: the changelog write and the input offset commit are not atomic
+  (faust flushes the producer, then commits). After a crash some signals are replayed onto a
+  state that already contains them; the last ``dedup_window`` event_ids stored *inside the
+  row* make those replays no-ops, so no signal is applied twice.
+- Each change marks the user in a ``Coalescer``; the agent publishes at once after a quiet
+  period, a timer publishes the rest once their interval has passed, reading the current row.
+- A crash can lose a pending publish. So after a rebalance completes (recovery done) the
+  worker republishes every profile of the partitions it newly owns: ``user-profiles`` is
+  compacted and a profile carries its ``version``, so a repeat is harmless to readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import faust
+from aiokafka.partitioner import murmur2
+
+from consumers import metrics
+from consumers.contracts import dumps
+from consumers.profiles.connection import faust_connection
+from consumers.profiles.profile import FoldParams, ProfileState, Signal, SignalError, apply_signal, render
+from consumers.profiles.publish import Coalescer
+from consumers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STAGE = "profiles"
+TABLE_NAME = "profiles"
+LAG_INTERVAL_S = 5.0
+
+
+def murmur2_partition(key: bytes, partitions: int) -> int:
+    """The partition the Java client, aiokafka and faust's router pick for ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+def make_faust_app(settings: Settings, partitions: int) -> faust.App:
+    """A ``faust.App`` configured from the one settings object (broker, TLS/SASL, store, web)."""
+    conn = faust_connection(settings)
+    p, http = settings.profiles, settings.http
+    store = "rocksdb://" if p.store == "rocksdb" else "memory://"
+    session_s = settings.kafka.session_timeout_ms / 1000
+    return faust.App(
+        p.app_id,
+        broker=conn.brokers,
+        broker_credentials=conn.credentials,
+        store=store,
+        datadir=str(p.data_dir),
+        autodiscover=False,
+        web_enabled=True,
+        web_bind=http.host,
+        web_host=p.advertised_host or http.host,
+        web_port=http.profiles_port,
+        web_in_thread=False,
+        topic_partitions=partitions,
+        topic_replication_factor=settings.kafka.replication_factor,
+        processing_guarantee="at_least_once",
+        consumer_auto_offset_reset="earliest",
+        broker_session_timeout=session_s,
+        broker_heartbeat_interval=max(session_s / 4, 0.5),
+        broker_max_poll_interval=settings.kafka.max_poll_interval_ms / 1000,
+        table_standby_replicas=1,
+        key_serializer="raw",
+        value_serializer="raw",
+    )
+
+
+class ProfilesStage:
+    """Owns the faust app, its table, the agent, the timers and the publishing."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        partitions: int,
+        profiles_partitions: int | None = None,
+        app: faust.App | None = None,
+    ) -> None:
+        self.settings = settings
+        self.partitions = partitions
+        # Profiles keep their signal's partition number when the counts agree (co-partitioned output).
+        self.same_partitioning = profiles_partitions in (None, partitions)
+        self.params = FoldParams.from_settings(settings.profiles)
+        self.app = app or make_faust_app(settings, partitions)
+        topics = settings.topics
+        self.signals_topic_name = topics.user_signals
+        self.signals_topic = self.app.topic(
+            topics.user_signals, key_type=bytes, value_type=bytes, partitions=partitions
+        )
+        self.profiles_topic = self.app.topic(topics.user_profiles, key_type=bytes, value_type=bytes)
+        self.dead_letter_topic = self.app.topic(topics.dead_letter, key_type=bytes, value_type=bytes)
+        self.table = self.app.Table(
+            TABLE_NAME,
+            default=None,
+            partitions=partitions,
+            key_type=bytes,  # faust picks the raw codec for bytes keys (json for the values)
+            help="per-user profile rows (see consumers.profiles.profile.ProfileState)",
+        )
+        self.coalescer = Coalescer(settings.profiles.publish_interval_s)
+        self.last_offsets: dict[int, int] = {}
+        self.partitioner_mismatches = 0
+        self._republished: set[int] = set()
+        self._recovered = asyncio.Event()
+        self._wire()
+
+    # --- wiring ---------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        app = self.app
+
+        async def fold_signals(stream: Any) -> None:
+            async for event in stream.events():
+                await self.handle(event)
+
+        app.agent(self.signals_topic, name=f"{self.settings.profiles.app_id}.fold")(fold_signals)
+        interval = self.settings.profiles.publish_interval_s
+        tick = min(max(interval / 2, 0.1), 1.0)  # a publish is late by at most one tick
+        app.timer(tick, name="publish-due")(self.publish_due)
+        app.timer(LAG_INTERVAL_S, name="lag")(self.update_gauges)
+
+        async def on_revoked(sender: Any, revoked: Iterable[Any], **_: Any) -> None:
+            gone = {tp.partition for tp in revoked if tp.topic == self.signals_topic_name}
+            self._republished -= gone
+            dropped = self.coalescer.drop_partitions(gone)
+            self._recovered.clear()
+            log.info("partitions revoked %s (%d pending publishes left to the new owner)", gone, dropped)
+
+        async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+            await self.republish_new_partitions()
+            self._recovered.set()
+
+        # Strong references: mode's signals keep the callables alive only if connected weak=False.
+        self._handlers = (on_revoked, on_rebalance_complete)
+        app.on_partitions_revoked.connect(on_revoked)
+        app.on_rebalance_complete.connect(on_rebalance_complete)
+
+        from consumers.profiles.web import register_pages
+
+        register_pages(self)
+
+    # --- the fold -------------------------------------------------------------------------------
+    async def handle(self, event: Any) -> None:
+        """Apply one ``user-signals`` record to its user's row and maybe publish."""
+        message = event.message
+        topic, partition, offset = message.topic, message.partition, message.offset
+        self.last_offsets[partition] = offset
+        metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
+        key: bytes | None = event.key
+        try:
+            if not key:
+                raise SignalError("missing_key", "user-signals records must be keyed by user_id")
+            signal = Signal.from_json(_json_loads(event.value))
+            if signal.user_id.encode("utf-8") != key:
+                raise SignalError("key_mismatch", f"key {key!r} differs from user_id {signal.user_id!r}")
+        except SignalError as err:
+            await self._dead_letter(event.value, key, topic, partition, offset, err)
+            return
+        if murmur2_partition(key, self.partitions) != partition:
+            self.partitioner_mismatches += 1
+            if self.partitioner_mismatches == 1:
+                log.warning(
+                    "user-signals key %r is on partition %d, murmur2 says %d: produce user-signals with "
+                    "the murmur2 partitioner or HTTP lookups are routed to the wrong worker",
+                    key,
+                    partition,
+                    murmur2_partition(key, self.partitions),
+                )
+        row = self.table.get(key)
+        state = ProfileState.from_row(row) if row is not None else ProfileState(user_id=signal.user_id)
+        if not apply_signal(state, signal, self.params):
+            metrics.SIGNALS_DUPLICATE.labels(STAGE).inc()
+            return
+        state.partition = partition
+        self.table[key] = state.to_row()
+        metrics.PROFILES_UPDATED.labels(STAGE).inc()
+        lag_s = time.time() - signal.ts / 1000
+        if lag_s >= 0:
+            metrics.END_TO_END_SECONDS.labels(STAGE, topic).observe(lag_s)
+        if self.coalescer.changed(key, partition):
+            await self.publish(key)
+
+    async def _dead_letter(
+        self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
+    ) -> None:
+        metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
+        log.warning("dead-lettering %s[%d]@%d: %s (%s)", topic, partition, offset, err, err.reason)
+        record = {
+            "schema_version": 1,
+            "reason": err.reason,
+            "message": str(err),
+            "field": None,
+            "source": {"topic": topic, "partition": partition, "offset": offset},
+            "key": key.decode("utf-8", errors="replace") if key else None,
+            "value_base64": base64.b64encode(raw[: 256 * 1024]).decode("ascii") if raw else None,
+            "value_bytes": len(raw) if raw else 0,
+            "value_truncated": bool(raw) and len(raw) > 256 * 1024,
+            "stage": STAGE,
+            "time": int(time.time() * 1000),
+        }
+        await self.dead_letter_topic.send(key=key, value=dumps(record))
+
+    # --- publishing -----------------------------------------------------------------------------
+    def active_partitions(self) -> set[int]:
+        return {
+            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.signals_topic_name
+        }
+
+    def profile_json(self, key: bytes, as_of: int | None = None) -> dict[str, Any] | None:
+        """The rendered profile of ``key`` from the local table, or None if unknown here."""
+        row = self.table.get(key)
+        if row is None:
+            return None
+        return render(ProfileState.from_row(row), self.params, as_of=as_of)
+
+    async def publish(self, key: bytes) -> None:
+        row = self.table.get(key)
+        if row is None:
+            return
+        state = ProfileState.from_row(row)
+        if state.partition not in self.active_partitions():
+            return  # revoked meanwhile: the new owner republishes it
+        value = dumps(render(state, self.params))
+        await self.profiles_topic.send(
+            key=key,
+            value=value,
+            partition=state.partition if self.same_partitioning else None,
+            callback=_count_published,
+        )
+
+    async def publish_due(self) -> None:
+        for key in self.coalescer.due():
+            await self.publish(key)  # type: ignore[arg-type]
+
+    async def republish_new_partitions(self) -> None:
+        """Queue every profile of the partitions this worker newly owns (a crash may have lost them)."""
+        active = self.active_partitions()
+        new = active - self._republished
+        self._republished = active
+        if not new:
+            return
+        queued = 0
+        for i, (key, row) in enumerate(self.table.items()):
+            if row and row.get("partition") in new:
+                self.coalescer.force([(key, row["partition"])])
+                queued += 1
+            if i % 1000 == 999:
+                await asyncio.sleep(0)
+        log.info("partitions %s recovered: %d profiles queued for republishing", sorted(new), queued)
+
+    # --- gauges ---------------------------------------------------------------------------------
+    async def update_gauges(self) -> None:
+        tps = [tp for tp in self.app.assignor.assigned_actives() if tp.topic == self.signals_topic_name]
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(tps))
+        consumer = self.app.consumer
+        for tp in tps:
+            highwater = consumer.highwater(tp)
+            if highwater is None:
+                continue
+            done = self.last_offsets.get(tp.partition, -1) + 1
+            metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(max(highwater - done, 0))
+        producer = getattr(self.app.producer, "_producer", None)  # the AIOKafkaProducer under faust
+        try:
+            if producer is None:
+                raise RuntimeError("producer not started")
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=5)
+            metrics.BROKER_UP.labels(STAGE).set(1)
+        except Exception as exc:  # any failure means "not reachable now"; the gauge says so
+            log.debug("broker metadata request failed: %s", exc)
+            metrics.BROKER_UP.labels(STAGE).set(0)
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        recovered = self._recovered.is_set() and not self.app.rebalancing
+        return recovered, {
+            "recovered": recovered,
+            "assigned_partitions": sorted(self.active_partitions()) if recovered else [],
+            "pending_publishes": len(self.coalescer),
+            "partitioner_mismatches": self.partitioner_mismatches,
+        }
+
+
+def _json_loads(raw: bytes | None) -> Any:
+    import json
+
+    if raw is None:
+        raise SignalError("empty_payload", "the record has no value")
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise SignalError("bad_json", f"not JSON: {exc}") from None
+
+
+def _count_published(_: Any) -> None:
+    metrics.PROFILES_PUBLISHED.labels(STAGE).inc()

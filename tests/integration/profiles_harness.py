@@ -1,0 +1,164 @@
+"""Run profiles workers as real processes against a real broker, feed them, read what they publish.
+
+Why subprocesses: ``kill -9`` must kill a worker for real (no atexit, no flush), and two
+workers must be two consumer-group members with their own stores and HTTP ports.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from confluent_kafka import Consumer, Producer
+
+from consumers.broker import free_port
+from consumers.settings import Settings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def profile_settings(settings: Settings, **profiles: Any) -> Settings:
+    """A unique app id (so a unique changelog topic and group) plus the given profile knobs."""
+    updates = {"app_id": f"profiles-{uuid.uuid4().hex[:8]}", "publish_interval_s": 0.2, **profiles}
+    settings.profiles = settings.profiles.model_validate(settings.profiles.model_dump() | updates)
+    return settings
+
+
+def produce_signals(settings: Settings, signals: list[dict[str, Any]]) -> None:
+    """Keyed by user_id with the murmur2 partitioner (what faust's router assumes)."""
+    producer = Producer(settings.librdkafka(**{"partitioner": "murmur2_random", "linger.ms": 5}))
+    for s in signals:
+        producer.produce(
+            settings.topics.user_signals,
+            key=s["user_id"].encode("utf-8"),
+            value=json.dumps(s, ensure_ascii=False).encode("utf-8"),
+        )
+    assert producer.flush(30) == 0, "signals not delivered"
+
+
+class Worker:
+    """One ``python -m consumers.profiles.cli`` process with its own store and HTTP port."""
+
+    def __init__(self, settings: Settings, tmp: Path, name: str, store: str = "memory") -> None:
+        self.settings = settings
+        self.name = name
+        self.store = store
+        self.port = free_port()
+        self.data_dir = tmp / f"store-{name}"
+        self.log_path = tmp / f"worker-{name}.log"
+        self.config = tmp / f"settings-{name}.yaml"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> Worker:
+        data = self.settings.model_dump(mode="json")
+        data["profiles"].update(store=self.store, data_dir=str(self.data_dir))
+        data["http"].update(host="127.0.0.1", profiles_port=self.port)
+        self.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
+        env = {**os.environ, "SHOPPULSE_CONFIG": str(self.config), "PYTHONUNBUFFERED": "1"}
+        env = {k: v for k, v in env.items() if not (k.startswith("SHOPPULSE_") and k != "SHOPPULSE_CONFIG")}
+        env["SHOPPULSE_CONFIG"] = str(self.config)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "consumers.profiles.cli", "--log-level", "INFO"],
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+        return self
+
+    def log_tail(self, chars: int = 4000) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
+
+    def get(self, path: str) -> tuple[int, Any]:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+                return resp.status, json.loads(resp.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read() or b"null")
+
+    def ready(self) -> bool:
+        with contextlib.suppress(OSError, ValueError):
+            return self.get("/readyz")[0] == 200
+        return False
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int | None:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(timeout=10)
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, workers: list[Worker]) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        for w in workers:
+            if w.proc is not None and w.proc.poll() is not None and w.proc.returncode not in (-9,):
+                raise AssertionError(f"worker {w.name} exited {w.proc.returncode}:\n{w.log_tail()}")
+        time.sleep(0.2)
+    tails = "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in workers)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{tails}")
+
+
+class ProfileReader:
+    """Reads ``user-profiles`` from the start; keeps the latest record per user and counts them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.consumer = Consumer(
+            settings.librdkafka(
+                **{
+                    "group.id": f"reader-{uuid.uuid4().hex[:8]}",
+                    "auto.offset.reset": "earliest",
+                    "enable.auto.commit": False,
+                }
+            )
+        )
+        self.consumer.subscribe([settings.topics.user_profiles])
+        self.latest: dict[str, dict[str, Any]] = {}
+        self.records = 0
+        self.partitions_by_user: dict[str, set[int]] = {}
+
+    def poll(self, seconds: float = 0.5) -> None:
+        for msg in self.consumer.consume(1000, seconds):
+            if msg.error() is not None:
+                continue
+            profile = json.loads(msg.value())
+            user = msg.key().decode("utf-8")
+            assert profile["user_id"] == user
+            self.records += 1
+            self.partitions_by_user.setdefault(user, set()).add(msg.partition())
+            self.latest[user] = profile
+
+    def close(self) -> None:
+        self.consumer.close()
