@@ -62,8 +62,9 @@ class HealthServer:
         server = ThreadingHTTPServer((self._host, self._requested_port), handler)
         server.daemon_threads = True
         self._server = server
+        # A short poll interval keeps stop() (and so shutdown on SIGTERM) quick.
         self._thread = threading.Thread(
-            target=server.serve_forever, name=f"health-http-{self.port}", daemon=True
+            target=server.serve_forever, args=(0.1,), name=f"health-http-{self.port}", daemon=True
         )
         self._thread.start()
         log.info("health/metrics server on %s:%d", self._host, self.port)
