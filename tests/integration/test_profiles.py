@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,64 @@ def test_published_profiles_equal_the_reference_fold(kafka_broker: EmbeddedBroke
     finally:
         reader.close()
         assert worker.stop() == 0, worker.log_tail()
+
+
+def _metric(worker: Worker, name: str) -> float:
+    import urllib.request
+
+    with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
+        text = resp.read().decode("utf-8")
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and 'stage="profiles"' in line
+    )
+
+
+@pytest.mark.parametrize(
+    ("store", "wipe"),
+    [("memory", True), ("rocksdb", True), ("rocksdb", False)],
+    ids=["memory", "rocksdb-wiped", "rocksdb-kept"],
+)
+def test_kill_9_mid_stream_recovers_the_reference_without_double_applying(
+    kafka_broker: EmbeddedBroker, tmp_path: Path, store: str, wipe: bool
+) -> None:
+    settings = profile_settings(
+        isolated_settings(kafka_broker.bootstrap),
+        half_life_days=HALF_LIFE,
+        top_k=TOP_K,
+        recent_products=RECENT,
+    )
+    clean = make_signals(seed=33, users=30, n=900)
+    stream = disorder(clean, seed=9, duplicate_fraction=0.0)  # no duplicates: any seen below are replays
+    expected = _expected(clean)
+    first = Worker(settings, tmp_path, "first", store=store).start()
+    reader = ProfileReader(settings)
+    try:
+        wait_for(first.ready, 60, "first worker ready", [first])
+        produce_signals(settings, stream[:600])
+
+        def some_published() -> bool:
+            reader.poll(0.1)
+            return len(reader.latest) >= 5
+
+        wait_for(some_published, 60, "the first profiles", [first])
+        first.kill9()
+        if wipe:
+            shutil.rmtree(first.data_dir, ignore_errors=True)
+        produce_signals(settings, stream[600:])
+        second = Worker(settings, tmp_path, "first", store=store).start()  # same name: same store path
+        try:
+            wait_for(lambda: _all_published(reader, expected), 120, "every profile after restart", [second])
+            assert _mismatches(reader, expected) == {}
+            for user in list(expected)[:5]:
+                status, body = second.get(f"/profiles/{user}?as_of={expected[user]['as_of']}")
+                assert status == 200
+                assert profile_mismatches(body, expected[user]) == []
+            replays = _metric(second, "shoppulse_signals_duplicate_total")
+            print(f"[{store}, wipe={wipe}] signals replayed and ignored after kill -9: {replays:.0f}")
+            assert replays > 0, "the kill came after the last commit: the test did not exercise replays"
+        finally:
+            assert second.stop() == 0, second.log_tail()
+    finally:
+        reader.close()

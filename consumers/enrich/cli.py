@@ -1,0 +1,95 @@
+"""``shoppulse run enrich``: build the stage from settings and flags, serve health, run."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from consumers import metrics
+from consumers.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bootstrap", help="HOST:PORT[,...] (default: settings kafka.bootstrap_servers)")
+    parser.add_argument("--bundle", type=Path, help="model bundle directory (default: the packaged default)")
+    parser.add_argument("--group", help="consumer group id (default: shoppulse-enrich)")
+    parser.add_argument("--exactly-once", action="store_true", help="transactional consume-transform-produce")
+    parser.add_argument("--max-batch", type=int)
+    parser.add_argument("--max-wait-ms", type=int)
+    parser.add_argument(
+        "--http-port", type=int, help="metrics/health port (default: settings http.enrich_port)"
+    )
+
+
+def settings_for(args: argparse.Namespace) -> Settings:
+    from consumers.cli import settings_from_args
+
+    settings = settings_from_args(args)
+    updates = {
+        "bundle_dir": args.bundle,
+        "group_id": args.group,
+        "max_batch": args.max_batch,
+        "max_wait_ms": args.max_wait_ms,
+    }
+    if args.exactly_once:
+        updates["exactly_once"] = True
+    settings.enrich = settings.enrich.model_validate(
+        settings.enrich.model_dump() | {k: v for k, v in updates.items() if v is not None}
+    )
+    if args.http_port is not None:
+        settings.http.enrich_port = args.http_port
+    return settings
+
+
+def build_stage(settings: Settings, install_signals: bool = True):  # noqa: ANN201 - avoids importing onnxruntime at CLI import
+    from consumers.enrich.enricher import STAGE, Enricher
+    from consumers.enrich.stage import EnrichStage
+    from models.bundle import BundleError
+    from models.inference import Predictor
+    from models.keywords import init_jieba, load_aspects
+    from models.taxonomy import default_taxonomy
+
+    try:
+        predictor = Predictor.from_dir(
+            settings.enrich.bundle_dir, intra_op_threads=settings.enrich.intra_op_threads
+        )
+    except (BundleError, FileNotFoundError) as exc:
+        raise SystemExit(f"cannot load the model bundle at {settings.enrich.bundle_dir}: {exc}") from exc
+    bundle = predictor.bundle
+    metrics.MODEL_INFO.labels(STAGE, bundle.name, bundle.version, predictor.precision).set(1)
+    metrics.MODEL_LOADED.labels(STAGE).set(1)
+    log.info(
+        "model %s %s (%s, %d threads, heads %s)",
+        bundle.name,
+        bundle.version,
+        predictor.precision,
+        predictor.intra_op_threads,
+        list(bundle.heads),
+    )
+    init_jieba()
+    enricher = Enricher(
+        predictor,
+        default_taxonomy(),
+        load_aspects(),
+        title_cache_size=settings.enrich.title_cache_size,
+        keywords_top_k=settings.enrich.keywords_top_k,
+        batch_size=min(settings.enrich.max_batch, 64),
+    )
+    return EnrichStage(settings, enricher, install_signals=install_signals)
+
+
+def run(args: argparse.Namespace) -> int:
+    from consumers.health import HealthServer
+
+    settings = settings_for(args)
+    stage = build_stage(settings)
+    health = HealthServer(settings.http.host, settings.http.enrich_port, stage.readiness).start()
+    print(f"enrich: metrics http://{settings.http.host}:{health.port}/metrics", file=sys.stderr, flush=True)
+    try:
+        return stage.run()
+    finally:
+        health.stop()

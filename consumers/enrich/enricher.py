@@ -1,0 +1,331 @@
+"""Turn a micro-batch of validated events into insight and signal records.
+
+Why one model call per batch: reviews, the clauses that mention aspects, and the
+product titles that missed the cache are all sent through the predictor together; it
+sorts them by token length, so padding stays small and both heads come out of one
+forward pass per text.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+
+from consumers import metrics
+from consumers.contracts import SCHEMA_VERSION, Event
+from models.keywords import AspectLexicon, keywords
+from models.taxonomy import Taxonomy
+from models.text import clean_text, mask_pii
+
+STAGE = "enrich"
+
+# How much an action says about interest; documented in docs/events.md (user-signals).
+ACTION_WEIGHTS: dict[str, float] = {
+    "view": 1.0,
+    "search": 1.0,
+    "click": 2.0,
+    "favorite": 3.0,
+    "review": 3.0,
+    "add_to_cart": 4.0,
+    "order": 6.0,
+}
+MIN_TAG_WEIGHT = 0.05  # tags below this share are dropped from a signal, the rest renormalised
+
+
+@dataclass(frozen=True)
+class Source:
+    topic: str
+    partition: int
+    offset: int
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
+
+
+@dataclass
+class Enriched:
+    """The outputs of one input event."""
+
+    event: Event
+    source: Source
+    insight: dict[str, Any] | None
+    signal: dict[str, Any]
+
+
+class TitleCache:
+    """Bounded LRU of interest probabilities keyed by a hash of the cleaned title."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[bytes, np.ndarray] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    @staticmethod
+    def key(text: str) -> bytes:
+        return hashlib.blake2b(clean_text(text).encode("utf-8"), digest_size=16).digest()
+
+    def get(self, text: str) -> np.ndarray | None:
+        key = self.key(text)
+        value = self._data.get(key)
+        if value is None:
+            self.misses += 1
+            metrics.CACHE_REQUESTS.labels(STAGE, "title_tags", "miss").inc()
+            return None
+        self._data.move_to_end(key)
+        self.hits += 1
+        metrics.CACHE_REQUESTS.labels(STAGE, "title_tags", "hit").inc()
+        return value
+
+    def put(self, text: str, value: np.ndarray) -> None:
+        if self.capacity <= 0:
+            return
+        key = self.key(text)
+        self._data[key] = value
+        self._data.move_to_end(key)
+        while len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Enricher:
+    """Model + jieba + taxonomy → output records; no Kafka in here (unit-testable)."""
+
+    def __init__(
+        self,
+        predictor: Any,
+        taxonomy: Taxonomy,
+        aspects: AspectLexicon,
+        title_cache_size: int = 50_000,
+        keywords_top_k: int = 5,
+        batch_size: int = 64,
+    ) -> None:
+        self.predictor = predictor
+        self.taxonomy = taxonomy
+        self.aspects = aspects
+        self.cache = TitleCache(title_cache_size)
+        self.keywords_top_k = keywords_top_k
+        self.batch_size = batch_size
+        bundle = predictor.bundle
+        self.model = {"name": bundle.name, "version": bundle.version, "precision": predictor.precision}
+        heads = bundle.heads
+        self.sentiment_labels: list[str] | None = heads.get("sentiment")
+        self.interest_labels: list[str] | None = heads.get("interest")
+        self._positive = self._positive_index(self.sentiment_labels)
+        self._head_label = "+".join(heads)
+
+    @staticmethod
+    def _positive_index(labels: list[str] | None) -> int | None:
+        if not labels:
+            return None
+        lowered = [label.lower() for label in labels]
+        for name in ("positive", "pos", "1", "正面"):
+            if name in lowered:
+                return lowered.index(name)
+        return len(labels) - 1  # binary heads conventionally put the positive class last
+
+    # --- the batch ----------------------------------------------------------------------------
+    def enrich(self, batch: Sequence[tuple[Event, Source]]) -> list[Enriched]:
+        texts: list[str] = []
+        review_slots: dict[int, tuple[int, list[tuple[str, str, int]]]] = {}
+        title_slots: dict[bytes, int] = {}
+        for i, (event, _) in enumerate(batch):
+            if event.kind == "review" and event.text is not None:
+                mentions = self.aspects.find(event.text)
+                idx = len(texts)
+                texts.append(event.text)
+                clause_slots = []
+                for mention in mentions:
+                    clause_slots.append((mention.aspect, mention.clause, len(texts)))
+                    texts.append(mention.clause)
+                review_slots[i] = (idx, clause_slots)
+            elif self.interest_labels is not None:
+                for title in self._titles(event):
+                    if self.cache.get(title) is None:
+                        key = TitleCache.key(title)
+                        if key not in title_slots:
+                            title_slots[key] = len(texts)
+                            texts.append(title)
+        probs = self._infer(texts)
+        for key_text_index in title_slots.values():
+            self.cache.put(texts[key_text_index], probs["interest"][key_text_index])
+        out = []
+        for i, (event, source) in enumerate(batch):
+            if i in review_slots:
+                idx, clause_slots = review_slots[i]
+                out.append(self._review(event, source, probs, idx, clause_slots))
+            else:
+                out.append(Enriched(event, source, None, self._signal(event, source, self._tags_for(event))))
+        return out
+
+    def _infer(self, texts: list[str]) -> dict[str, np.ndarray]:
+        if not texts:
+            return {}
+        started = time.perf_counter()
+        probs = self.predictor.predict(texts, batch_size=self.batch_size)
+        metrics.INFERENCE_SECONDS.labels(STAGE, self.model["name"], self._head_label).observe(
+            time.perf_counter() - started
+        )
+        return probs
+
+    @staticmethod
+    def _titles(event: Event) -> list[str]:
+        if event.kind == "click":
+            text = event.title or event.query
+            return [text] if text else []
+        if event.kind == "order":
+            return [item.title for item in event.items if item.title]
+        return []
+
+    # --- interest tags ------------------------------------------------------------------------
+    def _tag_distribution(self, fine_probs: np.ndarray) -> dict[str, float]:
+        assert self.interest_labels is not None
+        tags: dict[str, float] = {}
+        for label, p in zip(self.interest_labels, fine_probs.tolist(), strict=True):
+            tag = self.taxonomy.fine_to_tag.get(label, label)
+            tags[tag] = tags.get(tag, 0.0) + float(p)
+        return tags
+
+    def _category_tags(self, category: str) -> dict[str, float]:
+        return {self.taxonomy.fine_to_tag.get(category, category): 1.0}
+
+    def _tags_for(self, event: Event) -> dict[str, float]:
+        """Tags of a click or order: title via the model (cached), else the catalog category."""
+        if event.kind == "click":
+            title = event.title or event.query
+            cached = self.cache.get(title) if (title and self.interest_labels) else None
+            if cached is not None:
+                return _normalise(self._tag_distribution(cached))
+            return _normalise(self._category_tags(event.category)) if event.category else {}
+        combined: dict[str, float] = {}
+        amounts = [item.price * item.quantity for item in event.items]
+        total = sum(amounts, Decimal("0")) or Decimal(len(event.items))
+        for item, amount in zip(event.items, amounts, strict=True):
+            share = float(amount / total) if total else 1.0 / len(event.items)
+            cached = self.cache.get(item.title) if (item.title and self.interest_labels) else None
+            if cached is not None:
+                dist = self._tag_distribution(cached)
+            elif item.category:
+                dist = self._category_tags(item.category)
+            else:
+                continue
+            for tag, weight in dist.items():
+                combined[tag] = combined.get(tag, 0.0) + share * weight
+        return _normalise(combined)
+
+    # --- records --------------------------------------------------------------------------------
+    def _sentiment(self, probs: dict[str, np.ndarray], idx: int) -> dict[str, Any] | None:
+        if self.sentiment_labels is None or self._positive is None:
+            return None
+        row = probs["sentiment"][idx]
+        best = int(np.argmax(row))
+        p_pos = float(row[self._positive])
+        label = "positive" if best == self._positive else "negative"
+        return {"label": label, "probability": round(float(row[best]), 6), "p_positive": round(p_pos, 6)}
+
+    def _review(
+        self,
+        event: Event,
+        source: Source,
+        probs: dict[str, np.ndarray],
+        idx: int,
+        clause_slots: list[tuple[str, str, int]],
+    ) -> Enriched:
+        sentiment = self._sentiment(probs, idx)
+        interest: dict[str, Any] | None = None
+        tags: dict[str, float] = {}
+        if self.interest_labels is not None:
+            row = probs["interest"][idx]
+            order = np.argsort(-row)[:3]
+            tags = _normalise(self._tag_distribution(row))
+            interest = {
+                "category": self.interest_labels[int(order[0])],
+                "probability": round(float(row[order[0]]), 6),
+                "top_categories": {self.interest_labels[int(j)]: round(float(row[j]), 6) for j in order},
+                "tags": tags,
+            }
+        aspects = []
+        for aspect, clause, clause_idx in clause_slots:
+            clause_sentiment = self._sentiment(probs, clause_idx)
+            aspects.append({"aspect": aspect, "clause": clause, "sentiment": clause_sentiment})
+        if sentiment is not None:
+            metrics.SENTIMENT_EMITTED.labels(STAGE, sentiment["label"]).inc()
+        insight = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+            "product_id": event.product_id,
+            "order_id": event.order_id,
+            "rating": event.rating,
+            "ts": event.ts_ms,
+            "sentiment": sentiment,
+            "interest": interest,
+            "keywords": keywords(event.text or "", self.keywords_top_k),
+            "aspects": aspects,
+            "text_chars": len(event.text or ""),
+            "clipped": list(event.clipped),
+            "model": self.model,
+            "source": source.as_dict(),
+            "processed_at": int(time.time() * 1000),
+        }
+        signal = self._signal(event, source, tags, sentiment, {a["aspect"]: a["sentiment"] for a in aspects})
+        if interest is not None:
+            signal["category"] = interest["category"]
+        return Enriched(event, source, insight, signal)
+
+    def _signal(
+        self,
+        event: Event,
+        source: Source,
+        tags: dict[str, float],
+        sentiment: dict[str, Any] | None = None,
+        aspects: dict[str, dict[str, Any] | None] | None = None,
+    ) -> dict[str, Any]:
+        action = event.action if event.kind == "click" else event.kind
+        assert action is not None
+        if tags:
+            top = max(tags, key=lambda t: tags[t])
+            metrics.INTEREST_TAGS_EMITTED.labels(STAGE, top).inc()
+        category = None
+        if event.kind == "click":
+            category = event.category
+        elif event.kind == "order" and event.items:
+            category = event.items[0].category
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "kind": event.kind,
+            "event_id": event.event_id,
+            "user_id": event.user_id,
+            "ts": event.ts_ms,
+            "action": action,
+            "weight": ACTION_WEIGHTS[action],
+            "tags": tags,
+            "category": category,
+            "product_id": event.product_id,
+            "product_ids": [item.product_id for item in event.items] if event.kind == "order" else None,
+            "query": mask_pii(event.query) if event.query else None,
+            "sentiment": sentiment,
+            "aspects": {k: v["label"] for k, v in (aspects or {}).items() if v is not None},
+            "amount": str(event.total) if event.total is not None else None,
+            "currency": event.currency,
+            "model": self.model,
+            "source": source.as_dict(),
+        }
+
+
+def _normalise(tags: dict[str, float]) -> dict[str, float]:
+    """Drop tags under ``MIN_TAG_WEIGHT`` and rescale the rest to sum to 1 (rounded for the wire)."""
+    kept = {t: w for t, w in tags.items() if w >= MIN_TAG_WEIGHT}
+    total = sum(kept.values())
+    if total <= 0:
+        return {}
+    return {t: round(w / total, 6) for t, w in sorted(kept.items(), key=lambda kv: -kv[1])}

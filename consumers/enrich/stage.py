@@ -1,0 +1,466 @@
+"""The enrich stage's consume → infer → produce loop, with at-least-once or exactly-once delivery.
+
+At-least-once (default): outputs are produced asynchronously by an idempotent producer;
+an input offset is committed only when every output it caused is acknowledged
+(``OffsetTracker``), so a crash replays, never loses. Exactly-once: each micro-batch is
+one Kafka transaction that also carries the consumed offsets
+(``send_offsets_to_transaction``); on an abortable error the transaction is aborted and
+the partitions are rewound to the batch's first offsets.
+
+Back-pressure: when more than ``max_in_flight`` inputs are waiting for acknowledgements
+(a slow or absent broker), the assigned partitions are paused and resumed at half.
+SIGTERM drains: finish the batch, deliver, commit, leave the group.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from types import FrameType
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+
+from consumers import metrics
+from consumers.contracts import ContractError, Event, dumps, parse_event
+from consumers.enrich.enricher import STAGE, Enriched, Enricher, Source
+from consumers.enrich.offsets import OffsetTracker, TopicPart
+from consumers.settings import Settings
+from models.text import mask_pii
+
+log = logging.getLogger(__name__)
+
+_KIND_BY_TOPIC_FIELD = {"reviews": "review", "clicks": "click", "orders": "order"}
+
+
+# Raw bytes kept in a dead letter: base64 grows them by 4/3 and the broker's default limit is 1 MB.
+DEAD_LETTER_MAX_RAW_BYTES = 256 * 1024
+
+
+class FatalStageError(RuntimeError):
+    """The stage cannot go on safely (fenced producer, undeliverable output); exit, restart resumes."""
+
+
+def dead_letter_record(
+    raw: bytes | None, key: bytes | None, source: Source, reason: str, message: str, field: str | None
+) -> dict[str, Any]:
+    """The dead-letter envelope: the raw bytes (base64, for replay), why, and where it came from."""
+    preview = ""
+    kept = raw[:DEAD_LETTER_MAX_RAW_BYTES] if raw else raw
+    if raw:
+        preview = mask_pii(raw[:400].decode("utf-8", errors="replace"))[:200]
+    return {
+        "schema_version": 1,
+        "reason": reason,
+        "message": message,
+        "field": field,
+        "source": source.as_dict(),
+        "key": key.decode("utf-8", errors="replace") if key else None,
+        "value_base64": base64.b64encode(kept).decode("ascii") if kept else None,
+        "value_bytes": len(raw) if raw else 0,
+        "value_truncated": bool(raw) and len(raw) > DEAD_LETTER_MAX_RAW_BYTES,
+        "value_preview": preview,
+        "stage": STAGE,
+        "time": int(time.time() * 1000),
+    }
+
+
+class EnrichStage:
+    """Owns the consumer, the producer and the loop; ``run()`` returns the exit code."""
+
+    def __init__(self, settings: Settings, enricher: Enricher, install_signals: bool = True) -> None:
+        self.settings = settings
+        self.enricher = enricher
+        self.cfg = settings.enrich
+        self.topics = settings.topics
+        self.kind_of = {getattr(self.topics, name): kind for name, kind in _KIND_BY_TOPIC_FIELD.items()}
+        self.stop_event = threading.Event()
+        self.tracker = OffsetTracker()
+        self.assigned: set[TopicPart] = set()
+        self.paused = False
+        self.broker_up = False
+        self.exactly_once = self.cfg.exactly_once
+        if install_signals:
+            signal.signal(signal.SIGTERM, self._on_signal)
+            signal.signal(signal.SIGINT, self._on_signal)
+        self.consumer = Consumer(self._consumer_config())
+        self.producer = Producer(self._producer_config())
+
+    # --- configuration ------------------------------------------------------------------------
+    def _consumer_config(self) -> dict[str, Any]:
+        k = self.settings.kafka
+        return self.settings.librdkafka(
+            **{
+                "group.id": self.cfg.group_id,
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "auto.offset.reset": "earliest",
+                "partition.assignment.strategy": "cooperative-sticky",
+                "session.timeout.ms": k.session_timeout_ms,
+                "max.poll.interval.ms": k.max_poll_interval_ms,
+                "queued.max.messages.kbytes": 16_384,  # bounded prefetch: memory stays flat under a flood
+                "isolation.level": "read_committed",
+                "error_cb": self._on_error,
+            }
+        )
+
+    def _producer_config(self) -> dict[str, Any]:
+        conf: dict[str, Any] = {
+            "enable.idempotence": True,
+            "acks": "all",
+            "linger.ms": 5,
+            "compression.type": "lz4",
+            "message.timeout.ms": 600_000,
+            "error_cb": self._on_error,
+        }
+        if self.exactly_once:
+            conf["transactional.id"] = f"{self.cfg.transactional_id}-{socket.gethostname()}"
+            conf["transaction.timeout.ms"] = 60_000
+            conf["message.timeout.ms"] = 60_000  # librdkafka requires <= transaction.timeout.ms
+        return self.settings.librdkafka(**conf)
+
+    # --- callbacks ----------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        log.info("signal %s: draining (finish batch, deliver, commit, leave group)", signum)
+        self.stop_event.set()
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self.broker_up = False
+            metrics.BROKER_UP.labels(STAGE).set(0)
+            log.warning("all brokers are down; librdkafka keeps retrying: %s", err)
+        elif err.fatal():
+            log.error("fatal Kafka error: %s", err)
+            self._fatal = err
+        else:
+            log.info("kafka: %s", err)
+
+    _fatal: KafkaError | None = None
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.assigned |= {(p.topic, p.partition) for p in partitions}
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
+        log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
+        if self.paused and partitions:
+            consumer.pause(partitions)
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        log.info("revoked %s: delivering and committing what is done", sorted(f"{t}[{p}]" for t, p in tps))
+        if not self.exactly_once:
+            self.producer.flush(self.cfg.shutdown_timeout_s)
+            self._commit(sync=True, only=set(tps))
+        self.tracker.forget(tps)
+        self.assigned -= set(tps)
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        tps = [(p.topic, p.partition) for p in partitions]
+        log.warning("lost %s (session expired): another member owns them now", tps)
+        self.tracker.forget(tps)
+        self.assigned -= set(tps)
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
+
+    # --- readiness ----------------------------------------------------------------------------
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready = model loaded and broker reachable; assignment is reported, not required
+        (a replica beyond the partition count is idle but healthy)."""
+        details = {
+            "model_loaded": True,
+            "model": self.enricher.model,
+            "broker_reachable": self.broker_up,
+            "assigned_partitions": len(self.assigned),
+            "paused": self.paused,
+            "in_flight": self.tracker.in_flight(),
+        }
+        return self.broker_up, details
+
+    # --- startup ------------------------------------------------------------------------------
+    def wait_for_broker(self, max_backoff_s: float = 30.0) -> bool:
+        """Retry metadata with exponential backoff until the broker answers or we are stopped."""
+        delay = 0.5
+        while not self.stop_event.is_set():
+            try:
+                self.consumer.list_topics(timeout=5)
+                self.broker_up = True
+                metrics.BROKER_UP.labels(STAGE).set(1)
+                return True
+            except KafkaException as exc:
+                log.warning(
+                    "broker %s not reachable (%s); retrying in %.1fs",
+                    self.settings.kafka.bootstrap_servers,
+                    exc,
+                    delay,
+                )
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, max_backoff_s)
+        return False
+
+    # --- the loop -----------------------------------------------------------------------------
+    def run(self) -> int:
+        if not self.wait_for_broker():
+            self.consumer.close()
+            return 0
+        if self.exactly_once:
+            self.producer.init_transactions(60)
+        self.consumer.subscribe(
+            self.topics.inputs(), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
+        )
+        log.info(
+            "enrich running: %s → %s (%s)",
+            self.topics.inputs(),
+            self.topics.outputs(),
+            "exactly-once" if self.exactly_once else "at-least-once",
+        )
+        code = 0
+        try:
+            while not self.stop_event.is_set():
+                if self._fatal is not None:
+                    raise FatalStageError(f"fatal Kafka error: {self._fatal}")
+                self._step()
+        except FatalStageError as exc:
+            log.error("%s; stopping without committing past undelivered outputs", exc)
+            code = 1
+        finally:
+            self._drain()
+        return code
+
+    def _step(self) -> None:
+        self._apply_backpressure()
+        messages = self.consumer.consume(self.cfg.max_batch, self.cfg.max_wait_ms / 1000.0)
+        self.producer.poll(0)
+        if self.tracker.failed:
+            tp, offset, reason = self.tracker.failed[0]
+            raise FatalStageError(f"output of {tp[0]}[{tp[1]}]@{offset} was not delivered: {reason}")
+        batch = [m for m in messages if self._usable(m)]
+        if batch:
+            self.broker_up = True
+            metrics.BROKER_UP.labels(STAGE).set(1)
+            self._process(batch)
+        if not self.exactly_once:
+            self._commit(sync=False)
+        metrics.IN_FLIGHT.labels(STAGE).set(self.tracker.in_flight())
+
+    def _usable(self, msg: Message) -> bool:
+        err = msg.error()
+        if err is None:
+            return True
+        if err.code() == KafkaError._PARTITION_EOF:
+            return False
+        if err.fatal():
+            raise FatalStageError(f"consumer: {err}")
+        log.warning("consumer error: %s", err)
+        return False
+
+    def _process(self, batch: list[Message]) -> None:
+        metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
+        metrics.BATCH_FILL_RATIO.labels(STAGE).observe(len(batch) / self.cfg.max_batch)
+        self._record_lag(batch)
+        valid: list[tuple[Event, Source]] = []
+        results: list[tuple[Message, Source, Enriched | dict[str, Any]]] = []
+        now_ms = int(time.time() * 1000)
+        for msg in batch:
+            topic = msg.topic()
+            source = Source(topic, msg.partition(), msg.offset())
+            metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
+            try:
+                event = parse_event(self.kind_of[topic], msg.value(), now=now_ms)  # type: ignore[arg-type]
+            except ContractError as err:
+                record = dead_letter_record(
+                    msg.value(), msg.key(), source, err.reason, err.message, err.field
+                )
+                metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
+                results.append((msg, source, record))
+                continue
+            valid.append((event, source))
+        enriched = {
+            (e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.enrich(valid)
+        }
+        ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]] = []
+        dead = {(s.topic, s.partition, s.offset): (m, s, r) for m, s, r in results}
+        for msg in batch:
+            key = (msg.topic(), msg.partition(), msg.offset())
+            if key in dead:
+                ordered.append(dead[key])
+            else:
+                item = enriched[key]
+                ordered.append((msg, item.source, item))
+        if self.exactly_once:
+            self._deliver_transaction(ordered)
+        else:
+            self._deliver_async(ordered)
+
+    def _outputs(
+        self, msg: Message, item: Enriched | dict[str, Any]
+    ) -> list[tuple[str, bytes | None, bytes]]:
+        if isinstance(item, dict):
+            return [(self.topics.dead_letter, msg.key(), dumps(item))]
+        key = item.event.user_id.encode("utf-8")
+        out = []
+        if item.insight is not None:
+            out.append((self.topics.review_insights, key, dumps(item.insight)))
+        out.append((self.topics.user_signals, key, dumps(item.signal)))
+        return out
+
+    def _deliver_async(self, ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]]) -> None:
+        for msg, source, item in ordered:
+            outputs = self._outputs(msg, item)
+            tp = (source.topic, source.partition)
+            self.tracker.begin(tp, source.offset, len(outputs))
+            event_ts = item.event.ts_ms if isinstance(item, Enriched) else None
+            for i, (topic, key, value) in enumerate(outputs):
+                last = i == len(outputs) - 1
+                callback = self._delivery_callback(
+                    tp, source.offset, source.topic, event_ts if last else None
+                )
+                self._produce(topic, key, value, callback)
+
+    def _delivery_callback(
+        self, tp: TopicPart, offset: int, input_topic: str, event_ts: int | None
+    ) -> Callable[[KafkaError | None, Message], None]:
+        def on_delivery(err: KafkaError | None, msg: Message) -> None:
+            if err is not None:
+                metrics.PRODUCE_ERRORS.labels(STAGE, msg.topic()).inc()
+                self.tracker.fail(tp, offset, str(err))
+                return
+            metrics.EVENTS_PRODUCED.labels(STAGE, msg.topic()).inc()
+            if event_ts is not None:
+                metrics.END_TO_END_SECONDS.labels(STAGE, input_topic).observe(
+                    max(0.0, time.time() - event_ts / 1000)
+                )
+            self.tracker.ack(tp, offset)
+
+        return on_delivery
+
+    def _produce(
+        self, topic: str, key: bytes | None, value: bytes, callback: Callable[..., None] | None = None
+    ) -> None:
+        while True:
+            try:
+                self.producer.produce(topic, value, key, on_delivery=callback)
+                return
+            except BufferError:
+                self.producer.poll(0.05)  # the local queue is full: serve delivery reports, then retry
+
+    def _deliver_transaction(self, ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]]) -> None:
+        """One batch = one transaction: outputs + consumed offsets commit atomically."""
+        first: dict[TopicPart, int] = {}
+        last: dict[TopicPart, int] = {}
+        for _, source, _ in ordered:
+            tp = (source.topic, source.partition)
+            first.setdefault(tp, source.offset)
+            last[tp] = source.offset
+        try:
+            self.producer.begin_transaction()
+            for msg, _, item in ordered:
+                for topic, key, value in self._outputs(msg, item):
+                    self._produce(topic, key, value, self._eos_callback)
+            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
+            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+            self._commit_transaction()
+            metrics.COMMITS.labels(STAGE).inc()
+            now = time.time()
+            for _, source, item in ordered:
+                if isinstance(item, Enriched):
+                    metrics.END_TO_END_SECONDS.labels(STAGE, source.topic).observe(
+                        max(0.0, now - item.event.ts_ms / 1000)
+                    )
+        except KafkaException as exc:
+            err: KafkaError = exc.args[0]
+            if err.fatal():
+                raise FatalStageError(f"transactional producer: {err}") from exc
+            if not err.txn_requires_abort():
+                raise FatalStageError(f"transaction failed and cannot be aborted safely: {err}") from exc
+            log.warning("aborting transaction (%s); rewinding %d partitions", err, len(first))
+            self.producer.abort_transaction(30)
+            metrics.TRANSACTION_ABORTS.labels(STAGE).inc()
+            for (topic, partition), offset in first.items():
+                if (topic, partition) in self.assigned:
+                    self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    def _eos_callback(self, err: KafkaError | None, msg: Message) -> None:
+        if err is None:
+            metrics.EVENTS_PRODUCED.labels(STAGE, msg.topic()).inc()
+        else:
+            metrics.PRODUCE_ERRORS.labels(STAGE, msg.topic()).inc()
+
+    def _commit_transaction(self) -> None:
+        for attempt in range(5):
+            try:
+                self.producer.commit_transaction(30)
+                return
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                if err.retriable() and attempt < 4:
+                    continue
+                raise
+
+    # --- commits, lag, back-pressure ----------------------------------------------------------
+    def _commit(self, sync: bool, only: set[TopicPart] | None = None) -> None:
+        commits = self.tracker.take_commits()
+        if only is not None:
+            commits = {tp: o for tp, o in commits.items() if tp in only}
+        if not commits:
+            return
+        offsets = [TopicPartition(t, p, o) for (t, p), o in commits.items()]
+        try:
+            self.consumer.commit(offsets=offsets, asynchronous=not sync)
+            metrics.COMMITS.labels(STAGE).inc()
+        except KafkaException as exc:
+            log.warning("commit failed (%s); the next commit covers it", exc)
+
+    def _record_lag(self, batch: list[Message]) -> None:
+        """Lag from the high watermark that came with the fetch (right on every broker, Tansu too)."""
+        last: dict[TopicPart, int] = {}
+        for msg in batch:
+            last[(msg.topic(), msg.partition())] = msg.offset()
+        for (topic, partition), offset in last.items():
+            _, high = self.consumer.get_watermark_offsets(TopicPartition(topic, partition), cached=True)
+            if high is not None and high >= 0:
+                metrics.CONSUMER_LAG.labels(STAGE, topic, str(partition)).set(max(0, high - offset - 1))
+
+    def _apply_backpressure(self) -> None:
+        in_flight = self.tracker.in_flight()
+        limit = self.cfg.max_in_flight
+        if not self.paused and in_flight >= limit:
+            parts = [TopicPartition(t, p) for t, p in self.assigned]
+            self.consumer.pause(parts)
+            self.paused = True
+            metrics.PAUSED_PARTITIONS.labels(STAGE).set(len(parts))
+            log.warning(
+                "paused %d partitions: %d events await delivery (max_in_flight %d)",
+                len(parts),
+                in_flight,
+                limit,
+            )
+        elif self.paused and in_flight <= limit // 2:
+            parts = [TopicPartition(t, p) for t, p in self.assigned]
+            self.consumer.resume(parts)
+            self.paused = False
+            metrics.PAUSED_PARTITIONS.labels(STAGE).set(0)
+            log.info("resumed %d partitions", len(parts))
+        if self.paused:
+            self.producer.poll(0.1)
+
+    def _drain(self) -> None:
+        """Deliver what is in flight, commit it, leave the group: within shutdown_timeout_s."""
+        deadline = time.monotonic() + self.cfg.shutdown_timeout_s
+        try:
+            if not self.exactly_once:
+                remaining = self.producer.flush(max(0.1, deadline - time.monotonic()))
+                if remaining:
+                    log.warning(
+                        "%d outputs undelivered at shutdown; their inputs stay uncommitted", remaining
+                    )
+                self._commit(sync=True)  # the tracker never passes an undelivered output
+            else:
+                self.producer.flush(max(0.1, deadline - time.monotonic()))
+        finally:
+            self.consumer.close()
+            log.info("enrich stopped (pid %s)", os.getpid())

@@ -1,0 +1,26 @@
+"""``shoppulse run enrich|profiles``: the two stream stages."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser("run", help="run a stream stage")
+    stages = run.add_subparsers(dest="stage", required=True)
+
+    from consumers.enrich import cli as enrich_cli
+
+    enrich = stages.add_parser(
+        "enrich", help="stage 1: reviews/clicks/orders → insights, signals, dead letters"
+    )
+    enrich_cli.add_arguments(enrich)
+    enrich.set_defaults(func=enrich_cli.run)
+
+    try:
+        from consumers.profiles import cli as profiles_cli
+    except ImportError:  # stage 2 not installed in this build
+        return
+    profiles = stages.add_parser("profiles", help="stage 2: user-signals → per-user profiles (faust)")
+    profiles_cli.add_arguments(profiles)
+    profiles.set_defaults(func=profiles_cli.run)

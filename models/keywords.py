@@ -1,0 +1,89 @@
+"""Keywords and aspects of a review with jieba, from data files a shop can edit.
+
+Why jieba TF-IDF with a user dictionary: e-commerce words (性价比, 色差, 续航) are not in
+jieba's default dictionary and would be cut into pieces; stop words keep fillers
+(感觉, 东西) out of the keywords. Personal data is masked *before* extraction, so no
+keyword can ever be a phone number or an e-mail address.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from models.text import clean_text, mask_pii
+
+log = logging.getLogger(__name__)
+
+_CLAUSE_SPLIT = re.compile(r"[，,。.!！？?；;\n~～]+|(?:但是|不过|可是|然而)")
+_PLACEHOLDER = re.compile(r"\[(?:EMAIL|ID|PHONE|CARD)\]")
+_lock = threading.Lock()
+_initialised = False
+
+
+def _data_file(name: str) -> Path:
+    return Path(str(resources.files("models").joinpath(f"data/{name}")))
+
+
+def init_jieba(userdict: Path | None = None, stopwords: Path | None = None) -> None:
+    """Load the user dictionary and stop words once per process (jieba state is global)."""
+    global _initialised
+    with _lock:
+        if _initialised:
+            return
+        import jieba
+        import jieba.analyse
+
+        jieba.setLogLevel(logging.WARNING)
+        jieba.initialize()
+        jieba.load_userdict(str(userdict or _data_file("userdict.txt")))
+        jieba.analyse.set_stop_words(str(stopwords or _data_file("stopwords.txt")))
+        _initialised = True
+
+
+def keywords(text: str, top_k: int = 5) -> list[str]:
+    """Top-k TF-IDF keywords of the masked, cleaned text (nouns, verbs, adjectives; no digits)."""
+    if top_k <= 0:
+        return []
+    init_jieba()
+    import jieba.analyse
+
+    masked = _PLACEHOLDER.sub(" ", mask_pii(clean_text(text)))
+    words = jieba.analyse.extract_tags(
+        masked, topK=top_k * 2, allowPOS=("n", "nz", "vn", "v", "a", "an", "ad", "eng")
+    )
+    out = [w for w in words if not any(ch.isdigit() for ch in w) and len(w.strip()) > 0]
+    return out[:top_k]
+
+
+@dataclass(frozen=True)
+class AspectMention:
+    aspect: str
+    clause: str  # masked: an output may carry it
+
+
+@dataclass(frozen=True)
+class AspectLexicon:
+    triggers: dict[str, tuple[str, ...]]
+
+    def find(self, text: str, max_clause_chars: int = 64) -> list[AspectMention]:
+        """The first clause mentioning each aspect, masked and cut to ``max_clause_chars``."""
+        found: dict[str, AspectMention] = {}
+        for clause in _CLAUSE_SPLIT.split(clean_text(text)):
+            clause = clause.strip()
+            if not clause:
+                continue
+            for aspect, words in self.triggers.items():
+                if aspect not in found and any(word in clause for word in words):
+                    found[aspect] = AspectMention(aspect, mask_pii(clause)[:max_clause_chars])
+        return list(found.values())
+
+
+def load_aspects(path: Path | None = None) -> AspectLexicon:
+    data = json.loads((path or _data_file("aspects.json")).read_text(encoding="utf-8"))
+    return AspectLexicon({name: tuple(words) for name, words in data["aspects"].items()})

@@ -1,0 +1,121 @@
+"""Run the enrich stage as a real subprocess and read what it wrote, for the integration tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from confluent_kafka import Consumer, TopicPartition
+
+from consumers.broker import free_port
+from consumers.settings import Settings, to_env
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_enrich(
+    settings: Settings, bundle: Path, exactly_once: bool = False, log_path: Path | None = None, **env: str
+) -> subprocess.Popen[bytes]:
+    """``shoppulse run enrich`` in a child process configured only through env vars."""
+    child_env = {**os.environ, **to_env(settings), **env}
+    child_env["SHOPPULSE_ENRICH__BUNDLE_DIR"] = str(bundle)
+    child_env["SHOPPULSE_HTTP__ENRICH_PORT"] = str(free_port())
+    child_env["SHOPPULSE_ENRICH__EXACTLY_ONCE"] = str(exactly_once)
+    child_env.setdefault("SHOPPULSE_ENRICH__INTRA_OP_THREADS", "1")
+    out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
+    return subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "run", "enrich"],
+        cwd=ROOT,
+        env=child_env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def stop(proc: subprocess.Popen[bytes], timeout: float = 30) -> int:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return int(proc.returncode)
+
+
+@dataclass
+class Outputs:
+    by_topic: dict[str, list[dict]] = field(default_factory=dict)
+
+    def event_ids(self, topic: str) -> Counter[str]:
+        return Counter(r["event_id"] for r in self.by_topic.get(topic, []))
+
+
+def read_all(
+    settings: Settings,
+    topics: list[str],
+    expect: dict[str, int],
+    timeout_s: float = 120,
+    read_committed: bool = False,
+) -> Outputs:
+    """Read ``topics`` from the start until each holds at least ``expect[topic]`` distinct records
+    (by event_id, or by count for dead-letter), then a little more to catch duplicates."""
+    consumer = Consumer(
+        settings.librdkafka(
+            **{
+                "group.id": f"reader-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed" if read_committed else "read_uncommitted",
+            }
+        )
+    )
+    consumer.subscribe(topics)
+    out = Outputs({t: [] for t in topics})
+    deadline = time.monotonic() + timeout_s
+    settle_until: float | None = None
+    try:
+        while time.monotonic() < deadline:
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error() is None:
+                    out.by_topic[msg.topic()].append(json.loads(msg.value()))
+            done = all(
+                len({r.get("event_id") or i for i, r in enumerate(out.by_topic[t])}) >= n
+                for t, n in expect.items()
+            )
+            if done and settle_until is None:
+                settle_until = time.monotonic() + 2.0
+            if settle_until is not None and time.monotonic() > settle_until:
+                break
+    finally:
+        consumer.close()
+    return out
+
+
+def committed_total(settings: Settings, group: str) -> int:
+    """Sum of the group's committed offsets over the input topics."""
+    consumer = Consumer(settings.librdkafka(**{"group.id": group}))
+    parts = [TopicPartition(t, p) for t in settings.topics.inputs() for p in range(settings.kafka.partitions)]
+    committed = consumer.committed(parts, timeout=10)
+    consumer.close()
+    return sum(max(0, tp.offset) for tp in committed)
+
+
+def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, procs=()):  # noqa: ANN001, ANN201
+    """Poll ``predicate``; fail at once if one of ``procs`` (the stages under test) died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for proc in procs:
+            if proc.poll() is not None:
+                raise AssertionError(f"the stage exited with {proc.returncode} while waiting for {what}")
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")

@@ -1,0 +1,183 @@
+"""Stage 1 against real Apache Kafka: completeness, dead letters, crashes, rebalances, floods."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from consumers.settings import Settings
+from consumers.simulator import Simulator
+from consumers.simulator.produce import produce_stream
+from tests.conftest import isolated_settings
+from tests.integration.enrich_harness import committed_total, read_all, start_enrich, stop, wait_for
+
+pytestmark = pytest.mark.integration
+
+START = 1_790_000_000_000
+
+
+def _settings(kafka_broker, **enrich) -> Settings:  # noqa: ANN001
+    return isolated_settings(
+        kafka_broker.bootstrap, enrich={"group_id": f"g-{time.monotonic_ns()}", **enrich}
+    )
+
+
+def _produce_in_background(settings: Settings, sim: Simulator, n: int, rate: float) -> threading.Thread:
+    thread = threading.Thread(target=produce_stream, args=(settings, sim, n, rate), daemon=True)
+    thread.start()
+    return thread
+
+
+def test_every_event_has_its_outputs_and_bad_ones_are_dead_lettered(
+    kafka_broker, tiny_bundle: Path, tmp_path: Path
+):
+    settings = _settings(kafka_broker)
+    sim = Simulator(seed=21, users=60, start_ms=START, bad_fraction=0.05)
+    produce_stream(settings, sim, 1500)
+    proc = start_enrich(settings, tiny_bundle, log_path=tmp_path / "enrich.log")
+    try:
+        t = settings.topics
+        out = read_all(
+            settings,
+            [t.user_signals, t.review_insights, t.dead_letter],
+            {
+                t.user_signals: len(sim.truth.valid_event_ids),
+                t.review_insights: len(sim.truth.reviews),
+                t.dead_letter: len(sim.truth.bad),
+            },
+        )
+    finally:
+        assert stop(proc) == 0, (tmp_path / "enrich.log").read_text()[-3000:]
+    signals = out.event_ids(t.user_signals)
+    assert set(signals) == set(sim.truth.valid_event_ids)
+    assert set(out.event_ids(t.review_insights)) == set(sim.truth.reviews)
+    dead = out.by_topic[t.dead_letter]
+    assert sorted(d["reason"] for d in dead) == sorted(b["reason"] for b in sim.truth.bad)
+    assert all(d["source"]["topic"] in t.inputs() and d["value_bytes"] > 0 for d in dead)
+    insight = out.by_topic[t.review_insights][0]
+    assert insight["model"]["name"] == "tiny-test"
+    assert insight["sentiment"]["label"] in {"positive", "negative"}
+    assert set(insight["interest"]["tags"]) <= {
+        "图书",
+        "数码",
+        "生鲜",
+        "个护",
+        "家电",
+        "乳品",
+        "服饰",
+        "旅行",
+    }
+    # a clean stop committed everything
+    assert committed_total(settings, settings.enrich.group_id) == 1500
+
+
+def test_default_model_gets_simulated_sentiment_right(kafka_broker, default_bundle: Path, tmp_path: Path):
+    settings = _settings(kafka_broker)
+    sim = Simulator(seed=5, users=300, start_ms=START)
+    produce_stream(settings, sim, 400, kinds=("review",))
+    proc = start_enrich(settings, default_bundle, log_path=tmp_path / "enrich.log")
+    try:
+        out = read_all(settings, [settings.topics.review_insights], {settings.topics.review_insights: 400})
+    finally:
+        stop(proc)
+    insights = {r["event_id"]: r for r in out.by_topic[settings.topics.review_insights]}
+    assert set(insights) == set(sim.truth.reviews)
+    right = sum(
+        (insights[e]["sentiment"]["label"] == "positive") == bool(truth["label"])
+        for e, truth in sim.truth.reviews.items()
+    )
+    category_right = sum(
+        insights[e]["interest"]["category"] == t["category"] for e, t in sim.truth.reviews.items()
+    )
+    assert right / len(insights) > 0.85, f"sentiment accuracy {right / len(insights):.3f}"
+    assert category_right / len(insights) > 0.6, f"category accuracy {category_right / len(insights):.3f}"
+
+
+@pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
+def test_kill_9_mid_stream_then_restart_loses_nothing(
+    kafka_broker, tiny_bundle: Path, tmp_path: Path, exactly_once
+):
+    settings = _settings(kafka_broker)
+    sim = Simulator(seed=33, users=80, start_ms=START)
+    n = 3000
+    producer = _produce_in_background(settings, sim, n, rate=1500)
+    log = tmp_path / "enrich.log"
+    proc = start_enrich(settings, tiny_bundle, exactly_once=exactly_once, log_path=log)
+    group = settings.enrich.group_id
+    wait_for(
+        lambda: committed_total(settings, group) > 300, 60, "some progress before the kill", procs=[proc]
+    )
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    assert committed_total(settings, group) < n, "the stream finished before the kill: make it longer"
+    producer.join(60)
+    proc = start_enrich(settings, tiny_bundle, exactly_once=exactly_once, log_path=log)
+    try:
+        wait_for(
+            lambda: committed_total(settings, group) == n,
+            120,
+            "the restarted stage to catch up",
+            procs=[proc],
+        )
+    finally:
+        assert stop(proc) == 0, log.read_text()[-3000:]
+    t = settings.topics
+    out = read_all(settings, [t.user_signals], {t.user_signals: n}, read_committed=exactly_once)
+    ids = out.event_ids(t.user_signals)
+    assert set(ids) == set(sim.truth.valid_event_ids)
+    if exactly_once:
+        assert max(ids.values()) == 1, f"{sum(c > 1 for c in ids.values())} event_ids seen twice"
+
+
+def test_two_processes_share_partitions_and_one_leaving_loses_nothing(kafka_broker, tiny_bundle, tmp_path):
+    settings = _settings(kafka_broker)
+    sim = Simulator(seed=44, users=80, start_ms=START)
+    n = 3000
+    producer = _produce_in_background(settings, sim, n, rate=1000)
+    a = start_enrich(settings, tiny_bundle, log_path=tmp_path / "a.log")
+    b = start_enrich(settings, tiny_bundle, log_path=tmp_path / "b.log")
+    group = settings.enrich.group_id
+    try:
+        wait_for(lambda: committed_total(settings, group) > 600, 60, "progress with two members")
+        assert stop(b) == 0  # SIGTERM: drain, commit, leave the group
+        producer.join(60)
+        wait_for(lambda: committed_total(settings, group) == n, 120, "the remaining member to take over")
+    finally:
+        stop(a)
+        stop(b)
+    for name in ("a.log", "b.log"):
+        assert "assigned" in (tmp_path / name).read_text()
+    t = settings.topics
+    out = read_all(settings, [t.user_signals], {t.user_signals: n})
+    assert set(out.event_ids(t.user_signals)) == set(sim.truth.valid_event_ids)
+
+
+def test_flood_keeps_memory_bounded_and_lag_drains(kafka_broker, tiny_bundle: Path, tmp_path: Path):
+    settings = _settings(kafka_broker)
+    sim = Simulator(seed=55, users=500, start_ms=START)
+    n = 20_000
+    produce_stream(settings, sim, n)  # the whole flood is there before the stage starts
+    proc = start_enrich(
+        settings, tiny_bundle, log_path=tmp_path / "enrich.log", SHOPPULSE_ENRICH__MAX_IN_FLIGHT="500"
+    )
+    rss: list[int] = []
+    group = settings.enrich.group_id
+    try:
+        ps = psutil.Process(proc.pid)
+
+        def caught_up() -> bool:
+            rss.append(ps.memory_info().rss)
+            return committed_total(settings, group) == n
+
+        wait_for(caught_up, 240, "the flood to drain", interval=0.5)
+    finally:
+        assert stop(proc) == 0
+    # Memory is bounded: the peak stays within a fixed budget over the early level, not O(backlog).
+    early, peak = rss[min(3, len(rss) - 1)], max(rss)
+    print(f"flood of {n}: rss early {early / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB")
+    assert peak - early < 150 * 2**20
