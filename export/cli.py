@@ -66,6 +66,9 @@ def register(subparsers: Any) -> None:
         "--int8-max-prob-diff", type=float, default=None, help="INT8 gate: max |prob diff| (off)"
     )
     parser.add_argument(
+        "--max-unk-rate", type=float, default=0.5, help="refuse when more [UNK] tokens than this (0.5)"
+    )
+    parser.add_argument(
         "--fusion",
         action=argparse.BooleanOptionalAction,
         default=None,
@@ -89,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         fp32_max_abs_diff=args.fp32_max_diff,
         int8_min_argmax_agreement=args.int8_min_agreement,
         int8_max_prob_diff=args.int8_max_prob_diff,
+        max_unk_rate=args.max_unk_rate,
     )
     try:
         texts = None

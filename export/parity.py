@@ -48,6 +48,9 @@ class ParityThresholds:
     fp32_max_abs_diff: float = 1e-4
     int8_min_argmax_agreement: float = 0.995
     int8_max_prob_diff: float | None = None
+    # Not parity but a lost vocabulary (transformers 5 can silently build a 5-token vocab):
+    # both sides would agree perfectly on garbage, so the [UNK] share of the texts is gated too.
+    max_unk_rate: float = 0.5
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -168,6 +171,14 @@ def _failures(
     return reasons
 
 
+def unk_rate(tokenizer: Any, encoded: Sequence[Sequence[int]]) -> float:
+    """Share of [UNK] among the non-special tokens of ``encoded``."""
+    unk = tokenizer.unk_token_id
+    special = set(getattr(tokenizer, "all_special_ids", []))
+    tokens = [t for ids in encoded for t in ids if t not in special or t == unk]
+    return sum(t == unk for t in tokens) / len(tokens) if tokens and unk is not None else 0.0
+
+
 def check_parity(
     source: Source,
     predictors: dict[str, Predictor],
@@ -187,10 +198,16 @@ def check_parity(
             "max": int(max(lengths, default=0)),
             "truncated": int(sum(n >= max_length for n in lengths)),
         },
+        "unk_rate": unk_rate(source.tokenizer, torch_ids),
         "thresholds": thresholds.as_dict(),
         "results": {},
         "failures": [],
     }
+    if report["unk_rate"] > thresholds.max_unk_rate:
+        report["failures"].append(
+            f"{report['unk_rate']:.1%} of the tokens are [UNK] (limit {thresholds.max_unk_rate:.0%}): "
+            "the tokenizer does not fit this model or this text"
+        )
     for precision, predictor in predictors.items():
         served_ids = predictor.encode(texts)
         mismatched = sum(a != b for a, b in zip(served_ids, torch_ids, strict=True))
@@ -211,7 +228,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"parity on {report['samples']} texts ({report['texts']}); token length median "
         f"{report['token_length']['median']:.0f}, max {report['token_length']['max']}, "
-        f"truncated {report['token_length']['truncated']}",
+        f"truncated {report['token_length']['truncated']}, [UNK] {report['unk_rate']:.2%}",
         f"{'precision':<9} {'head':<12} {'max|Δlogit|':>12} {'mean|Δlogit|':>13} {'argmax agree':>13} "
         f"{'max|Δprob|':>11}",
     ]

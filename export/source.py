@@ -123,6 +123,12 @@ def load_source(model_dir: str | Path, task: str | None = None, labels: list[str
             "(save the tokenizer with a recent transformers to produce it)"
         )
 
+    vocab_size = int(config.get("vocab_size") or 0)
+    if vocab_size and len(tokenizer) > vocab_size:
+        raise ExportError(
+            f"the tokenizer in {path} has {len(tokenizer)} tokens but the model's embeddings only "
+            f"{vocab_size}: ids beyond the table would crash or mislead; use the model's own tokenizer"
+        )
     if is_multitask_dir(path):
         module, heads, input_names, task = _load_multitask(path, tokenizer, task, labels)
         multitask = True

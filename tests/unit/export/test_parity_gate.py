@@ -77,3 +77,25 @@ def test_max_length_beyond_position_embeddings_is_refused(model_dir: Path, tmp_p
     with pytest.raises(ExportError, match="position embeddings"):
         build_bundle(model_dir, tmp_path / "bundle", max_length=4096)
     assert leftovers(tmp_path) == []
+
+
+def test_texts_the_tokenizer_cannot_read_are_refused(model_dir: Path, tmp_path: Path) -> None:
+    """A lost vocabulary makes torch and ONNX agree on garbage; the [UNK] share catches it."""
+    unreadable = ["Привет мир, это отзыв", "Ωμέγα λόγος"] * 5
+    with pytest.raises(ParityError, match=r"\[UNK\]") as caught:
+        build_bundle(model_dir, tmp_path / "bundle", quantize="none", max_length=32, parity_texts=unreadable)
+    assert caught.value.report["unk_rate"] > 0.5
+    assert leftovers(tmp_path) == []
+
+
+def test_tokenizer_larger_than_the_embeddings_is_refused(model_dir: Path, tmp_path: Path) -> None:
+    import shutil
+
+    config_path = tmp_path / "model" / "config.json"
+    shutil.copytree(model_dir, tmp_path / "model")
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    config["vocab_size"] = 10
+    config_path.write_text(json.dumps(config), encoding="utf-8")
+    with pytest.raises(ExportError, match="embeddings only 10"):
+        build_bundle(tmp_path / "model", tmp_path / "bundle")
+    assert leftovers(tmp_path) == []
