@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "models.evaluate",
     "export.cli",
     "consumers.bench",
+    "consumers.demo",
 )
 
 

@@ -39,16 +39,22 @@ class _Group(BaseModel):
 class KafkaSettings(_Group):
     """Where the cluster is and how to talk to it."""
 
-    bootstrap_servers: str = "127.0.0.1:9092"
+    bootstrap_servers: str = Field("127.0.0.1:9092", description="HOST:PORT[,HOST:PORT...] of the cluster")
     options: dict[str, str] = Field(
         default_factory=dict,
         description="librdkafka passthrough (security.protocol, sasl.*, ssl.*); also mapped for aiokafka",
     )
-    session_timeout_ms: int = Field(10_000, ge=1_000)
-    max_poll_interval_ms: int = Field(300_000, ge=10_000)
+    session_timeout_ms: int = Field(10_000, ge=1_000, description="consumer group session timeout")
+    max_poll_interval_ms: int = Field(
+        300_000, ge=10_000, description="max time between polls before eviction"
+    )
     replication_factor: int = Field(1, ge=1, description="used by `topics ensure`")
     partitions: int = Field(6, ge=1, description="used by `topics ensure`")
-    input_retention_ms: int = Field(7 * 24 * 3600 * 1000, ge=60_000)
+    input_retention_ms: int = Field(
+        7 * 24 * 3600 * 1000,
+        ge=60_000,
+        description="retention of inputs, insights and signals (`topics ensure`)",
+    )
 
     @field_validator("options", mode="before")
     @classmethod
@@ -79,30 +85,35 @@ class TopicSettings(_Group):
 class EnrichSettings(_Group):
     """Stage 1: consume, infer, emit."""
 
-    group_id: str = "shoppulse-enrich"
-    bundle_dir: Path = DEFAULT_BUNDLE
-    max_batch: int = Field(64, ge=1, le=4096)
-    max_wait_ms: int = Field(20, ge=0, le=60_000)
+    group_id: str = Field("shoppulse-enrich", description="consumer group of stage 1")
+    bundle_dir: Path = Field(
+        DEFAULT_BUNDLE, description="model bundle directory (default: the packaged bundle)"
+    )
+    max_batch: int = Field(64, ge=1, le=4096, description="events per micro-batch, at most")
+    max_wait_ms: int = Field(20, ge=0, le=60_000, description="latency budget to fill a micro-batch")
     max_in_flight: int = Field(2_000, ge=1, description="events buffered before partitions are paused")
-    exactly_once: bool = False
-    transactional_id: str = "shoppulse-enrich"
-    title_cache_size: int = Field(50_000, ge=0)
+    exactly_once: bool = Field(False, description="transactional consume-transform-produce")
+    transactional_id: str = Field("shoppulse-enrich", description="prefix; the host name is appended")
+    title_cache_size: int = Field(50_000, ge=0, description="product titles whose interest tags are cached")
     intra_op_threads: int = Field(0, ge=0, description="0 = size from the container's CPU quota")
-    shutdown_timeout_s: float = Field(30.0, gt=0)
-    keywords_top_k: int = Field(5, ge=0, le=50)
+    providers: Literal["cpu", "auto", "cuda"] = Field(
+        "cpu", description="ONNX Runtime execution provider; auto = CUDA when onnxruntime-gpu has it"
+    )
+    shutdown_timeout_s: float = Field(30.0, gt=0, description="SIGTERM drain budget")
+    keywords_top_k: int = Field(5, ge=0, le=50, description="jieba keywords per review")
 
 
 class ProfileSettings(_Group):
     """Stage 2: per-user profiles."""
 
-    app_id: str = "shoppulse-profiles"
-    half_life_days: float = Field(7.0, gt=0)
-    top_k: int = Field(5, ge=1, le=100)
-    recent_products: int = Field(20, ge=0, le=1000)
+    app_id: str = Field("shoppulse-profiles", description="faust app id = consumer group of stage 2")
+    half_life_days: float = Field(7.0, gt=0, description="interest decay half-life (event time)")
+    top_k: int = Field(5, ge=1, le=100, description="top interest tags in a profile")
+    recent_products: int = Field(20, ge=0, le=1000, description="recent products kept per user")
     dedup_window: int = Field(512, ge=1, description="event_ids remembered per user for idempotence")
-    publish_interval_s: float = Field(1.0, ge=0)
-    store: Literal["memory", "rocksdb"] = "memory"
-    data_dir: Path = Path("./.cache/profiles")
+    publish_interval_s: float = Field(1.0, ge=0, description="at most one publish per user per interval")
+    store: Literal["memory", "rocksdb"] = Field("memory", description="table store; rocksdb in production")
+    data_dir: Path = Field(Path("./.cache/profiles"), description="local table store (one per worker)")
     advertised_host: str | None = Field(
         None, description="host other profile workers use to reach this one (default: http.host)"
     )
@@ -111,9 +122,9 @@ class ProfileSettings(_Group):
 class HttpSettings(_Group):
     """Metrics and health endpoints (and the profile lookup on stage 2)."""
 
-    host: str = "127.0.0.1"
-    enrich_port: int = Field(9464, ge=0, le=65535)
-    profiles_port: int = Field(6066, ge=0, le=65535)
+    host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 in containers")
+    enrich_port: int = Field(9464, ge=0, le=65535, description="stage 1 /metrics /healthz /readyz")
+    profiles_port: int = Field(6066, ge=0, le=65535, description="stage 2 HTTP: metrics, health, profiles")
 
 
 class Settings(BaseSettings):
@@ -131,7 +142,7 @@ class Settings(BaseSettings):
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
-    log_level: str = "INFO"
+    log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 
     @classmethod
     def settings_customise_sources(
@@ -217,3 +228,34 @@ def to_env(settings: Settings) -> dict[str, str]:
         else:
             env[f"{ENV_PREFIX}{group_name}".upper()] = str(group)
     return env
+
+
+def settings_table_markdown() -> str:
+    """The README's settings table, generated from the fields so the docs cannot drift from the code."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for group_name, group_field in Settings.model_fields.items():
+        annotation = group_field.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            defaults = annotation()
+            for field_name, field in annotation.model_fields.items():
+                default = getattr(defaults, field_name)
+                if isinstance(default, Path) and default == DEFAULT_BUNDLE:
+                    shown = "packaged `models/bundles/default`"
+                else:
+                    shown = f"`{default}`" if default not in (None, {}, "") else "—"
+                meaning = field.description or (
+                    f"name of the `{field_name.replace('_', '-')}` topic" if group_name == "topics" else ""
+                )
+                rows.append(
+                    f"| `{ENV_PREFIX}{group_name.upper()}__{field_name.upper()}` | {shown} | {meaning} |"
+                )
+        else:
+            rows.append(
+                f"| `{ENV_PREFIX}{group_name.upper()}` | `{group_field.default}` | {group_field.description or ''} |"
+            )
+    rows.append(f"| `{CONFIG_FILE_ENV}` | — | path of an optional YAML file with the same structure |")
+    rows.append(
+        f"| `{KAFKA_OPT_PREFIX}<KEY>` | — | one librdkafka option, `_` → `.` "
+        "(e.g. `SHOPPULSE_KAFKA_OPT_SASL_MECHANISM`) |"
+    )
+    return "\n".join(rows)

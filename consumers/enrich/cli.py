@@ -45,7 +45,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return settings
 
 
-def build_stage(settings: Settings, install_signals: bool = True):  # noqa: ANN201 - avoids importing onnxruntime at CLI import
+def build_stage(settings: Settings, install_signals: bool = True):
     from consumers.enrich.enricher import STAGE, Enricher
     from consumers.enrich.stage import EnrichStage
     from models.bundle import BundleError
@@ -55,9 +55,11 @@ def build_stage(settings: Settings, install_signals: bool = True):  # noqa: ANN2
 
     try:
         predictor = Predictor.from_dir(
-            settings.enrich.bundle_dir, intra_op_threads=settings.enrich.intra_op_threads
+            settings.enrich.bundle_dir,
+            intra_op_threads=settings.enrich.intra_op_threads,
+            providers=settings.enrich.providers,
         )
-    except (BundleError, FileNotFoundError) as exc:
+    except (BundleError, FileNotFoundError, RuntimeError) as exc:
         raise SystemExit(f"cannot load the model bundle at {settings.enrich.bundle_dir}: {exc}") from exc
     bundle = predictor.bundle
     metrics.MODEL_INFO.labels(STAGE, bundle.name, bundle.version, predictor.precision).set(1)

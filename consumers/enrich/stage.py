@@ -15,6 +15,7 @@ SIGTERM drains: finish the batch, deliver, commit, leave the group.
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import os
 import signal
@@ -156,16 +157,21 @@ class EnrichStage:
         if not self.exactly_once:
             self.producer.flush(self.cfg.shutdown_timeout_s)
             self._commit(sync=True, only=set(tps))
+        self._forget(tps)
+
+    def _forget(self, tps: list[TopicPart]) -> None:
+        """Drop the state and the lag series of partitions we no longer own (no double counting)."""
         self.tracker.forget(tps)
         self.assigned -= set(tps)
+        for topic, partition in tps:
+            with contextlib.suppress(KeyError):
+                metrics.CONSUMER_LAG.remove(STAGE, topic, str(partition))
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
 
     def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         log.warning("lost %s (session expired): another member owns them now", tps)
-        self.tracker.forget(tps)
-        self.assigned -= set(tps)
-        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
+        self._forget(tps)
 
     # --- readiness ----------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, dict[str, Any]]:

@@ -107,7 +107,7 @@ def committed_total(settings: Settings, group: str) -> int:
     return sum(max(0, tp.offset) for tp in committed)
 
 
-def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, procs=()):  # noqa: ANN001, ANN201
+def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, procs=()):
     """Poll ``predicate``; fail at once if one of ``procs`` (the stages under test) died."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -24,7 +24,11 @@ pytestmark = pytest.mark.integration
 def _drain(settings: Settings, topics: list[str], expected: int, timeout_s: float = 60) -> list:
     consumer = Consumer(
         settings.librdkafka(
-            **{"group.id": f"drain-{time.monotonic_ns()}", "auto.offset.reset": "earliest", "enable.auto.commit": False}
+            **{
+                "group.id": f"drain-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "enable.auto.commit": False,
+            }
         )
     )
     consumer.subscribe(topics)
@@ -61,7 +65,9 @@ def test_partitions_grow_when_asked(kafka_settings: Settings) -> None:
 
 
 @pytest.mark.parametrize("backend", ["kafka_broker", "tansu_broker"])
-def test_simulated_stream_round_trips_through_the_broker(backend: str, request: pytest.FixtureRequest) -> None:
+def test_simulated_stream_round_trips_through_the_broker(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
     broker: EmbeddedBroker = request.getfixturevalue(backend)
     settings = isolated_settings(broker.bootstrap)
     sim = Simulator(seed=11, users=40, start_ms=1_780_000_000_000, bad_fraction=0.05)
@@ -84,7 +90,9 @@ def test_simulated_stream_round_trips_through_the_broker(backend: str, request: 
 
 
 def test_watermarks_from_fetch_are_right_on_kafka(kafka_settings: Settings) -> None:
-    produce_stream(kafka_settings, Simulator(seed=2, users=5, start_ms=1_780_000_000_000), 300, kinds=("click",))
+    produce_stream(
+        kafka_settings, Simulator(seed=2, users=5, start_ms=1_780_000_000_000), 300, kinds=("click",)
+    )
     consumer = Consumer(kafka_settings.librdkafka(**{"group.id": "wm", "auto.offset.reset": "earliest"}))
     consumer.subscribe([kafka_settings.topics.clicks])
     seen = 0
@@ -93,7 +101,9 @@ def test_watermarks_from_fetch_are_right_on_kafka(kafka_settings: Settings) -> N
         seen += len([m for m in consumer.consume(500, 0.5) if m.error() is None])
     total = 0
     for p in range(kafka_settings.kafka.partitions):
-        low, high = consumer.get_watermark_offsets(TopicPartition(kafka_settings.topics.clicks, p), cached=True)
+        low, high = consumer.get_watermark_offsets(
+            TopicPartition(kafka_settings.topics.clicks, p), cached=True
+        )
         total += high - low
     consumer.close()
     assert seen == 300 and total == 300

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.integration
 START = 1_790_000_000_000
 
 
-def _settings(kafka_broker, **enrich) -> Settings:  # noqa: ANN001
+def _settings(kafka_broker, **enrich) -> Settings:
     return isolated_settings(
         kafka_broker.bootstrap, enrich={"group_id": f"g-{time.monotonic_ns()}", **enrich}
     )

@@ -127,3 +127,123 @@ def test_kill_9_mid_stream_recovers_the_reference_without_double_applying(
             assert second.stop() == 0, second.log_tail()
     finally:
         reader.close()
+
+
+def _assigned(worker: Worker) -> set[int]:
+    """Partitions the worker owns once it is ready (empty while starting or rebalancing)."""
+    try:
+        status, body = worker.get("/readyz")
+    except OSError:
+        return set()
+    return set(body.get("assigned_partitions", [])) if status == 200 else set()
+
+
+def _get_with_headers(worker: Worker, path: str) -> tuple[int, dict, dict]:
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(worker.url + path, timeout=10) as resp:
+            return resp.status, dict(resp.headers), json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), json.loads(err.read())
+
+
+def test_two_workers_split_partitions_and_route_lookups_to_the_owner(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    settings = profile_settings(
+        isolated_settings(kafka_broker.bootstrap),
+        half_life_days=HALF_LIFE,
+        top_k=TOP_K,
+        recent_products=RECENT,
+    )
+    clean = make_signals(seed=44, users=24, n=500)
+    expected = _expected(clean)
+    a = Worker(settings, tmp_path, "a").start()
+    b = Worker(settings, tmp_path, "b").start()
+    workers = [a, b]
+    reader = ProfileReader(settings)
+    try:
+
+        def split() -> bool:
+            pa, pb = _assigned(a), _assigned(b)
+            return bool(pa) and bool(pb) and not (pa & pb) and pa | pb == {0, 1, 2}
+
+        wait_for(split, 90, "partitions split between two workers", workers)
+        produce_signals(settings, disorder(clean, seed=2, duplicate_fraction=0.2))
+        wait_for(lambda: _all_published(reader, expected), 90, "every profile published", workers)
+        assert _mismatches(reader, expected) == {}
+        wait_for(split, 30, "a stable split", workers)
+        owner_of_partition = {p: w.url for w in workers for p in _assigned(w)}
+        routed = 0
+        for user, exp in expected.items():
+            (partition,) = reader.partitions_by_user[user]
+            owner = owner_of_partition[partition]
+            for asked in workers:
+                status, headers, body = _get_with_headers(asked, f"/profiles/{user}?as_of={exp['as_of']}")
+                assert status == 200, body
+                assert profile_mismatches(body, exp) == [], (user, asked.name)
+                assert headers["X-Served-By"].rstrip("/") == owner
+                if asked.url != owner:
+                    routed += 1
+                    assert headers["X-Routed-By"].rstrip("/") == asked.url
+        assert routed == len(expected)  # each user was asked once of the worker that does not own it
+
+        # now (default as_of) decays further, never grows; errors are JSON
+        user, exp = next(iter(expected.items()))
+        status, _, body = _get_with_headers(a, f"/profiles/{user}")
+        assert status == 200 and body["as_of"] >= exp["as_of"]
+        assert all(body["interests"][t] <= s * (1 + 1e-9) for t, s in exp["interests"].items())
+        for w in workers:
+            status, _, body = _get_with_headers(w, "/profiles/nobody-here")
+            assert (status, body["error"]) == (404, "unknown user")
+            status, _, body = _get_with_headers(w, f"/profiles/{user}?as_of=yesterday")
+            assert status == 400 and "as_of" in body["error"]
+            status, _, body = _get_with_headers(w, f"/profiles/{user}?as_of={exp['as_of'] - 1}")
+            assert status == 400 and "before" in body["error"]
+        status, _, _ = _get_with_headers(a, "/healthz")
+        assert status == 200
+    finally:
+        reader.close()
+        for w in workers:
+            assert w.stop() == 0, w.log_tail()
+
+
+def test_disordered_and_duplicated_stream_publishes_the_same_profiles_as_the_clean_one(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    clean = make_signals(seed=55, users=20, n=300)
+    messy = disorder(clean, seed=8, duplicate_fraction=0.5)
+    runs = []
+    for name, stream in (("clean", sorted(clean, key=lambda s: s["ts"])), ("messy", messy)):
+        settings = profile_settings(
+            isolated_settings(kafka_broker.bootstrap),
+            half_life_days=HALF_LIFE,
+            top_k=TOP_K,
+            recent_products=RECENT,
+        )
+        runs.append((settings, Worker(settings, tmp_path, name).start(), stream))
+    readers = [ProfileReader(settings) for settings, _, _ in runs]
+    expected_versions = {u: e["version"] for u, e in _expected(clean).items()}
+    try:
+        for settings, _, stream in runs:
+            produce_signals(settings, stream)
+        for reader, (_, worker, _) in zip(readers, runs, strict=True):
+            wait_for(
+                lambda r=reader: _all_published(r, {u: {"version": v} for u, v in expected_versions.items()}),
+                90,
+                f"{worker.name} profiles",
+                [worker],
+            )
+        clean_profiles, messy_profiles = readers[0].latest, readers[1].latest
+        assert set(clean_profiles) == set(messy_profiles) == set(expected_versions)
+        for user, profile in clean_profiles.items():
+            reference = {**profile, "top_tags": [t["tag"] for t in profile["top_tags"]]}
+            assert profile_mismatches(messy_profiles[user], reference) == [], user
+    finally:
+        for reader in readers:
+            reader.close()
+        for _, worker, _ in runs:
+            assert worker.stop() == 0, worker.log_tail()
