@@ -216,9 +216,7 @@ class ProfilesStage:
 
     # --- publishing -----------------------------------------------------------------------------
     def active_partitions(self) -> set[int]:
-        return {
-            tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.signals_topic_name
-        }
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == self.signals_topic_name}
 
     def profile_json(self, key: bytes, as_of: int | None = None) -> dict[str, Any] | None:
         """The rendered profile of ``key`` from the local table, or None if unknown here."""

@@ -77,9 +77,7 @@ def faust_connection(settings: Settings) -> FaustConnection:
     import faust
 
     options = {k.lower(): v for k, v in settings.kafka.options.items()}
-    unsupported = sorted(
-        k for k in options if k.startswith(("security.", "sasl.", "ssl.")) and k not in _HANDLED
-    )
+    unsupported = sorted(k for k in options if k.startswith(("security.", "sasl.", "ssl.")) and k not in _HANDLED)
     if unsupported:
         raise ConnectionConfigError(f"kafka.options not supported by the profiles stage: {unsupported}")
     protocol = options.get("security.protocol", "PLAINTEXT").upper()

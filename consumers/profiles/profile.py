@@ -371,9 +371,7 @@ def _render_orders(orders: Mapping[str, Any]) -> dict[str, Any]:
     return {
         "count": orders["count"],
         "totals": {cur: str(total) for cur, total in totals.items()},
-        "average_order_value": {
-            cur: str(average(total, orders["counts"][cur])) for cur, total in totals.items()
-        },
+        "average_order_value": {cur: str(average(total, orders["counts"][cur])) for cur, total in totals.items()},
         "first_order_ts": orders["first_ts"],
         "last_order_ts": orders["last_ts"],
     }

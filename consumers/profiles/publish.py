@@ -52,11 +52,7 @@ class Coalescer:
     def due(self) -> list[Hashable]:
         """Pending keys whose interval has passed, now counted as published; prunes old entries."""
         now = self._clock()
-        ready = [
-            key
-            for key in self._pending
-            if (last := self._last.get(key)) is None or now - last >= self.interval_s
-        ]
+        ready = [key for key in self._pending if (last := self._last.get(key)) is None or now - last >= self.interval_s]
         for key in ready:
             del self._pending[key]
             self._last[key] = now

@@ -1,10 +1,13 @@
 """HTTP on the profiles worker's faust web server: the profile lookup, metrics and probes.
 
 - ``GET /profiles/{user_id}[?as_of=EPOCH_MS]``: the current profile with interest scores decayed
-  to ``as_of`` (default: now, or the profile's own event time if that is later). faust's router
-  forwards the request to the worker that owns the key's partition, so any worker (or a
-  Kubernetes Service in front of all of them) can be asked. 404 JSON for an unknown user,
-  400 JSON for a bad ``as_of``, 503 JSON while this worker is recovering.
+  to ``as_of`` (default: now, or the profile's own event time if that is later). A worker that
+  does not own the key's partition (faust's assignor map, murmur2 of the key) forwards the
+  request to the owner, so any worker, or a Kubernetes Service in front of all of them, can be
+  asked. Our own forwarding rather than faust's ``table_route`` because that one drops the
+  owner's headers: ``X-Served-By`` names the worker that answered, ``X-Routed-By`` the one
+  that forwarded. 404 JSON for an unknown user, 400 JSON for bad input, 503 JSON while
+  rebalancing or recovering, 502 JSON when the owner is unreachable.
 - ``GET /metrics``: Prometheus exposition; ``/healthz``: liveness; ``/readyz``: 200 once the
   table is recovered, else 503 with the reason.
 """
@@ -14,6 +17,7 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+import aiohttp
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
@@ -24,6 +28,33 @@ if TYPE_CHECKING:
 
 MAX_USER_ID_CHARS = 128
 JSON = "application/json; charset=utf-8"
+SERVED_BY_HEADER = "X-Served-By"
+ROUTED_HEADER = "X-Routed-By"  # set on a forwarded request: the receiver answers, never forwards again
+
+
+def owner_url(stage: ProfilesStage, key: bytes) -> str | None:
+    """The canonical URL of the worker whose active partition holds ``key`` (faust's assignor map)."""
+    try:
+        return str(stage.app.router.key_store(stage.table.name, key))
+    except KeyError:
+        return None
+
+
+async def _forward(view: View, request: Request, owner: str) -> Response:
+    """Ask the owner; pass its status, body and X-Served-By through, and say who routed."""
+    url = owner.rstrip("/") + str(request.rel_url)
+    me = str(view.app.conf.canonical_url)
+    try:
+        async with view.app.http_client.get(url, headers={ROUTED_HEADER: me}) as resp:
+            body = await resp.read()
+            headers = {
+                "Content-Type": resp.headers.get("Content-Type", JSON),
+                SERVED_BY_HEADER: resp.headers.get(SERVED_BY_HEADER, owner),
+                ROUTED_HEADER: me,
+            }
+            return view.bytes(body, status=resp.status, headers=headers)
+    except (TimeoutError, OSError, aiohttp.ClientError) as exc:
+        return _json(view, {"error": f"owner {owner} unreachable: {exc}", "owner": owner}, 502)
 
 
 def parse_as_of(raw: str | None, now_ms: int) -> int | None:
@@ -40,7 +71,9 @@ def parse_as_of(raw: str | None, now_ms: int) -> int | None:
 
 
 def _json(view: View, body: dict[str, Any], status: int = 200) -> Response:
-    return view.bytes(dumps(body), status=status, headers={"Content-Type": JSON})
+    # X-Served-By names the worker that answered, so routing is observable (and debuggable).
+    served_by = str(view.app.conf.canonical_url)
+    return view.bytes(dumps(body), status=status, headers={"Content-Type": JSON, SERVED_BY_HEADER: served_by})
 
 
 def register_pages(stage: ProfilesStage) -> None:
@@ -48,7 +81,6 @@ def register_pages(stage: ProfilesStage) -> None:
 
     @app.page("/profiles/{user_id}", name="profile")
     class ProfileView(View):
-        @app.table_route(table=stage.table, match_info="user_id")
         async def get(self, request: Request, user_id: str) -> Response:
             if not user_id or len(user_id) > MAX_USER_ID_CHARS:
                 return _json(self, {"error": "bad user_id", "user_id": user_id[:MAX_USER_ID_CHARS]}, 400)
@@ -57,10 +89,15 @@ def register_pages(stage: ProfilesStage) -> None:
                 as_of = parse_as_of(request.query.get("as_of"), now_ms)
             except ValueError as exc:
                 return _json(self, {"error": str(exc), "as_of": request.query.get("as_of")}, 400)
+            key = user_id.encode("utf-8")
+            owner = owner_url(stage, key)
+            if owner is None:
+                return _json(self, {"error": "partition owners unknown (rebalancing); retry"}, 503)
+            if owner != str(app.conf.canonical_url) and request.headers.get(ROUTED_HEADER) is None:
+                return await _forward(self, request, owner)
             ready, details = stage.readiness()
             if not ready:
                 return _json(self, {"error": "this worker is recovering its table", **details}, 503)
-            key = user_id.encode("utf-8")
             row = stage.table.get(key)
             if row is None:
                 return _json(self, {"error": "unknown user", "user_id": user_id}, 404)
