@@ -83,11 +83,22 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(func=run)
 
 
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars between the lines of the report."""
+    try:
+        from transformers.utils import logging as hf_logging
+    except ImportError:
+        return
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+
+
 def run(args: argparse.Namespace) -> int:
     from export.build import DEFAULT_FUSION, build_bundle
     from export.parity import ParityError, ParityThresholds, format_report, read_texts
     from export.source import ExportError
 
+    _quiet_transformers()
     thresholds = ParityThresholds(
         fp32_max_abs_diff=args.fp32_max_diff,
         int8_min_argmax_agreement=args.int8_min_agreement,
