@@ -92,6 +92,18 @@ class EnrichStage:
             signal.signal(signal.SIGINT, self._on_signal)
         self.consumer = Consumer(self._consumer_config())
         self.producer = Producer(self._producer_config())
+        self._init_series()
+
+    def _init_series(self) -> None:
+        """Create every series at zero, so dashboards and alerts see 0, not "no data", before the first event."""
+        for topic in self.topics.outputs():
+            metrics.PRODUCE_ERRORS.labels(STAGE, topic)
+        metrics.TRANSACTION_ABORTS.labels(STAGE)
+        metrics.COMMITS.labels(STAGE)
+        metrics.PAUSED_PARTITIONS.labels(STAGE).set(0)
+        metrics.IN_FLIGHT.labels(STAGE).set(0)
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(0)
+        metrics.BROKER_UP.labels(STAGE).set(0)
 
     # --- configuration ------------------------------------------------------------------------
     def _consumer_config(self) -> dict[str, Any]:
@@ -278,16 +290,12 @@ class EnrichStage:
             try:
                 event = parse_event(self.kind_of[topic], msg.value(), now=now_ms)  # type: ignore[arg-type]
             except ContractError as err:
-                record = dead_letter_record(
-                    msg.value(), msg.key(), source, err.reason, err.message, err.field
-                )
+                record = dead_letter_record(msg.value(), msg.key(), source, err.reason, err.message, err.field)
                 metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
                 results.append((msg, source, record))
                 continue
             valid.append((event, source))
-        enriched = {
-            (e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.enrich(valid)
-        }
+        enriched = {(e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.enrich(valid)}
         ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]] = []
         dead = {(s.topic, s.partition, s.offset): (m, s, r) for m, s, r in results}
         for msg in batch:
@@ -302,9 +310,7 @@ class EnrichStage:
         else:
             self._deliver_async(ordered)
 
-    def _outputs(
-        self, msg: Message, item: Enriched | dict[str, Any]
-    ) -> list[tuple[str, bytes | None, bytes]]:
+    def _outputs(self, msg: Message, item: Enriched | dict[str, Any]) -> list[tuple[str, bytes | None, bytes]]:
         if isinstance(item, dict):
             return [(self.topics.dead_letter, msg.key(), dumps(item))]
         key = item.event.user_id.encode("utf-8")
@@ -322,9 +328,7 @@ class EnrichStage:
             event_ts = item.event.ts_ms if isinstance(item, Enriched) else None
             for i, (topic, key, value) in enumerate(outputs):
                 last = i == len(outputs) - 1
-                callback = self._delivery_callback(
-                    tp, source.offset, source.topic, event_ts if last else None
-                )
+                callback = self._delivery_callback(tp, source.offset, source.topic, event_ts if last else None)
                 self._produce(topic, key, value, callback)
 
     def _delivery_callback(
@@ -337,9 +341,7 @@ class EnrichStage:
                 return
             metrics.EVENTS_PRODUCED.labels(STAGE, msg.topic()).inc()
             if event_ts is not None:
-                metrics.END_TO_END_SECONDS.labels(STAGE, input_topic).observe(
-                    max(0.0, time.time() - event_ts / 1000)
-                )
+                metrics.END_TO_END_SECONDS.labels(STAGE, input_topic).observe(max(0.0, time.time() - event_ts / 1000))
             self.tracker.ack(tp, offset)
 
         return on_delivery
@@ -461,9 +463,7 @@ class EnrichStage:
             if not self.exactly_once:
                 remaining = self.producer.flush(max(0.1, deadline - time.monotonic()))
                 if remaining:
-                    log.warning(
-                        "%d outputs undelivered at shutdown; their inputs stay uncommitted", remaining
-                    )
+                    log.warning("%d outputs undelivered at shutdown; their inputs stay uncommitted", remaining)
                 self._commit(sync=True)  # the tracker never passes an undelivered output
             else:
                 self.producer.flush(max(0.1, deadline - time.monotonic()))

@@ -20,12 +20,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def start_enrich(
-    settings: Settings, bundle: Path, exactly_once: bool = False, log_path: Path | None = None, **env: str
+    settings: Settings,
+    bundle: Path,
+    exactly_once: bool = False,
+    log_path: Path | None = None,
+    http_port: int | None = None,
+    **env: str,
 ) -> subprocess.Popen[bytes]:
     """``shoppulse run enrich`` in a child process configured only through env vars."""
     child_env = {**os.environ, **to_env(settings), **env}
     child_env["SHOPPULSE_ENRICH__BUNDLE_DIR"] = str(bundle)
-    child_env["SHOPPULSE_HTTP__ENRICH_PORT"] = str(free_port())
+    child_env["SHOPPULSE_HTTP__ENRICH_PORT"] = str(http_port or free_port())
     child_env["SHOPPULSE_ENRICH__EXACTLY_ONCE"] = str(exactly_once)
     child_env.setdefault("SHOPPULSE_ENRICH__INTRA_OP_THREADS", "1")
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
@@ -34,6 +39,19 @@ def start_enrich(
         cwd=ROOT,
         env=child_env,
         stdout=out,
+        stderr=subprocess.STDOUT,
+    )
+
+
+def start_profiles(settings: Settings, log_path: Path, http_port: int) -> subprocess.Popen[bytes]:
+    """``shoppulse run profiles`` (memory store) in a child process configured through env vars."""
+    child_env = {**os.environ, **to_env(settings)}
+    child_env["SHOPPULSE_HTTP__PROFILES_PORT"] = str(http_port)
+    return subprocess.Popen(
+        [sys.executable, "-m", "consumers.cli", "run", "profiles"],
+        cwd=ROOT,
+        env=child_env,
+        stdout=open(log_path, "ab"),  # noqa: SIM115 - handed to the child
         stderr=subprocess.STDOUT,
     )
 
@@ -86,8 +104,7 @@ def read_all(
                 if msg.error() is None:
                     out.by_topic[msg.topic()].append(json.loads(msg.value()))
             done = all(
-                len({r.get("event_id") or i for i, r in enumerate(out.by_topic[t])}) >= n
-                for t, n in expect.items()
+                len({r.get("event_id") or i for i, r in enumerate(out.by_topic[t])}) >= n for t, n in expect.items()
             )
             if done and settle_until is None:
                 settle_until = time.monotonic() + 2.0

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import shutil
+import time
+import uuid
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, Producer
 
 from consumers.broker import EmbeddedBroker
+from consumers.settings import Settings
 from tests.conftest import isolated_settings
 from tests.integration.profiles_harness import (
     ProfileReader,
@@ -26,6 +31,21 @@ from tests.unit.consumers.profiles.streams import (
 pytestmark = pytest.mark.integration
 
 HALF_LIFE, TOP_K, RECENT = 7.0, 3, 5
+
+
+def _read_all(settings: Settings, topic: str, expected: int, timeout_s: float = 30) -> list[dict]:
+    consumer = Consumer(
+        settings.librdkafka(**{"group.id": f"read-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
+    )
+    consumer.subscribe([topic])
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            out += [json.loads(m.value()) for m in consumer.consume(100, 0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    return out
 
 
 def _expected(signals: list[dict]) -> dict[str, dict]:
@@ -56,8 +76,15 @@ def test_published_profiles_equal_the_reference_fold(kafka_broker: EmbeddedBroke
     reader = ProfileReader(settings)
     try:
         produce_signals(settings, stream)
+        bad = Producer(settings.librdkafka())
+        bad.produce(settings.topics.user_signals, key=b"u000001", value=b"{not json")
+        bad.produce(settings.topics.user_signals, key=b"u000002", value=json.dumps(clean[0]).encode())
+        assert bad.flush(10) == 0
         wait_for(lambda: _all_published(reader, expected), 90, "every profile published", [worker])
         assert _mismatches(reader, expected) == {}
+        dead = _read_all(settings, settings.topics.dead_letter, 2)
+        assert sorted(d["reason"] for d in dead) == ["bad_json", "key_mismatch"]
+        assert all(d["stage"] == "profiles" for d in dead)
         # coalescing: far fewer publishes than signals, and each user's profile on its signals' partition
         assert len(expected) <= reader.records < len(stream)
         assert all(len(parts) == 1 for parts in reader.partitions_by_user.values())

@@ -1,0 +1,114 @@
+"""The enricher on a real (tiny) bundle: record shapes, tags, the title cache, and masking."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from consumers.contracts import Event, OrderItem
+from consumers.enrich.enricher import Enricher, Source, TitleCache
+from consumers.enrich.stage import dead_letter_record
+from models.inference import Predictor
+from models.keywords import keywords, load_aspects
+from models.taxonomy import default_taxonomy
+
+TS = 1_780_000_000_000
+PII_TEXT = (
+    "快递员电话13812345678态度很差，邮箱zhang.san@example.com，身份证110101199003071234，卡号6222 0212 3456 7890 123"
+)
+
+
+@pytest.fixture(scope="module")
+def enricher(tiny_bundle: Path) -> Enricher:
+    return Enricher(Predictor.from_dir(tiny_bundle), default_taxonomy(), load_aspects(), title_cache_size=100)
+
+
+def review(event_id: str, text: str) -> Event:
+    return Event(kind="review", event_id=event_id, user_id="u1", ts_ms=TS, product_id="p1", text=text)
+
+
+def click(event_id: str, title: str | None = None, category: str | None = None) -> Event:
+    return Event(
+        kind="click",
+        event_id=event_id,
+        user_id="u1",
+        ts_ms=TS,
+        product_id="p1",
+        action="view",
+        title=title,
+        category=category,
+    )
+
+
+def test_review_yields_an_insight_and_a_signal(enricher: Enricher) -> None:
+    [out] = enricher.enrich([(review("r1", "物流很快，但是质量很差，价格也贵"), Source("reviews", 0, 5))])
+    assert out.insight is not None
+    assert out.insight["event_id"] == out.signal["event_id"] == "r1"
+    assert out.insight["sentiment"]["label"] in {"positive", "negative"}
+    assert 0.5 <= out.insight["sentiment"]["probability"] <= 1.0
+    assert {a["aspect"] for a in out.insight["aspects"]} == {"物流", "质量", "价格"}
+    assert out.insight["source"] == {"topic": "reviews", "partition": 0, "offset": 5}
+    assert out.insight["model"]["name"] == "tiny-test"
+    assert abs(sum(out.signal["tags"].values()) - 1.0) < 1e-3
+    assert out.signal["weight"] == 3.0 and out.signal["action"] == "review"
+
+
+def test_personal_data_never_reaches_an_output(enricher: Enricher) -> None:
+    [out] = enricher.enrich([(review("r2", PII_TEXT), Source("reviews", 0, 6))])
+    wire = json.dumps([out.insight, out.signal], ensure_ascii=False)
+    for secret in ("13812345678", "zhang.san", "example.com", "110101199003071234", "6222", "7890"):
+        assert secret not in wire
+    assert "[PHONE]" in wire  # the aspect clause about the courier is carried, masked
+    assert not any(ch.isdigit() for kw in keywords(PII_TEXT, 10) for ch in kw)
+
+
+def test_dead_letter_preview_is_masked_but_raw_bytes_are_kept_for_replay() -> None:
+    raw = json.dumps({"text": PII_TEXT}, ensure_ascii=False).encode()
+    record = dead_letter_record(raw, b"u1", Source("reviews", 1, 9), "missing_field", "is required", "event_id")
+    assert "13812345678" not in record["value_preview"]
+    assert record["value_bytes"] == len(raw) and record["value_truncated"] is False
+    assert record["source"] == {"topic": "reviews", "partition": 1, "offset": 9}
+
+
+def test_titles_are_cached_and_category_only_clicks_use_the_taxonomy(enricher: Enricher) -> None:
+    cache = enricher.cache
+    hits_before = cache.hits
+    batch = [(click(f"c{i}", title="华为平板电脑 新款"), Source("clicks", 0, i)) for i in range(3)]
+    outs = enricher.enrich(batch)
+    assert cache.hits > hits_before  # one inference, then hits for the repeats
+    assert outs[0].signal["tags"] == outs[2].signal["tags"]
+    [cat_only] = enricher.enrich([(click("c9", category="洗发水"), Source("clicks", 0, 9))])
+    assert cat_only.signal["tags"] == {"个护": 1.0}
+
+
+def test_order_tags_are_weighted_by_amount(enricher: Enricher) -> None:
+    order = Event(
+        kind="order",
+        event_id="o1",
+        user_id="u1",
+        ts_ms=TS,
+        order_id="x",
+        items=(
+            OrderItem("p1", Decimal("900"), 1, category="热水器"),
+            OrderItem("p2", Decimal("100"), 1, category="蒙牛"),
+        ),
+        total=Decimal("1000"),
+        currency="CNY",
+    )
+    [out] = enricher.enrich([(order, Source("orders", 0, 1))])
+    assert out.signal["tags"] == {"家电": 0.9, "乳品": 0.1}
+    assert out.signal["amount"] == "1000" and out.signal["product_ids"] == ["p1", "p2"]
+
+
+def test_title_cache_is_a_bounded_lru() -> None:
+    import numpy as np
+
+    cache = TitleCache(2)
+    cache.put("a", np.zeros(1))
+    cache.put("b", np.zeros(1))
+    assert cache.get("a") is not None  # a is now the most recent
+    cache.put("c", np.zeros(1))
+    assert len(cache) == 2 and cache.get("b") is None and cache.get("a") is not None

@@ -1,0 +1,52 @@
+import pytest
+
+from consumers.enrich.offsets import OffsetTracker
+
+TP = ("reviews", 0)
+
+
+def test_commit_position_waits_for_every_output_of_every_earlier_input() -> None:
+    t = OffsetTracker()
+    t.begin(TP, 10, 2)
+    t.begin(TP, 11, 1)
+    t.begin(TP, 12, 0)  # no outputs: done at once, but 10 and 11 are not
+    assert t.take_commits() == {}
+    t.ack(TP, 11)
+    assert t.take_commits() == {}  # 10 still has two outputs in flight
+    t.ack(TP, 10)
+    assert t.take_commits() == {}
+    t.ack(TP, 10)
+    assert t.take_commits() == {TP: 13}  # 10, 11 and 12 all done: resume at 13
+    assert t.take_commits() == {}  # handed out once
+    assert t.in_flight() == 0
+
+
+def test_a_failed_output_blocks_the_watermark() -> None:
+    t = OffsetTracker()
+    t.begin(TP, 0, 1)
+    t.begin(TP, 1, 1)
+    t.fail(TP, 0, "timed out")
+    t.ack(TP, 1)
+    assert t.take_commits() == {}
+    assert t.failed == [(TP, 0, "timed out")]
+    assert t.in_flight(TP) == 2
+
+
+def test_partitions_are_independent_and_revoked_ones_are_forgotten() -> None:
+    t = OffsetTracker()
+    other = ("reviews", 1)
+    t.begin(TP, 5, 1)
+    t.begin(other, 7, 1)
+    t.ack(other, 7)
+    assert t.take_commits() == {other: 8}
+    t.forget([TP])
+    t.ack(TP, 5)  # a late acknowledgement for a revoked partition is ignored
+    assert t.take_commits() == {}
+    assert t.in_flight() == 0
+
+
+def test_offsets_must_arrive_in_order() -> None:
+    t = OffsetTracker()
+    t.begin(TP, 3, 1)
+    with pytest.raises(ValueError, match="after 3"):
+        t.begin(TP, 3, 1)
