@@ -51,7 +51,7 @@ def start_profiles(settings: Settings, log_path: Path, http_port: int) -> subpro
         [sys.executable, "-m", "consumers.cli", "run", "profiles"],
         cwd=ROOT,
         env=child_env,
-        stdout=open(log_path, "ab"),  # noqa: SIM115 - handed to the child
+        stdout=open(log_path, "ab"),
         stderr=subprocess.STDOUT,
     )
 
