@@ -87,7 +87,11 @@ def _place(staging: Path, out_dir: Path, overwrite: bool) -> None:
             raise ExportError(f"{out_dir} already exists; pass overwrite=True (--overwrite) to replace it")
         backup = out_dir.with_name(f".{out_dir.name}.old-{int(time.time())}")
         out_dir.rename(backup)
-        staging.rename(out_dir)
+        try:
+            staging.rename(out_dir)
+        except OSError:
+            backup.rename(out_dir)  # put the old bundle back rather than leave nothing
+            raise
         shutil.rmtree(backup, ignore_errors=True)
     else:
         staging.rename(out_dir)

@@ -130,6 +130,8 @@ class Predictor:
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=bundle.max_length)
         self.pad_id = _pad_id(bundle, self.tokenizer)
+        # encode_batch_fast (tokenizers >= 0.21) skips computing character offsets we never use.
+        self._encode_batch = getattr(self.tokenizer, "encode_batch_fast", self.tokenizer.encode_batch)
 
     @classmethod
     def from_dir(cls, path: str | Path, verify: bool = True, **kwargs: Any) -> Predictor:
@@ -144,7 +146,7 @@ class Predictor:
         """Token ids (with special tokens, truncated at ``max_length``) of the cleaned texts."""
         if not texts:
             return []
-        encodings = self.tokenizer.encode_batch_fast([clean_text(t) for t in texts])
+        encodings = self._encode_batch([clean_text(t) for t in texts])
         return [e.ids for e in encodings]
 
     def token_lengths(self, texts: Sequence[str]) -> list[int]:
