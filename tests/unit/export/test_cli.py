@@ -86,3 +86,17 @@ def test_bad_request_exits_2(model_dir: Path, tmp_path: Path, capsys: pytest.Cap
     code = run_cli(["export", "--model", str(tmp_path / "nothing"), "--out", str(tmp_path / "b")])
     assert code == 2
     assert "no config.json" in capsys.readouterr().err
+
+
+def test_importing_the_cli_and_serving_code_does_not_import_torch() -> None:
+    """``shoppulse --help`` and the serving image must work without the export extra."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, export, export.cli, models.bundle, models.inference, models.cpu; "
+        "heavy = [m for m in ('torch', 'transformers', 'onnx') if m in sys.modules]; "
+        "print(heavy); sys.exit(1 if heavy else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[3])
+    assert result.returncode == 0, result.stdout + result.stderr
