@@ -1,0 +1,514 @@
+"""``shoppulse bench pipeline``: what the enrich stage sustains end to end, and its latency under load.
+
+1. Starts the embedded broker (or uses ``--bootstrap``), creates fresh topics, and preloads
+   ``--events`` simulated events (reviews only by default; ``--kinds review,click,order``
+   for the mixed stream).
+2. Model only: the same bundle's ``Predictor`` on the same review texts, in this process,
+   before and after the stage runs (so both sides of the ratio see the same machine).
+3. Capacity: starts ``shoppulse run enrich`` as a child process (exactly as deployed) and
+   polls the group's committed offsets. The stage commits an input only after all its
+   outputs are acknowledged, so committed offsets count events done end to end. The rate
+   is taken from the first commit to the last (model loading and the group join excluded).
+4. Latency: with the stage caught up, offers a steady load of 50% and 80% of the measured
+   capacity (or of ``--rate``) for ``--duration`` seconds each; a reader on ``user-signals``
+   records arrival time − the event's ``ts`` (stamped when the event was produced) for
+   every event of that phase; the first second of each phase is dropped as ramp-up.
+
+Optionally ``--py-spy FILE`` records a profile of the stage during the capacity phase.
+Last line: one JSON object with every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from consumers.bench.stats import json_line, markdown_table, percentile, rounded, spread
+
+DEFAULT_LOADS = (0.5, 0.8)
+RAMP_UP_MS = 1_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from consumers.settings import DEFAULT_BUNDLE
+
+    parser.add_argument(
+        "--events", type=int, default=20_000, help="events preloaded for the capacity run (default 20000)"
+    )
+    parser.add_argument(
+        "--rate", type=float, help="events/s that the load levels are fractions of (default: the measured capacity)"
+    )
+    parser.add_argument(
+        "--kinds", default="review", help="comma-separated subset of review,click,order (default review)"
+    )
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle (default: the packaged one)")
+    parser.add_argument("--backend", choices=["kafka", "tansu"], help="embedded broker (default: kafka if Java)")
+    parser.add_argument("--bootstrap", help="use this running cluster instead of an embedded broker")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
+    parser.add_argument("--loads", default="0.5,0.8", help="offered loads as fractions of capacity (default 0.5,0.8)")
+    parser.add_argument("--duration", type=float, default=20.0, help="seconds per load level (default 20)")
+    parser.add_argument("--users", type=int, default=1_000)
+    parser.add_argument("--seed", type=int, default=11)
+    parser.add_argument("--max-batch", type=int, help="stage max_batch (default: settings)")
+    parser.add_argument("--max-wait-ms", type=int, help="stage max_wait_ms (default: settings)")
+    parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads, stage and model-only (0: CPUs)")
+    parser.add_argument("--py-spy", type=Path, help="write a py-spy profile of the stage's capacity phase here (.svg)")
+
+
+def parse_loads(text: str) -> list[float]:
+    loads = [float(x) for x in text.split(",") if x.strip()]
+    if not loads or any(not 0 < x <= 2 for x in loads):
+        raise ValueError(f"loads must be fractions in (0, 2], got {text!r}")
+    return loads
+
+
+def parse_kinds(text: str) -> tuple[str, ...]:
+    from consumers.simulator.generator import KINDS
+
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = set(kinds) - set(KINDS)
+    if not kinds or unknown:
+        raise ValueError(f"kinds must be a subset of {','.join(KINDS)}, got {text!r}")
+    return kinds
+
+
+def capacity_from_samples(samples: list[tuple[float, int]], total: int) -> float | None:
+    """Events/s from (time, committed) samples: first sample with progress → first sample at ``total``.
+
+    Excludes start-up (model load, group join) but counts everything after the first commit.
+    """
+    start = next(((t, c) for t, c in samples if c > 0), None)
+    end = next(((t, c) for t, c in samples if c >= total), None)
+    if start is None or end is None or end[0] <= start[0]:
+        return None
+    return (end[1] - start[1]) / (end[0] - start[0])
+
+
+def latency_summary(latencies_ms: list[float]) -> dict[str, float | None]:
+    if not latencies_ms:
+        return {"p50_ms": None, "p95_ms": None, "p99_ms": None, "max_ms": None}
+    return {
+        "p50_ms": rounded(percentile(latencies_ms, 50)),
+        "p95_ms": rounded(percentile(latencies_ms, 95)),
+        "p99_ms": rounded(percentile(latencies_ms, 99)),
+        "max_ms": rounded(max(latencies_ms)),
+    }
+
+
+def phase_marker(seed: int) -> str:
+    """The part of every event id the simulator with ``seed`` writes (``{kind}-{seed}-{n}``)."""
+    return f"-{seed}-"
+
+
+# --- pieces that talk to Kafka --------------------------------------------------------------------
+def bench_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any:
+    from consumers.broker import free_port
+    from consumers.settings import load_settings
+
+    topics = {
+        name: f"bench-{run_id}-{name}"
+        for name in ("reviews", "clicks", "orders", "review_insights", "user_signals", "user_profiles", "dead_letter")
+    }
+    enrich: dict[str, Any] = {
+        "bundle_dir": str(args.bundle),
+        "group_id": f"bench-enrich-{run_id}",
+        "intra_op_threads": args.threads,
+    }
+    if args.max_batch:
+        enrich["max_batch"] = args.max_batch
+    if args.max_wait_ms is not None:
+        enrich["max_wait_ms"] = args.max_wait_ms
+    return load_settings(
+        kafka={"bootstrap_servers": bootstrap, "partitions": args.partitions, "session_timeout_ms": 6000},
+        topics=topics,
+        enrich=enrich,
+        http={"enrich_port": free_port(), "host": "127.0.0.1"},
+    )
+
+
+class CommittedCounter:
+    """Sum of the stage group's committed input offsets (an offset fetch; it does not join the group)."""
+
+    def __init__(self, settings: Any) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.consumer = Consumer(settings.librdkafka(**{"group.id": settings.enrich.group_id}))
+        self.parts = [TopicPartition(t, p) for t in settings.topics.inputs() for p in range(settings.kafka.partitions)]
+
+    def total(self) -> int | None:
+        """The committed total, or None while the group coordinator is still loading (a transient error)."""
+        from confluent_kafka import KafkaException
+
+        try:
+            return sum(max(0, tp.offset) for tp in self.consumer.committed(self.parts, timeout=10))
+        except KafkaException:
+            return None
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+class SignalReader(threading.Thread):
+    """Reads ``user-signals`` from its current end; records arrival − ts per event id of a phase."""
+
+    def __init__(self, settings: Any, marker: str) -> None:
+        super().__init__(daemon=True, name="signal-reader")
+        self.settings = settings
+        self.marker = marker
+        self.arrivals: dict[str, float] = {}
+        self.stop_event = threading.Event()
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(
+            self.settings.librdkafka(
+                **{
+                    "group.id": f"bench-reader-{os.getpid()}-{time.monotonic_ns()}",
+                    "enable.auto.commit": False,
+                    "fetch.wait.max.ms": 5,  # the default 500 ms would add to every measured latency
+                    "fetch.min.bytes": 1,
+                }
+            )
+        )
+        topic = self.settings.topics.user_signals
+        parts = []
+        for p in range(self.settings.kafka.partitions):
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
+            parts.append(TopicPartition(topic, p, high))
+        consumer.assign(parts)
+        self.ready.set()
+        try:
+            while not self.stop_event.is_set():
+                for msg in consumer.consume(1000, 0.05):
+                    arrived_ms = time.time() * 1000.0
+                    if msg.error() is not None:
+                        continue
+                    record = json.loads(msg.value())
+                    event_id = record.get("event_id") or ""
+                    if self.marker in event_id and event_id not in self.arrivals:
+                        self.arrivals[event_id] = arrived_ms - float(record["ts"])
+        finally:
+            consumer.close()
+
+
+def start_stage(settings: Any, log_path: Path) -> subprocess.Popen[bytes]:
+    from consumers.settings import to_env
+
+    env = {**os.environ, **to_env(settings)}
+    with open(log_path, "ab") as log_file:
+        return subprocess.Popen(
+            [sys.executable, "-m", "consumers.cli", "run", "enrich"],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM, timeout: float = 40) -> None:
+    if proc is None or proc.poll() is not None:
+        return
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
+
+
+def peak_rss_mb_of(pid: int) -> float | None:
+    """VmHWM (peak resident set) of a live process, from /proc."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def review_texts(seed: int, users: int, n: int, kinds: tuple[str, ...]) -> list[str]:
+    """The review texts of the preloaded stream (the simulator is deterministic per seed)."""
+    from consumers.simulator import Simulator
+
+    sim = Simulator(seed=seed, users=users, start_ms=0)
+    return [json.loads(e.value)["text"] for e in sim.events(n, kinds) if e.kind == "review"]
+
+
+def model_only_rates(settings: Any, texts: list[str], rounds: int = 3) -> list[float]:
+    """Reviews/s of the serving ``Predictor`` alone (clean, tokenize, sorted batches) on ``texts``."""
+    from models.inference import Predictor
+
+    if not texts:
+        return []
+    predictor = Predictor.from_dir(settings.enrich.bundle_dir, intra_op_threads=settings.enrich.intra_op_threads)
+    batch = min(settings.enrich.max_batch, 64)  # what the stage's Enricher uses
+    predictor.predict(texts[:64], batch_size=batch)
+    rates = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        predictor.predict(texts, batch_size=batch)
+        rates.append(len(texts) / (time.perf_counter() - started))
+    return rates
+
+
+def wait_until(predicate: Any, timeout_s: float, proc: subprocess.Popen[bytes] | None, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"the enrich stage exited with {proc.returncode} while waiting for {what}")
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise RuntimeError(f"timed out after {timeout_s:.0f}s waiting for {what}")
+
+
+def measure_capacity(
+    counter: CommittedCounter, total: int, proc: subprocess.Popen[bytes], timeout_s: float
+) -> tuple[float | None, list[tuple[float, int]]]:
+    samples: list[tuple[float, int]] = []
+    deadline = time.monotonic() + timeout_s
+    while True:
+        done = counter.total()
+        if done is not None:
+            samples.append((time.monotonic(), done))
+        if done is not None and done >= total:
+            break
+        if proc.poll() is not None:
+            raise RuntimeError(f"the enrich stage exited with {proc.returncode} during the capacity run")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"capacity run timed out after {timeout_s:.0f}s at {done}/{total} committed")
+        time.sleep(0.1)
+    return capacity_from_samples(samples, total), samples
+
+
+def run_load_level(
+    settings: Any,
+    level: float,
+    rate: float,
+    duration_s: float,
+    seed: int,
+    users: int,
+    kinds: tuple[str, ...],
+    proc: subprocess.Popen[bytes],
+) -> dict[str, Any]:
+    from consumers.simulator import Simulator
+    from consumers.simulator.produce import produce_stream
+
+    reader = SignalReader(settings, phase_marker(seed))
+    reader.start()
+    reader.ready.wait(30)
+    n = max(1, int(rate * duration_s))
+    sim = Simulator(seed=seed, users=users, start_ms=None)
+    started_ms = time.time() * 1000.0
+    started = time.monotonic()
+    produce_stream(settings, sim, n, rate, kinds)
+    offered_for = time.monotonic() - started
+    expected = set(sim.truth.valid_event_ids)
+    with contextlib.suppress(RuntimeError):
+        wait_until(lambda: expected <= reader.arrivals.keys(), 30, proc, "the last outputs of the load phase")
+    reader.stop_event.set()
+    reader.join(10)
+    # Event ids of the seeded simulator are unique; the first second of sends is ramp-up.
+    cutoff = n * RAMP_UP_MS / 1000.0 / max(duration_s, 1e-9)
+    ordered_ids = list(sim.truth.valid_event_ids)
+    kept = [reader.arrivals[e] for i, e in enumerate(ordered_ids) if i >= cutoff and e in reader.arrivals]
+    return {
+        "load": level,
+        "offered_events_per_s": rounded(rate),
+        "achieved_offer_events_per_s": rounded(n / offered_for),
+        "events": n,
+        "measured": len(kept),
+        "missing": len(expected - reader.arrivals.keys()),
+        **latency_summary(kept),
+        "started_ms": int(started_ms),
+    }
+
+
+def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    binary = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not Path(binary).exists() and shutil.which(binary) is None:
+        print("py-spy is not installed (pip install py-spy); no profile", file=sys.stderr)
+        return None
+    fmt = "speedscope" if out.suffix == ".json" else "flamegraph"
+    return subprocess.Popen(
+        [binary, "record", "--pid", str(pid), "--output", str(out), "--format", fmt, "--rate", "100", "--nonblocking"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from consumers.broker import make_broker
+    from consumers.simulator import Simulator
+    from consumers.simulator.produce import produce_stream
+    from consumers.topics import ensure_topics
+
+    try:
+        loads = parse_loads(args.loads)
+        kinds = parse_kinds(args.kinds)
+    except ValueError as exc:
+        print(str(exc), file=sys.stderr)
+        return 2
+    if args.events < 100:
+        print("--events must be at least 100", file=sys.stderr)
+        return 2
+    run_id = f"{os.getpid()}-{int(time.time())}"
+    work = Path(tempfile.mkdtemp(prefix="shoppulse-bench-pipeline-"))
+    broker = None
+    stage: subprocess.Popen[bytes] | None = None
+    counter: CommittedCounter | None = None
+    load_before = os.getloadavg()
+    try:
+        if args.bootstrap:
+            bootstrap = args.bootstrap
+        else:
+            broker = make_broker(args.backend)
+            print(f"[bench] starting the embedded {broker.name} broker ...", file=sys.stderr, flush=True)
+            bootstrap = broker.start()
+        settings = bench_settings(bootstrap, args, run_id)
+        ensure_topics(settings)
+
+        print(f"[bench] preloading {args.events} events ({','.join(kinds)}) ...", file=sys.stderr, flush=True)
+        started = time.monotonic()
+        sim = Simulator(seed=args.seed, users=args.users, start_ms=None)
+        counts = produce_stream(settings, sim, args.events, None, kinds)
+        preload_s = time.monotonic() - started
+        texts = review_texts(args.seed, args.users, args.events, kinds)
+
+        print(f"[bench] model only on the stream's {len(texts)} reviews ...", file=sys.stderr, flush=True)
+        model_rates = model_only_rates(settings, texts)
+
+        print("[bench] capacity: starting the enrich stage ...", file=sys.stderr, flush=True)
+        stage_log = work / "enrich.log"
+        stage = start_stage(settings, stage_log)
+        counter = CommittedCounter(settings)
+        spy = start_py_spy(stage.pid, args.py_spy) if args.py_spy else None
+        capacity, samples = measure_capacity(counter, args.events, stage, timeout_s=max(300.0, args.events / 20))
+        if spy is not None:
+            stop_process(spy, signal.SIGINT, timeout=30)
+        if capacity is None:
+            raise RuntimeError("capacity could not be measured (no progress samples); raise --events")
+        first = next(t for t, c in samples if c > 0)
+        print(f"[bench] capacity {capacity:.1f} events/s ({samples[-1][0] - first:.1f}s)", file=sys.stderr, flush=True)
+
+        basis = args.rate or capacity
+        levels = []
+        for i, level in enumerate(loads):
+            rate = basis * level
+            print(
+                f"[bench] latency at {level:.0%} load: {rate:.1f} events/s for {args.duration:.0f}s ...",
+                file=sys.stderr,
+                flush=True,
+            )
+            levels.append(
+                run_load_level(settings, level, rate, args.duration, args.seed + 100 + i, args.users, kinds, stage)
+            )
+        stage_rss = peak_rss_mb_of(stage.pid)
+        stop_process(stage)
+        stage = None
+        model_rates += model_only_rates(settings, texts)
+    except (RuntimeError, OSError) as exc:
+        print(f"bench pipeline failed: {exc}; stage log: {work / 'enrich.log'}", file=sys.stderr)
+        return 1
+    finally:
+        stop_process(stage)
+        if counter is not None:
+            counter.close()
+        if broker is not None:
+            broker.stop()
+
+    model_only = spread(model_rates)["median"] if model_rates else None
+    reviews = counts.get(settings.topics.reviews, 0)
+    payload = {
+        "pipeline_events_per_s": rounded(capacity),
+        "model_only_reviews_per_s": rounded(model_only),
+        "ratio": rounded(capacity / model_only, 3) if model_only else None,
+        "levels": levels,
+        "setup": {
+            "kinds": list(kinds),
+            "events": args.events,
+            "events_by_topic": {k.removeprefix(f"bench-{run_id}-"): v for k, v in counts.items()},
+            "review_share": round(reviews / max(1, args.events), 3),
+            "preload_s": round(preload_s, 1),
+            "capacity_window_s": round(samples[-1][0] - next(t for t, c in samples if c > 0), 2),
+            "capacity_definition": "committed input offsets per second (committed only after every output is acked)",
+            "model_only": {
+                "reviews": len(texts),
+                "rounds_before_after": [rounded(r) for r in model_rates],
+                "batch_size": min(settings.enrich.max_batch, 64),
+            },
+            "load_basis_events_per_s": rounded(basis),
+            "load_basis": "--rate" if args.rate else "measured capacity",
+            "latency_definition": "arrival on user-signals at a reader (fetch.wait.max.ms=5) minus the event ts "
+            "stamped when produced; first second of each level dropped",
+            "stage": {
+                "max_batch": settings.enrich.max_batch,
+                "max_wait_ms": settings.enrich.max_wait_ms,
+                "intra_op_threads": settings.enrich.intra_op_threads or "auto",
+                "exactly_once": settings.enrich.exactly_once,
+                "peak_rss_mb": rounded(stage_rss),
+            },
+            "partitions": args.partitions,
+            "broker": broker.name if broker is not None else f"external {args.bootstrap}",
+            "bundle": str(args.bundle),
+            "py_spy": str(args.py_spy) if args.py_spy else None,
+            "load_average_before": round(load_before[0], 2),
+            "usable_cpus": _cpus(),
+        },
+    }
+    print_report(payload)
+    print(json_line(payload))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+def _cpus() -> int:
+    from models.cpu import available_cpus
+
+    return available_cpus()
+
+
+def print_report(payload: dict[str, Any]) -> None:
+    print(
+        markdown_table(
+            ["measure", "value"],
+            [
+                ["pipeline events/s (end to end, committed)", payload["pipeline_events_per_s"]],
+                ["model-only reviews/s (same bundle, same reviews)", payload["model_only_reviews_per_s"]],
+                ["ratio pipeline / model-only", payload["ratio"]],
+            ],
+        )
+    )
+    print()
+    print(
+        markdown_table(
+            ["offered load", "events/s", "p50 ms", "p95 ms", "p99 ms", "max ms", "measured", "missing"],
+            [
+                [
+                    f"{lv['load']:.0%}",
+                    lv["offered_events_per_s"],
+                    lv["p50_ms"],
+                    lv["p95_ms"],
+                    lv["p99_ms"],
+                    lv["max_ms"],
+                    lv["measured"],
+                    lv["missing"],
+                ]
+                for lv in payload["levels"]
+            ],
+        )
+    )
