@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.bundle import BundleError, load_bundle, sha256_file
+from models.bundle import BundleError, load_bundle, onnx_signature, sha256_file
 from tests.unit.models.bundle_fixtures import copy_bundle, export_tiny_bundle
 
 
@@ -100,9 +100,7 @@ def test_graph_from_another_export_is_refused(built: dict[str, Path], bundle_dir
     manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
     manifest["files"]["model.onnx"] = sha256_file(foreign)
     edit_manifest(bundle_dir, files=manifest["files"])
-    with pytest.raises(
-        BundleError, match=r"model.onnx: the ONNX graph takes inputs \['input_ids', 'attention_mask'\]"
-    ):
+    with pytest.raises(BundleError, match=r"model.onnx: the ONNX graph takes inputs \['input_ids', 'attention_mask'\]"):
         load_bundle(bundle_dir)
 
 
@@ -137,3 +135,24 @@ def test_calibration_temperatures_are_read(bundle_dir: Path) -> None:
     edit_manifest(bundle_dir, calibration={"temperature": {"sentiment": 0}})
     with pytest.raises(BundleError, match="must be > 0"):
         load_bundle(bundle_dir)
+
+
+@pytest.mark.parametrize(
+    ("family", "file"), [("bert", "model.onnx"), ("bert", "model.int8.onnx"), ("distilbert", "model.onnx")]
+)
+def test_signature_reader_agrees_with_onnx_runtime(built: dict[str, Path], family: str, file: str) -> None:
+    import onnxruntime as ort
+
+    path = built[family] / file
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    expected = ([i.name for i in session.get_inputs()], [o.name for o in session.get_outputs()])
+    assert onnx_signature(path) == expected
+
+
+def test_truncated_or_empty_onnx_file_is_refused(built: dict[str, Path], tmp_path: Path) -> None:
+    data = (built["bert"] / "model.onnx").read_bytes()
+    (tmp_path / "cut.onnx").write_bytes(data[: len(data) // 2])
+    (tmp_path / "empty.onnx").write_bytes(b"")
+    for name in ("cut.onnx", "empty.onnx"):
+        with pytest.raises(BundleError, match="not a readable ONNX model"):
+            onnx_signature(tmp_path / name)
