@@ -3,7 +3,8 @@
 The on-disk format is a normal Hugging Face model directory (``save_pretrained`` of
 the encoder, so any BERT-family encoder works: BERT, RoBERTa, ERNIE, ...) plus
 ``shoppulse_heads.json`` (head names → label names, pooling) and
-``shoppulse_heads.safetensors`` (the head weights). ``is_multitask_dir`` tells
+``shoppulse_heads.safetensors`` (the head weights, and the optional n-gram bag's
+embeddings under ``ngram.``). ``is_multitask_dir`` tells
 the exporter which loader to use; plain ``*ForSequenceClassification`` folders
 are handled by the exporter directly.
 
@@ -27,22 +28,65 @@ def is_multitask_dir(path: str | Path) -> bool:
     return (Path(path) / HEADS_FILE).is_file()
 
 
+NGRAM_PREFIX = "ngram."
+
+
+class NgramBag(nn.Module):
+    """fastText-style bag of token unigrams and hashed bigrams, averaged over the review.
+
+    Why: a small BERT pretrained only on ~50k reviews learns word-level cues slowly, while a
+    bag of (hashed) character bigrams — which for Chinese are mostly words — captures them
+    at almost no cost. Its mean vector is concatenated to [CLS] before the heads. It reads
+    the same ``input_ids``/``attention_mask`` as the encoder, so the ONNX graph keeps its
+    inputs and the serving code does not change.
+    """
+
+    def __init__(self, vocab_size: int, buckets: int, dim: int, multiplier: int = 1_000_003) -> None:
+        super().__init__()
+        self.vocab_size, self.buckets, self.dim, self.multiplier = vocab_size, buckets, dim, multiplier
+        self.unigram = nn.Embedding(vocab_size, dim)
+        self.bigram = nn.Embedding(buckets, dim)
+        nn.init.normal_(self.unigram.weight, std=0.02)
+        nn.init.normal_(self.bigram.weight, std=0.02)
+
+    @property
+    def settings(self) -> dict[str, int]:
+        return {"vocab_size": self.vocab_size, "buckets": self.buckets, "dim": self.dim, "multiplier": self.multiplier}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.to(self.unigram.weight.dtype)
+        total = (self.unigram(input_ids) * mask.unsqueeze(-1)).sum(dim=1)
+        pair_ids = torch.remainder(input_ids[:, :-1] * self.multiplier + input_ids[:, 1:], self.buckets)
+        pair_mask = mask[:, :-1] * mask[:, 1:]
+        total = total + (self.bigram(pair_ids) * pair_mask.unsqueeze(-1)).sum(dim=1)
+        count = mask.sum(dim=1, keepdim=True) + pair_mask.sum(dim=1, keepdim=True)
+        return total / count.clamp(min=1.0)
+
+
 class MultiTaskClassifier(nn.Module):
     """Encoder + one linear head per task on the [CLS] representation.
 
     ``forward`` returns a tuple of logits, one tensor ``[batch, n_labels]`` per head,
-    in the order of ``head_names`` (ONNX export names them ``logits_<head>``).
+    in the order of ``head_names`` (ONNX export names them ``logits_<head>``). With an
+    ``ngram`` bag the heads read ``[CLS] ⊕ bag`` instead of [CLS] alone.
     """
 
-    def __init__(self, encoder: nn.Module, heads: dict[str, list[str]], dropout: float = 0.1) -> None:
+    def __init__(
+        self,
+        encoder: nn.Module,
+        heads: dict[str, list[str]],
+        dropout: float = 0.1,
+        ngram: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
         if not heads:
             raise ValueError("a multi-task model needs at least one head")
         self.encoder = encoder
         self.labels: dict[str, list[str]] = {name: list(labels) for name, labels in heads.items()}
-        hidden = int(encoder.config.hidden_size)
+        self.ngram = NgramBag(**ngram) if ngram else None
+        features = int(encoder.config.hidden_size) + (self.ngram.dim if self.ngram is not None else 0)
         self.dropout = nn.Dropout(dropout)
-        self.heads = nn.ModuleDict({name: nn.Linear(hidden, len(labels)) for name, labels in heads.items()})
+        self.heads = nn.ModuleDict({name: nn.Linear(features, len(labels)) for name, labels in heads.items()})
 
     @property
     def head_names(self) -> list[str]:
@@ -62,6 +106,8 @@ class MultiTaskClassifier(nn.Module):
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state[:, 0]
+        if self.ngram is not None:
+            hidden = torch.cat([hidden, self.ngram(input_ids, attention_mask).to(hidden.dtype)], dim=-1)
         hidden = self.dropout(hidden)
         return tuple(self.heads[name](hidden) for name in self.head_names)
 
@@ -71,10 +117,13 @@ class MultiTaskClassifier(nn.Module):
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
         self.encoder.save_pretrained(out)
-        (out / HEADS_FILE).write_text(
-            json.dumps({"heads": self.labels, "pooling": "cls"}, ensure_ascii=False, indent=2), encoding="utf-8"
-        )
+        meta: dict[str, Any] = {"heads": self.labels, "pooling": "cls"}
+        if self.ngram is not None:
+            meta["ngram"] = self.ngram.settings
+        (out / HEADS_FILE).write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
         state = {k: v.detach().contiguous() for k, v in self.heads.state_dict().items()}
+        if self.ngram is not None:
+            state.update({NGRAM_PREFIX + k: v.detach().contiguous() for k, v in self.ngram.state_dict().items()})
         save_file(state, str(out / HEADS_WEIGHTS))
 
 
@@ -88,11 +137,18 @@ def load_multitask(model_dir: str | Path, attn_implementation: str | None = "eag
     kwargs: dict[str, Any] = {}
     if attn_implementation:
         kwargs["attn_implementation"] = attn_implementation
-    encoder = AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs) if _takes_pooler(
-        path
-    ) else AutoModel.from_pretrained(path, **kwargs)
-    model = MultiTaskClassifier(encoder, meta["heads"])
-    model.heads.load_state_dict(load_file(str(path / HEADS_WEIGHTS)))
+    encoder = (
+        AutoModel.from_pretrained(path, add_pooling_layer=False, **kwargs)
+        if _takes_pooler(path)
+        else AutoModel.from_pretrained(path, **kwargs)
+    )
+    model = MultiTaskClassifier(encoder, meta["heads"], ngram=meta.get("ngram"))
+    state = load_file(str(path / HEADS_WEIGHTS))
+    model.heads.load_state_dict({k: v for k, v in state.items() if not k.startswith(NGRAM_PREFIX)})
+    if model.ngram is not None:
+        model.ngram.load_state_dict(
+            {k.removeprefix(NGRAM_PREFIX): v for k, v in state.items() if k.startswith(NGRAM_PREFIX)}
+        )
     model.eval()
     return model
 

@@ -1,0 +1,145 @@
+"""``shoppulse evaluate``: score a bundle on a labelled CSV through the serving ``Predictor``.
+
+The numbers must be the ones consumers will see, so the bundle runs through the very code
+the enrich stage uses (``models.inference.Predictor``: cleaning, ``tokenizer.json``,
+truncation, length-sorted batches, INT8 ONNX, calibrated softmax). Human-readable lines come
+first; the last line is one JSON object
+``{"task", "n", "accuracy", "macro_f1", "reviews_per_s"}`` for scripts.
+
+Any CSV works as long as it has ``review`` plus ``label`` (0/1, sentiment) or ``cat`` (fine
+category, interest). ``reviews_per_s`` times ``Predictor.predict`` over the whole file,
+tokenization included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.data_io import read_reviews
+
+TASKS = ("sentiment", "interest")
+SENTIMENT_NAMES = ["negative", "positive"]
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="accuracy / macro-F1 / reviews/s of a bundle on a labelled CSV (last line: JSON)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--bundle", type=Path, required=True, help="bundle folder (manifest.json, ONNX, tokenizer)")
+    parser.add_argument("--data", type=Path, required=True, help="CSV with review plus label (sentiment) or cat")
+    parser.add_argument("--task", choices=TASKS, required=True)
+    parser.add_argument("--precision", default="int8", help="int8 (default) or fp32")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=0, help="ONNX Runtime intra-op threads (0: CPU quota)")
+    parser.add_argument(
+        "--robustness", action="store_true", help="also report accuracy on first-32-character and noisy copies"
+    )
+
+
+def label_indices(task: str, rows: Sequence[Any], head_labels: Sequence[str]) -> np.ndarray:
+    """Gold label of each row as an index into the bundle's label list for ``task``."""
+    if task == "sentiment":
+        values = [row.label for row in rows]
+        if any(v is None for v in values):
+            raise ValueError("sentiment evaluation needs a 'label' column (0 negative, 1 positive) on every row")
+        if list(head_labels) == SENTIMENT_NAMES or set(head_labels) == set(SENTIMENT_NAMES):
+            return np.asarray([list(head_labels).index(SENTIMENT_NAMES[int(v)]) for v in values], dtype=np.int64)
+        return np.asarray([int(v) for v in values], dtype=np.int64)
+    values = [row.cat for row in rows]
+    index = {name: i for i, name in enumerate(head_labels)}
+    unknown = sorted({v for v in values if v not in index}, key=str)
+    if unknown:
+        raise ValueError(f"categories {unknown} are not labels of this bundle ({', '.join(head_labels)})")
+    return np.asarray([index[v] for v in values], dtype=np.int64)
+
+
+def scores(predicted: np.ndarray, gold: np.ndarray) -> dict[str, float]:
+    """Accuracy and macro-F1 over the classes that occur in gold or predictions."""
+    from sklearn.metrics import f1_score
+
+    return {
+        "accuracy": round(float((predicted == gold).mean()), 4) if len(gold) else 0.0,
+        "macro_f1": round(float(f1_score(gold, predicted, average="macro")), 4) if len(gold) else 0.0,
+    }
+
+
+def score_predictor(predictor: Any, texts: Sequence[str], gold: np.ndarray, head: str, batch_size: int = 32) -> dict:
+    """Accuracy, macro-F1 and throughput of one head of a ``Predictor`` on ``texts``."""
+    started = time.perf_counter()
+    probs = predictor.predict(list(texts), batch_size=batch_size)[head]
+    elapsed = time.perf_counter() - started
+    result: dict[str, Any] = scores(probs.argmax(axis=1), gold)
+    result["reviews_per_s"] = round(len(texts) / elapsed, 1) if elapsed > 0 else 0.0
+    return result
+
+
+def head_for(task: str, heads: dict[str, list[str]]) -> str:
+    if task in heads:
+        return task
+    if len(heads) == 1:
+        return next(iter(heads))  # a single-task bundle: its one head answers the task
+    raise ValueError(f"the bundle has no {task!r} head (heads: {', '.join(heads)})")
+
+
+def run(args: argparse.Namespace) -> int:
+    from models.bundle import load_bundle
+    from models.inference import Predictor
+    from models.perturb import noisy_copy, truncate
+
+    bundle = load_bundle(args.bundle)
+    predictor = Predictor(bundle, precision=args.precision, intra_op_threads=args.threads)
+    head = head_for(args.task, dict(bundle.heads))
+    rows = read_reviews(args.data)
+    if not rows:
+        print(f"{args.data}: no rows with a review", file=sys.stderr)
+        return 2
+    gold = label_indices(args.task, rows, bundle.heads[head])
+    texts = [row.review for row in rows]
+    predictor.predict(texts[:64], batch_size=args.batch_size)  # warm-up: first-run allocations are not throughput
+    result = score_predictor(predictor, texts, gold, head, args.batch_size)
+    print(f"bundle {bundle.name} {bundle.version} ({predictor.precision}, {predictor.intra_op_threads} threads)")
+    print(f"{args.task}: {len(rows)} reviews from {args.data}")
+    print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  {result['reviews_per_s']} reviews/s")
+    if args.robustness:
+        for name, variant in (("first 32 chars", [truncate(t, 32) for t in texts]), ("noisy", noisy_copy(texts))):
+            robust = score_predictor(predictor, variant, gold, head, args.batch_size)
+            print(f"robustness, {name}: accuracy {robust['accuracy']:.4f}  macro-F1 {robust['macro_f1']:.4f}")
+    print(
+        json.dumps(
+            {
+                "task": args.task,
+                "n": len(rows),
+                "accuracy": result["accuracy"],
+                "macro_f1": result["macro_f1"],
+                "reviews_per_s": result["reviews_per_s"],
+            },
+            ensure_ascii=False,
+        )
+    )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.evaluate", description=__doc__)
+    add_arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

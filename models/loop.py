@@ -1,0 +1,105 @@
+"""Pieces every training phase shares: schedule, seeding per step, resumable checkpoints, progress.
+
+Determinism and resumability come from one rule: everything random in step ``s`` is seeded
+from ``(seed, s)`` and each epoch's batch order from ``(seed, epoch)``. A run resumed from the
+checkpoint at step ``s`` therefore takes the same batches, masks and dropout as the run that
+never stopped.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup: int, total: int):  # type: ignore[no-untyped-def]
+    """Linear warmup to the peak rate over ``warmup`` steps, then linear decay to zero at ``total``."""
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / max(1, warmup)
+        return max(0.0, (total - step) / max(1, total - warmup))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def adamw(
+    model: torch.nn.Module, lr: float, weight_decay: float = 0.01, lr_scale: dict[str, float] | None = None
+) -> torch.optim.AdamW:
+    """AdamW without decay on biases and LayerNorm weights (the BERT convention).
+
+    ``lr_scale`` maps a parameter-name prefix to a multiplier of ``lr`` (the n-gram bag's
+    embeddings start from scratch and need a far higher rate than a pretrained encoder).
+    """
+    groups: dict[tuple[float, float], list[torch.nn.Parameter]] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        scale = next((m for prefix, m in (lr_scale or {}).items() if name.startswith(prefix)), 1.0)
+        no_decay = param.ndim < 2 or "LayerNorm" in name or "norm" in name.lower()
+        groups.setdefault((lr * scale, 0.0 if no_decay else weight_decay), []).append(param)
+    param_groups = [{"params": ps, "lr": g_lr, "weight_decay": wd} for (g_lr, wd), ps in groups.items()]
+    return torch.optim.AdamW(param_groups, lr=lr, betas=(0.9, 0.98), eps=1e-6)
+
+
+def seed_step(seed: int, step: int) -> None:
+    torch.manual_seed(seed * 1_000_003 + step)
+
+
+@dataclass
+class Checkpoint:
+    """One file per phase, replaced atomically every ``every`` steps and at the end."""
+
+    path: Path
+    every: int = 200
+
+    def save(
+        self, step: int, model: torch.nn.Module, optimizer: Any, scheduler: Any, extra: dict | None = None
+    ) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        torch.save(
+            {
+                "step": step,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "extra": extra or {},
+            },
+            tmp,
+        )
+        os.replace(tmp, self.path)
+
+    def load(self, model: torch.nn.Module, optimizer: Any, scheduler: Any) -> tuple[int, dict]:
+        """Restore state; returns ``(step, extra)``, or ``(0, {})`` when there is no checkpoint."""
+        if not self.path.is_file():
+            return 0, {}
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        return int(state["step"]), dict(state.get("extra", {}))
+
+    def due(self, step: int, total: int) -> bool:
+        return step == total or (self.every > 0 and step % self.every == 0)
+
+
+def progress(total: int, initial: int, desc: str, enabled: bool = True):  # type: ignore[no-untyped-def]
+    """A tqdm bar (to stderr) that the loops update with the running loss."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, disable=not enabled, dynamic_ncols=True, mininterval=2.0)
+
+
+def steps_per_epoch(n_items: int, batch_size: int) -> int:
+    return math.ceil(n_items / batch_size)
+
+
+def autocast(enabled: bool):  # type: ignore[no-untyped-def]
+    """bfloat16 autocast on CPU: about 2x the FP32 matmul rate on AVX-512 BF16 machines."""
+    return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)

@@ -1,0 +1,130 @@
+"""The whole recipe on generated data in seconds: tokenizer → MLM → multi-task fine-tune →
+calibration → INT8 bundle → ``shoppulse evaluate``, through the same entry points users run."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("transformers")
+pytest.importorskip("onnx")
+
+from models import evaluate, train
+from models.bundle import load_bundle
+from models.data_io import sha256_of
+from tests.unit.models.synthetic_reviews import rows, write_csv, write_dataset
+
+TINY = [
+    "--layers",
+    "1",
+    "--hidden",
+    "32",
+    "--heads",
+    "2",
+    "--ffn",
+    "64",
+    "--vocab-size",
+    "300",
+    "--max-length",
+    "32",
+    "--pretrain-epochs",
+    "1",
+    "--pretrain-batch-size",
+    "32",
+    "--epochs",
+    "4",
+    "--batch-size",
+    "16",
+    "--lr",
+    "2e-3",
+    "--ngram-buckets",
+    "512",
+    "--ngram-dim",
+    "16",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--seed",
+    "7",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("train")
+    data = write_dataset(root / "data", n_train=400, n_dev=100)
+    out = root / "out"
+    assert train.main(["--data", str(data), "--out", str(out), *TINY]) == 0
+    return data, out
+
+
+def test_bundle_is_written_with_metrics_hashes_and_command(trained: tuple[Path, Path]) -> None:
+    data, out = trained
+    bundle = load_bundle(out / "bundle", verify=True)
+    manifest = json.loads((out / "bundle" / "manifest.json").read_text(encoding="utf-8"))
+    assert set(bundle.heads) == {"sentiment", "interest"}
+    assert bundle.heads["sentiment"] == ["negative", "positive"]
+    assert manifest["training"]["data"]["os10_train.csv"]["sha256"] == sha256_of(data / "os10_train.csv")
+    assert manifest["training"]["seed"] == 7
+    assert manifest["training"]["command"].startswith("shoppulse train ")
+    assert "--layers" in manifest["training"]["command"]
+    for head in ("sentiment", "interest"):
+        assert manifest["calibration"][head]["temperature"] > 0
+        served = manifest["metrics"]["dev_int8"][head]
+        assert served["accuracy"] == pytest.approx(manifest["metrics"]["dev_torch"][head]["accuracy"], abs=0.03)
+    # the generated data is learnable: far above chance (0.5 and 0.1) after a few seconds
+    assert manifest["metrics"]["dev_int8"]["sentiment"]["accuracy"] >= 0.9
+    assert manifest["metrics"]["dev_int8"]["interest"]["accuracy"] >= 0.8
+    assert (out / "model" / "tokenizer.json").is_file() and (out / "pretrained" / "config.json").is_file()
+
+
+def test_resume_skips_finished_phases_and_reproduces_the_metrics(trained: tuple[Path, Path]) -> None:
+    data, out = trained
+    before = json.loads((out / "train_report.json").read_text(encoding="utf-8"))
+    assert train.main(["--data", str(data), "--out", str(out), *TINY, "--resume", "--no-bundle"]) == 0
+    after = json.loads((out / "train_report.json").read_text(encoding="utf-8"))
+    assert after["metrics"]["dev_torch"] == before["metrics"]["dev_torch"]
+    assert after["training"]["phases"]["pretrain"]["steps"] == before["training"]["phases"]["pretrain"]["steps"]
+
+
+def _last_json(capsys: pytest.CaptureFixture[str]) -> dict:
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) > 1, "human-readable lines come before the JSON"
+    return json.loads(lines[-1])
+
+
+@pytest.mark.parametrize(("task", "columns"), [("sentiment", ("label", "review")), ("interest", ("cat", "review"))])
+def test_evaluate_prints_one_json_object_last(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], task: str, columns: tuple
+) -> None:
+    _, out = trained
+    csv_path = write_csv(tmp_path / f"{task}.csv", rows(60, seed=11), columns=columns)
+    assert evaluate.main(["--bundle", str(out / "bundle"), "--data", str(csv_path), "--task", task]) == 0
+    result = _last_json(capsys)
+    assert list(result) == ["task", "n", "accuracy", "macro_f1", "reviews_per_s"]
+    assert result["task"] == task and result["n"] == 60
+    assert 0.8 <= result["accuracy"] <= 1.0 and 0.0 < result["macro_f1"] <= 1.0
+    assert result["reviews_per_s"] > 0
+
+
+def test_evaluate_accuracy_matches_the_predictor(trained: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from models.inference import Predictor
+
+    _, out = trained
+    data = rows(50, seed=12)
+    csv_path = write_csv(tmp_path / "s.csv", data)
+    evaluate.main(["--bundle", str(out / "bundle"), "--data", str(csv_path), "--task", "sentiment", "--robustness"])
+    result = _last_json(capsys)
+    probs = Predictor.from_dir(out / "bundle").predict([r["review"] for r in data])["sentiment"]
+    expected = sum(int(p.argmax() == int(r["label"])) for p, r in zip(probs, data, strict=True)) / len(data)
+    assert result["accuracy"] == pytest.approx(expected, abs=1e-4)
+
+
+def test_evaluate_rejects_a_category_the_bundle_does_not_know(trained: tuple[Path, Path], tmp_path: Path) -> None:
+    _, out = trained
+    data = rows(5, seed=1)
+    data[0]["cat"] = "汽车"
+    csv_path = write_csv(tmp_path / "bad.csv", data, columns=("cat", "review"))
+    with pytest.raises(ValueError, match="汽车"):
+        evaluate.main(["--bundle", str(out / "bundle"), "--data", str(csv_path), "--task", "interest"])
