@@ -76,9 +76,7 @@ def _file_hashes(directory: Path) -> dict[str, str]:
 
 
 def _write_manifest(directory: Path, manifest: dict[str, Any]) -> None:
-    (directory / MANIFEST).write_text(
-        json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    (directory / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
 def _place(staging: Path, out_dir: Path, overwrite: bool) -> None:
@@ -96,6 +94,32 @@ def _place(staging: Path, out_dir: Path, overwrite: bool) -> None:
         shutil.rmtree(backup, ignore_errors=True)
     else:
         staging.rename(out_dir)
+
+
+def label_warnings(heads: dict[str, list[str]]) -> list[str]:
+    """Label names the enrich stage will not understand: worth saying at export time.
+
+    Warnings, not refusals: a shop may ship its own taxonomy file, and a sentiment head with
+    other names still works (the last label is read as positive).
+    """
+    from models.taxonomy import default_taxonomy
+
+    warnings_found = []
+    interest = heads.get("interest")
+    if interest:
+        unknown = [label for label in interest if label not in default_taxonomy().fine_to_tag]
+        if unknown:
+            warnings_found.append(
+                f"interest labels {unknown} are not categories of the packaged taxonomy "
+                "(models/data/taxonomy.json); ship a taxonomy that maps them to tags"
+            )
+    sentiment = heads.get("sentiment")
+    if sentiment and all(label.upper().startswith("LABEL_") for label in sentiment):
+        warnings_found.append(
+            f"sentiment labels are {sentiment}; name them with --labels (e.g. negative,positive) "
+            "so outputs are readable (the last label is taken as positive)"
+        )
+    return warnings_found
 
 
 def build_bundle(
@@ -193,6 +217,7 @@ def build_bundle(
                 "fusion": fusion_info,
                 "quantization": quantization,
                 "operators": operator_counts(staging / FP32_FILE),
+                "warnings": label_warnings(source.heads),
             },
             "versions": package_versions(),
         }

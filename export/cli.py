@@ -41,33 +41,21 @@ def register(subparsers: Any) -> None:
         default=None,
         help="multi (default for a shoppulse multi-task folder) | sentiment (default otherwise) | interest",
     )
-    parser.add_argument(
-        "--quantize", choices=("int8", "none"), default="int8", help="add model.int8.onnx (default)"
-    )
+    parser.add_argument("--quantize", choices=("int8", "none"), default="int8", help="add model.int8.onnx (default)")
     parser.add_argument("--opset", type=int, default=17, help="ONNX opset (default 17)")
-    parser.add_argument(
-        "--max-length", type=int, default=128, help="tokens per text incl. [CLS]/[SEP] (default 128)"
-    )
+    parser.add_argument("--max-length", type=int, default=128, help="tokens per text incl. [CLS]/[SEP] (default 128)")
     parser.add_argument("--labels", default=None, help="comma-separated label names for a plain classifier")
     parser.add_argument(
         "--data", default=None, metavar="FILE.csv", help="CSV whose texts are used for the parity check"
     )
     parser.add_argument("--text-column", default="review", help="CSV column with the texts (default review)")
-    parser.add_argument(
-        "--parity-samples", type=int, default=200, help="texts to check parity on (default 200)"
-    )
-    parser.add_argument(
-        "--fp32-max-diff", type=float, default=1e-4, help="FP32 gate: max |logit diff| (1e-4)"
-    )
+    parser.add_argument("--parity-samples", type=int, default=200, help="texts to check parity on (default 200)")
+    parser.add_argument("--fp32-max-diff", type=float, default=1e-4, help="FP32 gate: max |logit diff| (1e-4)")
     parser.add_argument(
         "--int8-min-agreement", type=float, default=0.995, help="INT8 gate: min argmax agreement (0.995)"
     )
-    parser.add_argument(
-        "--int8-max-prob-diff", type=float, default=None, help="INT8 gate: max |prob diff| (off)"
-    )
-    parser.add_argument(
-        "--max-unk-rate", type=float, default=0.5, help="refuse when more [UNK] tokens than this (0.5)"
-    )
+    parser.add_argument("--int8-max-prob-diff", type=float, default=None, help="INT8 gate: max |prob diff| (off)")
+    parser.add_argument("--max-unk-rate", type=float, default=0.5, help="refuse when more [UNK] tokens than this (0.5)")
     parser.add_argument(
         "--fusion",
         action=argparse.BooleanOptionalAction,
@@ -75,9 +63,7 @@ def register(subparsers: Any) -> None:
         help="apply ONNX Runtime transformer fusions to the saved graph (default: off, measured slower)",
     )
     parser.add_argument("--name", default=None, help="bundle name (default: the model folder's name)")
-    parser.add_argument(
-        "--version", dest="bundle_version", default=None, help="bundle version (default: hash)"
-    )
+    parser.add_argument("--version", dest="bundle_version", default=None, help="bundle version (default: hash)")
     parser.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
     parser.add_argument("--seed", type=int, default=0, help="seed for sampling/generating parity texts")
     parser.set_defaults(func=run)
@@ -137,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"export failed: {exc}", file=sys.stderr)
         return 2
     print(format_report(manifest["parity"]))
+    for warning in manifest["export"]["warnings"]:
+        print(f"warning: {warning}")
     heads = ", ".join(f"{h} ({len(labels)} labels)" for h, labels in manifest["heads"].items())
     print(
         f"bundle {manifest['name']} {manifest['version']} written to {args.out}: task {manifest['task']}, "

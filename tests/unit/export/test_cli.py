@@ -54,6 +54,19 @@ def test_export_with_user_data(model_dir: Path, tmp_path: Path, capsys: pytest.C
     assert manifest["max_length"] == 40
     assert manifest["parity"]["texts"] == f"{data}:review"
     assert manifest["parity"]["thresholds"]["int8_min_argmax_agreement"] == 0
+    assert manifest["export"]["warnings"] == []  # both labels are taxonomy categories
+    assert "warning:" not in printed
+
+
+def test_labels_the_enrich_stage_cannot_read_are_warned_about(
+    model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    common = ["--parity-samples", "8", "--max-length", "32", "--quantize", "none"]
+    assert run_cli(["export", "--model", str(model_dir), "--out", str(tmp_path / "s"), *common]) == 0
+    assert "warning: sentiment labels are ['LABEL_0', 'LABEL_1']" in capsys.readouterr().out
+    args = ["--task", "interest", "--labels", "书籍,玩具"]
+    assert run_cli(["export", "--model", str(model_dir), "--out", str(tmp_path / "i"), *common, *args]) == 0
+    assert "warning: interest labels ['玩具'] are not categories" in capsys.readouterr().out
 
 
 def test_failed_gate_exits_1_and_writes_nothing(
