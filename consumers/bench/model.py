@@ -49,6 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="torch/ORT intra-op threads (default: usable CPUs)")
     parser.add_argument("--seed", type=int, default=0, help="sampling / generation seed")
     parser.add_argument(
+        "--gemm-size", type=int, default=GEMM_SIZE, help="matrix size for the GEMM ceiling (0: skip that measurement)"
+    )
+    parser.add_argument(
         "--rows", default=",".join(R.ALL_ROWS), help=f"comma-separated subset of {','.join(R.ALL_ROWS)}"
     )
 
@@ -182,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         texts_file = Path(scratch) / "texts.json"
         texts_file.write_text(json.dumps(texts, ensure_ascii=False), encoding="utf-8")
         with _spawn_pool() as pool:
-            gemm = pool.submit(R.gemm_rates, GEMM_SIZE, 3, threads).result()
+            gemm = pool.submit(R.gemm_rates, args.gemm_size, 3, threads).result() if args.gemm_size > 0 else {}
             for round_index in range(args.repeats):
                 for row in wanted:
                     task = R.RowTask(
@@ -209,7 +212,7 @@ def run(args: argparse.Namespace) -> int:
     if results.get(R.TORCH_SORTED) and results.get(R.ORT_FP32):
         fp32_agreement = agreement(results[R.TORCH_SORTED][0]["argmax"], results[R.ORT_FP32][0]["argmax"])
 
-    compute = compute_ceiling(model_dir, lengths, sorted_batches, gemm, table_rows)
+    compute = compute_ceiling(model_dir, lengths, sorted_batches, gemm, table_rows, args.gemm_size)
     setup = {
         "bundle": {
             "path": str(bundle.path),
@@ -282,9 +285,10 @@ def compute_ceiling(
     batches: list[list[int]],
     gemm: dict[str, float | None],
     table_rows: list[dict[str, Any]],
+    gemm_size: int,
 ) -> dict[str, Any]:
     """FLOPs per review (median length, and as padded in sorted batches) against the measured GEMM rates."""
-    out: dict[str, Any] = {"gemm": {k: rounded(v) for k, v in gemm.items()}, "gemm_size": GEMM_SIZE}
+    out: dict[str, Any] = {"gemm": {k: rounded(v) for k, v in gemm.items()}, "gemm_size": gemm_size}
     if model_dir is None:
         out["note"] = "needs the HF model's config.json (--model) for the encoder shape"
         return out

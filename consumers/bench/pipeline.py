@@ -63,7 +63,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, help="stage max_batch (default: settings)")
     parser.add_argument("--max-wait-ms", type=int, help="stage max_wait_ms (default: settings)")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads, stage and model-only (0: CPUs)")
-    parser.add_argument("--py-spy", type=Path, help="write a py-spy profile of the stage's capacity phase here (.svg)")
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        help="py-spy profile of the stage's capacity phase: .svg flame graph, .json speedscope, .txt collapsed stacks",
+    )
 
 
 def parse_loads(text: str) -> list[float]:
@@ -343,7 +347,7 @@ def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
     if not Path(binary).exists() and shutil.which(binary) is None:
         print("py-spy is not installed (pip install py-spy); no profile", file=sys.stderr)
         return None
-    fmt = "speedscope" if out.suffix == ".json" else "flamegraph"
+    fmt = {".json": "speedscope", ".txt": "raw"}.get(out.suffix, "flamegraph")
     return subprocess.Popen(
         [binary, "record", "--pid", str(pid), "--output", str(out), "--format", fmt, "--rate", "100", "--nonblocking"],
         stdout=subprocess.DEVNULL,
