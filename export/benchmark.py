@@ -65,9 +65,7 @@ def _bundle_dir(base: Path, name: str, model_file: Path, tokenizer_dir: Path, in
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=312)
     parser.add_argument("--heads", type=int, default=12)

@@ -38,9 +38,7 @@ def export_onnx(source: Source, out_file: Path, opset: int = DEFAULT_OPSET, max_
         else:  # token_type_ids the tokenizer did not produce
             args.append(torch.zeros_like(encoded["input_ids"], dtype=torch.int64))
     output_names = [f"logits_{head}" for head in source.heads]
-    dynamic_axes: dict[str, dict[int, str]] = {
-        name: {0: "batch", 1: "sequence"} for name in source.input_names
-    }
+    dynamic_axes: dict[str, dict[int, str]] = {name: {0: "batch", 1: "sequence"} for name in source.input_names}
     dynamic_axes.update({name: {0: "batch"} for name in output_names})
     source.module.eval()
     with torch.no_grad(), warnings.catch_warnings():

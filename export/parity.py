@@ -94,9 +94,7 @@ def generate_texts(tokenizer: Any, count: int = 200, seed: int = 0) -> list[str]
     texts = []
     for _ in range(count):
         length = min(_MAX_GENERATED_LENGTH, max(1, round(rng.lognormvariate(_LENGTH_MU, _LENGTH_SIGMA))))
-        words = [
-            rng.choice(pieces) if rng.random() > 0.08 else rng.choice(punctuation) for _ in range(length)
-        ]
+        words = [rng.choice(pieces) if rng.random() > 0.08 else rng.choice(punctuation) for _ in range(length)]
         texts.append(joiner.join(words))
     return texts
 
@@ -130,9 +128,7 @@ def torch_logits(
     return result, [list(e) for e in encoded]
 
 
-def compare(
-    reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]
-) -> dict[str, dict[str, float]]:
+def compare(reference: dict[str, np.ndarray], candidate: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per head: max/mean absolute logit difference, argmax agreement, max probability difference."""
     figures = {}
     for head, ref in reference.items():
@@ -148,15 +144,12 @@ def compare(
     return figures
 
 
-def _failures(
-    precision: str, figures: dict[str, dict[str, float]], thresholds: ParityThresholds
-) -> list[str]:
+def _failures(precision: str, figures: dict[str, dict[str, float]], thresholds: ParityThresholds) -> list[str]:
     reasons = []
     for head, f in figures.items():
         if precision == "fp32" and not f["max_abs_logit_diff"] <= thresholds.fp32_max_abs_diff:
             reasons.append(
-                f"fp32 {head}: max |logit diff| {f['max_abs_logit_diff']:.3g} > "
-                f"{thresholds.fp32_max_abs_diff:g}"
+                f"fp32 {head}: max |logit diff| {f['max_abs_logit_diff']:.3g} > {thresholds.fp32_max_abs_diff:g}"
             )
         if precision == "int8":
             if not f["argmax_agreement"] >= thresholds.int8_min_argmax_agreement:
@@ -243,11 +236,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(
         f"gates: fp32 max|Δlogit| <= {t['fp32_max_abs_diff']:g}; int8 argmax agreement >= "
         f"{t['int8_min_argmax_agreement']:.2%}"
-        + (
-            f"; int8 max|Δprob| <= {t['int8_max_prob_diff']:g}"
-            if t.get("int8_max_prob_diff") is not None
-            else ""
-        )
+        + (f"; int8 max|Δprob| <= {t['int8_max_prob_diff']:g}" if t.get("int8_max_prob_diff") is not None else "")
     )
     lines.append("PASSED" if report["passed"] else "FAILED: " + "; ".join(report["failures"]))
     return "\n".join(lines)

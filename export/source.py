@@ -80,9 +80,7 @@ def _input_names(tokenizer: Any, encoder: Any) -> list[str]:
     inputs (and so the manifest's) must say exactly what the model takes.
     """
     names = ["input_ids", "attention_mask"]
-    if "token_type_ids" in getattr(tokenizer, "model_input_names", []) and _accepts(
-        encoder, "token_type_ids"
-    ):
+    if "token_type_ids" in getattr(tokenizer, "model_input_names", []) and _accepts(encoder, "token_type_ids"):
         names.append("token_type_ids")
     return names
 
@@ -158,9 +156,7 @@ def _load_multitask(
     model.eval()
     all_heads = dict(model.labels)
     if labels:
-        raise ExportError(
-            "--labels applies to plain classification models; a multi-task folder names its labels"
-        )
+        raise ExportError("--labels applies to plain classification models; a multi-task folder names its labels")
     task = task or "multi"
     if task == "multi":
         chosen = list(all_heads)

@@ -97,9 +97,7 @@ def _require(manifest: dict[str, Any], key: str, kind: type | tuple[type, ...], 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
     if not path.is_dir():
-        raise BundleError(
-            f"bundle directory {path} does not exist (set the bundle path to an exported bundle)"
-        )
+        raise BundleError(f"bundle directory {path} does not exist (set the bundle path to an exported bundle)")
     manifest_path = path / MANIFEST
     if not manifest_path.is_file():
         raise BundleError(f"{path} is not a bundle: {MANIFEST} is missing")
@@ -111,8 +109,7 @@ def _read_manifest(path: Path) -> dict[str, Any]:
         raise BundleError(f"{manifest_path} must hold a JSON object")
     if manifest.get("format") != FORMAT:
         raise BundleError(
-            f"{manifest_path}: format {manifest.get('format')!r} is not {FORMAT!r}; "
-            "this shoppulse cannot read it"
+            f"{manifest_path}: format {manifest.get('format')!r} is not {FORMAT!r}; this shoppulse cannot read it"
         )
     return manifest
 
@@ -128,9 +125,7 @@ def _check_heads(task: str, heads: dict[str, Any], where: Path) -> dict[str, lis
             raise BundleError(f"{where}: head {head!r} needs a list of at least two label names")
         clean[str(head)] = list(labels)
     if task != "multi" and list(clean) != [task]:
-        raise BundleError(
-            f"{where}: task {task!r} but heads {list(clean)}; a single-task bundle has one head"
-        )
+        raise BundleError(f"{where}: task {task!r} but heads {list(clean)}; a single-task bundle has one head")
     return clean
 
 
@@ -255,8 +250,7 @@ def check_signature(model_file: Path, inputs: list[str], outputs: list[str]) -> 
     missing = [o for o in outputs if o not in actual_outputs]
     if missing:
         raise BundleError(
-            f"{model_file.name}: the ONNX graph has outputs {actual_outputs}, "
-            f"missing {missing} from the manifest"
+            f"{model_file.name}: the ONNX graph has outputs {actual_outputs}, missing {missing} from the manifest"
         )
 
 
@@ -268,8 +262,7 @@ def bundle_from_manifest(path: Path, manifest: dict[str, Any]) -> Bundle:
     unknown_inputs = [i for i in inputs if i not in ALLOWED_INPUTS]
     if unknown_inputs or "input_ids" not in inputs or "attention_mask" not in inputs:
         raise BundleError(
-            f"{path}: inputs {inputs} are not supported; need input_ids and attention_mask "
-            f"(optionally token_type_ids)"
+            f"{path}: inputs {inputs} are not supported; need input_ids and attention_mask (optionally token_type_ids)"
         )
     outputs = _require(manifest, "outputs", list, path)
     expected_outputs = [output_name(h) for h in heads]

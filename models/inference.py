@@ -118,8 +118,7 @@ class Predictor:
         graph_inputs = [i.name for i in self.session.get_inputs()]
         if sorted(graph_inputs) != sorted(bundle.input_names):
             raise BundleError(
-                f"{self.model_file.name}: graph inputs {graph_inputs} differ from "
-                f"the manifest's {bundle.input_names}"
+                f"{self.model_file.name}: graph inputs {graph_inputs} differ from the manifest's {bundle.input_names}"
             )
         graph_outputs = {o.name for o in self.session.get_outputs()}
         missing = [o for o in bundle.output_names if o not in graph_outputs]
@@ -184,14 +183,10 @@ class Predictor:
                 result[head][chunk] = values
         return result
 
-    def predict_encoded(
-        self, encoded: Sequence[Sequence[int]], batch_size: int = 32
-    ) -> dict[str, np.ndarray]:
+    def predict_encoded(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> dict[str, np.ndarray]:
         """Calibrated probabilities per head for already-tokenized inputs."""
         logits = self.logits_encoded(encoded, batch_size)
-        return {
-            head: softmax(values, self.bundle.temperature.get(head, 1.0)) for head, values in logits.items()
-        }
+        return {head: softmax(values, self.bundle.temperature.get(head, 1.0)) for head, values in logits.items()}
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:
         return self.logits_encoded(self.encode(texts), batch_size)

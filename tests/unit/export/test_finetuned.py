@@ -15,9 +15,7 @@ from tests.unit.export.tiny import fine_tune, save_classifier, toy_reviews
 
 @pytest.fixture(scope="module")
 def trained_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    model_dir = save_classifier(
-        tmp_path_factory.mktemp("trained") / "model", "bert", labels=["negative", "positive"]
-    )
+    model_dir = save_classifier(tmp_path_factory.mktemp("trained") / "model", "bert", labels=["negative", "positive"])
     accuracy = fine_tune(model_dir)
     assert accuracy >= 0.95, f"the toy task should be learned (held-out accuracy {accuracy:.3f})"
     return model_dir

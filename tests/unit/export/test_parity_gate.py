@@ -65,11 +65,7 @@ def test_existing_bundle_needs_overwrite(model_dir: Path, tmp_path: Path) -> Non
     manifest = build_bundle(
         model_dir, out, quantize="none", max_length=32, parity_samples=8, version="2", overwrite=True
     )
-    assert (
-        json.loads((out / "manifest.json").read_text(encoding="utf-8"))["version"]
-        == manifest["version"]
-        == "2"
-    )
+    assert json.loads((out / "manifest.json").read_text(encoding="utf-8"))["version"] == manifest["version"] == "2"
     assert leftovers(tmp_path) == ["bundle"]
 
 

@@ -78,9 +78,7 @@ def tiny_config(family: str, num_labels: int = 2, labels: list[str] | None = Non
     raise ValueError(family)
 
 
-def save_classifier(
-    out_dir: Path, family: str = "bert", seed: int = 0, labels: list[str] | None = None
-) -> Path:
+def save_classifier(out_dir: Path, family: str = "bert", seed: int = 0, labels: list[str] | None = None) -> Path:
     """A randomly initialised ``*ForSequenceClassification`` with its tokenizer, saved to ``out_dir``."""
     import torch
     from transformers import AutoModelForSequenceClassification

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 
-def export_tiny_bundle(
-    directory: Path, family: str = "bert", multitask: bool = False, **kwargs: object
-) -> Path:
+def export_tiny_bundle(directory: Path, family: str = "bert", multitask: bool = False, **kwargs: object) -> Path:
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
     pytest.importorskip("onnx")
