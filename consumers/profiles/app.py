@@ -117,7 +117,16 @@ class ProfilesStage:
         self.partitioner_mismatches = 0
         self._republished: set[int] = set()
         self._recovered = asyncio.Event()
+        self._init_metrics()
         self._wire()
+
+    def _init_metrics(self) -> None:
+        """Create every series at zero so dashboards and alerts see them before the first signal."""
+        for counter in (metrics.PROFILES_UPDATED, metrics.PROFILES_PUBLISHED, metrics.SIGNALS_DUPLICATE):
+            counter.labels(STAGE)
+        metrics.EVENTS_CONSUMED.labels(STAGE, self.signals_topic_name)
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(0)
+        metrics.BROKER_UP.labels(STAGE).set(0)
 
     # --- wiring ---------------------------------------------------------------------------------
     def _wire(self) -> None:

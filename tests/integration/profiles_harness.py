@@ -99,6 +99,22 @@ class Worker:
             return self.get("/readyz")[0] == 200
         return False
 
+    def diagnosis(self) -> str:
+        """Readiness and the stage's own metrics, for a failure message."""
+        if not self.alive():
+            return f"(not running, exit {self.proc.returncode if self.proc else None})"
+        try:
+            ready = self.get("/readyz")
+            with urllib.request.urlopen(self.url + "/metrics", timeout=10) as resp:
+                lines = [
+                    line
+                    for line in resp.read().decode().splitlines()
+                    if line.startswith("shoppulse_") and "_created" not in line
+                ]
+            return f"readyz {ready}\n" + "\n".join(lines)
+        except OSError as exc:
+            return f"(no answer: {exc})"
+
     def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
@@ -118,7 +134,13 @@ class Worker:
         return self.proc is not None and self.proc.poll() is None
 
 
-def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, workers: list[Worker]) -> None:
+def wait_for(
+    condition: Callable[[], bool],
+    timeout_s: float,
+    what: str,
+    workers: list[Worker],
+    details: Callable[[], object] | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if condition():
@@ -127,8 +149,9 @@ def wait_for(condition: Callable[[], bool], timeout_s: float, what: str, workers
             if w.proc is not None and w.proc.poll() is not None and w.proc.returncode not in (-9,):
                 raise AssertionError(f"worker {w.name} exited {w.proc.returncode}:\n{w.log_tail()}")
         time.sleep(0.2)
-    tails = "\n".join(f"--- {w.name}\n{w.log_tail()}" for w in workers)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{tails}")
+    tails = "\n".join(f"--- {w.name}\n{w.diagnosis()}\n{w.log_tail()}" for w in workers)
+    extra = f"\n{details()}" if details is not None else ""
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}{extra}\n{tails}")
 
 
 class ProfileReader:
@@ -148,6 +171,7 @@ class ProfileReader:
         self.latest: dict[str, dict[str, Any]] = {}
         self.records = 0
         self.partitions_by_user: dict[str, set[int]] = {}
+        self.behind: dict[str, tuple[Any, Any]] = {}  # user -> (published version, expected)
 
     def poll(self, seconds: float = 0.5) -> None:
         for msg in self.consumer.consume(1000, seconds):

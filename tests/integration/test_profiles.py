@@ -54,7 +54,13 @@ def _expected(signals: list[dict]) -> dict[str, dict]:
 
 def _all_published(reader: ProfileReader, expected: dict[str, dict]) -> bool:
     reader.poll(0.3)
-    return all(reader.latest.get(u, {}).get("version") == e["version"] for u, e in expected.items())
+    behind = {
+        u: (reader.latest.get(u, {}).get("version"), e["version"])
+        for u, e in expected.items()
+        if reader.latest.get(u, {}).get("version") != e["version"]
+    }
+    reader.behind = behind
+    return not behind
 
 
 def _mismatches(reader: ProfileReader, expected: dict[str, dict]) -> dict[str, list[str]]:
@@ -141,7 +147,13 @@ def test_kill_9_mid_stream_recovers_the_reference_without_double_applying(
         produce_signals(settings, stream[600:])
         second = Worker(settings, tmp_path, "first", store=store).start()  # same name: same store path
         try:
-            wait_for(lambda: _all_published(reader, expected), 120, "every profile after restart", [second])
+            wait_for(
+                lambda: _all_published(reader, expected),
+                120,
+                "every profile after restart",
+                [second],
+                details=lambda: f"behind (published, expected): {reader.behind}",
+            )
             assert _mismatches(reader, expected) == {}
             for user in list(expected)[:5]:
                 status, body = second.get(f"/profiles/{user}?as_of={expected[user]['as_of']}")
