@@ -150,7 +150,12 @@ class ProfilesStage:
             log.info("partitions revoked %s (%d pending publishes left to the new owner)", gone, dropped)
 
         async def on_rebalance_complete(sender: Any, **_: Any) -> None:
-            await self.republish_new_partitions()
+            # This runs inside faust's recovery, before it resumes the streams: an exception here
+            # would leave the worker "ready" but never consuming again, so none may escape.
+            try:
+                await self.republish_new_partitions()
+            except Exception:
+                log.exception("republishing after recovery failed; profiles go out on their next change")
             self._recovered.set()
 
         # Strong references: mode's signals keep the callables alive only if connected weak=False.
@@ -275,7 +280,11 @@ class ProfilesStage:
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(tps))
         consumer = self.app.consumer
         for tp in tps:
-            highwater = consumer.highwater(tp)
+            try:
+                # aiokafka asserts the partition is assigned; mid-rebalance the assignor may disagree.
+                highwater = consumer.highwater(tp)
+            except Exception:
+                continue
             if highwater is None:
                 continue
             done = self.last_offsets.get(tp.partition, -1) + 1
