@@ -37,6 +37,7 @@ from consumers.contracts import dumps
 from consumers.profiles.connection import faust_connection
 from consumers.profiles.profile import FoldParams, ProfileState, Signal, SignalError, apply_signal, render
 from consumers.profiles.publish import Coalescer
+from consumers.profiles.watchdog import StallWatch
 from consumers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 STAGE = "profiles"
 TABLE_NAME = "profiles"
 LAG_INTERVAL_S = 5.0
+STALL_TIMEOUT_S = 120.0  # lag with no progress for this long fails /healthz (the pod is restarted)
 
 
 def murmur2_partition(key: bytes, partitions: int) -> int:
@@ -113,6 +115,7 @@ class ProfilesStage:
             help="per-user profile rows (see consumers.profiles.profile.ProfileState)",
         )
         self.coalescer = Coalescer(settings.profiles.publish_interval_s)
+        self.stall = StallWatch(STALL_TIMEOUT_S)
         self.last_offsets: dict[int, int] = {}
         self.partitioner_mismatches = 0
         self._republished: set[int] = set()
@@ -279,6 +282,7 @@ class ProfilesStage:
         tps = [tp for tp in self.app.assignor.assigned_actives() if tp.topic == self.signals_topic_name]
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(tps))
         consumer = self.app.consumer
+        total_lag = 0
         for tp in tps:
             try:
                 # aiokafka asserts the partition is assigned; mid-rebalance the assignor may disagree.
@@ -287,17 +291,24 @@ class ProfilesStage:
                 continue
             if highwater is None:
                 continue
-            done = self.last_offsets.get(tp.partition, -1) + 1
-            metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(max(highwater - done, 0))
+            lag = max(highwater - (self.last_offsets.get(tp.partition, -1) + 1), 0)
+            total_lag += lag
+            metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(lag)
         producer = getattr(self.app.producer, "_producer", None)  # the AIOKafkaProducer under faust
+        broker_up = False
         try:
             if producer is None:
                 raise RuntimeError("producer not started")
             await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=5)
-            metrics.BROKER_UP.labels(STAGE).set(1)
+            broker_up = True
         except Exception as exc:  # any failure means "not reachable now"; the gauge says so
             log.debug("broker metadata request failed: %s", exc)
-            metrics.BROKER_UP.labels(STAGE).set(0)
+        metrics.BROKER_UP.labels(STAGE).set(1 if broker_up else 0)
+        ready, _ = self.readiness()
+        was_stalled = self.stall.stalled()
+        self.stall.observe(ready and broker_up and total_lag > 0, tuple(sorted(self.last_offsets.items())))
+        if self.stall.stalled() and not was_stalled:
+            log.error("no progress for %.0fs with %d signals waiting: failing /healthz", STALL_TIMEOUT_S, total_lag)
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         recovered = self._recovered.is_set() and not self.app.rebalancing

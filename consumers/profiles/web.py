@@ -8,8 +8,8 @@
   owner's headers: ``X-Served-By`` names the worker that answered, ``X-Routed-By`` the one
   that forwarded. 404 JSON for an unknown user, 400 JSON for bad input, 503 JSON while
   rebalancing or recovering, 502 JSON when the owner is unreachable.
-- ``GET /metrics``: Prometheus exposition; ``/healthz``: liveness; ``/readyz``: 200 once the
-  table is recovered, else 503 with the reason.
+- ``GET /metrics``: Prometheus exposition; ``/healthz``: liveness (503 when the worker has lag
+  but made no progress for a while); ``/readyz``: 200 once the table is recovered, else 503.
 """
 
 from __future__ import annotations
@@ -115,6 +115,9 @@ def register_pages(stage: ProfilesStage) -> None:
 
     @app.page("/healthz", name="healthz")
     async def healthz(self: View, request: Request) -> Response:
+        if stage.stall.stalled():
+            reason = "signals are waiting but no offset moved (see consumers/profiles/watchdog.py)"
+            return _json(self, {"status": "stalled", "stalled_for_s": stage.stall.stalled_for(), "reason": reason}, 503)
         return _json(self, {"status": "ok"})
 
     @app.page("/readyz", name="readyz")
