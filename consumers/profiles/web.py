@@ -90,15 +90,18 @@ def register_pages(stage: ProfilesStage) -> None:
             except ValueError as exc:
                 return _json(self, {"error": str(exc), "as_of": request.query.get("as_of")}, 400)
             key = user_id.encode("utf-8")
-            owner = owner_url(stage, key)
-            if owner is None:
-                return _json(self, {"error": "partition owners unknown (rebalancing); retry"}, 503)
-            if owner != str(app.conf.canonical_url) and request.headers.get(ROUTED_HEADER) is None:
-                return await _forward(self, request, owner)
             ready, details = stage.readiness()
+            row = stage.table.get(key) if ready else None
+            owned_here = row is not None and row.get("partition") in stage.active_partitions()
+            if not owned_here and request.headers.get(ROUTED_HEADER) is None:
+                # Not in one of our active partitions (a standby copy does not count): ask the owner.
+                owner = owner_url(stage, key)
+                if owner is None:
+                    return _json(self, {"error": "partition owners unknown (rebalancing); retry"}, 503)
+                if owner != str(app.conf.canonical_url):
+                    return await _forward(self, request, owner)
             if not ready:
                 return _json(self, {"error": "this worker is recovering its table", **details}, 503)
-            row = stage.table.get(key)
             if row is None:
                 return _json(self, {"error": "unknown user", "user_id": user_id}, 404)
             own_as_of = row.get("as_of") or 0
