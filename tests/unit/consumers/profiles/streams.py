@@ -60,9 +60,7 @@ def make_signals(seed: int, users: int, n: int, start_ms: int = 1_780_000_000_00
                 action="review",
                 weight=2.5,
                 sentiment={"label": label, "probability": round(rng.uniform(0.5, 1.0), 4)},
-                aspects={
-                    a: rng.choice(("positive", "negative")) for a in rng.sample(ASPECTS, rng.randint(0, 2))
-                },
+                aspects={a: rng.choice(("positive", "negative")) for a in rng.sample(ASPECTS, rng.randint(0, 2))},
             )
         else:
             items = [f"p{rng.randrange(60):06d}" for _ in range(rng.randint(1, 3))]
@@ -79,9 +77,7 @@ def make_signals(seed: int, users: int, n: int, start_ms: int = 1_780_000_000_00
     return signals
 
 
-def disorder(
-    signals: list[dict[str, Any]], seed: int, duplicate_fraction: float = 0.2
-) -> list[dict[str, Any]]:
+def disorder(signals: list[dict[str, Any]], seed: int, duplicate_fraction: float = 0.2) -> list[dict[str, Any]]:
     """The same signals shuffled, with some repeated soon after (as an at-least-once producer would)."""
     rng = random.Random(seed)
     out = list(signals)
@@ -103,10 +99,7 @@ def reference_profiles(
     for s in distinct.values():
         by_user[s["user_id"]].append(s)
     half_life_ms = half_life_days * DAY_MS
-    return {
-        user: _reference_one(user, mine, half_life_ms, top_k, recent_products)
-        for user, mine in by_user.items()
-    }
+    return {user: _reference_one(user, mine, half_life_ms, top_k, recent_products) for user, mine in by_user.items()}
 
 
 def _reference_one(
@@ -172,15 +165,13 @@ def _reference_one(
             "count": len(orders),
             "totals": {c: str(t) for c, t in totals.items()},
             "average_order_value": {
-                c: str((t / counts[c]).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN))
-                for c, t in totals.items()
+                c: str((t / counts[c]).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)) for c, t in totals.items()
             },
             "first_order_ts": min((o["ts"] for o in orders), default=None),
             "last_order_ts": max((o["ts"] for o in orders), default=None),
         },
         "recent_products": [
-            {"product_id": pid, "action": action, "ts": ts, "event_id": eid}
-            for pid, (ts, eid, action) in recent
+            {"product_id": pid, "action": action, "ts": ts, "event_id": eid} for pid, (ts, eid, action) in recent
         ],
     }
 

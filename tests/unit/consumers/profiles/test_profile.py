@@ -135,9 +135,7 @@ def test_order_totals_are_exact_per_currency() -> None:
         {**base, "event_id": f"o{i}", "kind": "order", "action": "order", "amount": a, "currency": "CNY"}
         for i, a in enumerate(amounts)
     ]
-    raw.append(
-        {**base, "event_id": "usd", "kind": "order", "action": "order", "amount": "5", "currency": "USD"}
-    )
+    raw.append({**base, "event_id": "usd", "kind": "order", "action": "order", "amount": "5", "currency": "USD"})
     orders = render(_fold_all(raw)["u000000"], PARAMS)["orders"]
     assert orders["count"] == 5
     assert orders["totals"] == {"CNY": "3000.35", "USD": "5"}
