@@ -74,6 +74,7 @@ def make_faust_app(settings: Settings, partitions: int) -> faust.App:
         topic_partitions=partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         processing_guarantee="at_least_once",
+        producer_linger=0.005,  # batch changelog and profile writes: one produce request per record costs most
         consumer_auto_offset_reset="earliest",
         broker_session_timeout=session_s,
         broker_heartbeat_interval=max(session_s / 4, 0.5),
