@@ -71,6 +71,11 @@ def make_faust_app(settings: Settings, partitions: int) -> faust.App:
         web_host=p.advertised_host or http.host,
         web_port=http.profiles_port,
         web_in_thread=False,
+        # Only our pages: faust's /table would serve raw rows (dedup sets included), /router the topology.
+        web_tables_enabled=False,
+        web_router_enabled=False,
+        web_graph_enabled=False,
+        web_stats_enabled=False,
         topic_partitions=partitions,
         topic_replication_factor=settings.kafka.replication_factor,
         processing_guarantee="at_least_once",

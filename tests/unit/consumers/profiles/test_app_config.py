@@ -36,6 +36,7 @@ def test_faust_app_takes_broker_store_web_and_partitions_from_settings(tmp_path:
     assert conf.topic_partitions == 4
     assert conf.broker_session_timeout == 6.0
     assert conf.processing_guarantee.value == "at_least_once"
+    assert not (conf.web_tables_enabled or conf.web_router_enabled or conf.web_graph_enabled)
 
 
 def test_table_is_co_partitioned_with_user_signals_and_keyed_by_raw_bytes() -> None:
