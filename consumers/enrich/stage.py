@@ -129,6 +129,8 @@ class EnrichStage:
             "acks": "all",
             "linger.ms": 5,
             "compression.type": "lz4",
+            # The Java client's partitioner, as faust/aiokafka use: stage 2 finds a user's partition by it.
+            "partitioner": "murmur2_random",
             "message.timeout.ms": 600_000,
             "error_cb": self._on_error,
         }

@@ -32,7 +32,14 @@ def produce_stream(
 ) -> Counter[str]:
     """Produce ``n`` events; every record is acknowledged before this returns. Returns counts per topic."""
     producer = Producer(
-        settings.librdkafka(**{"enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"})
+        settings.librdkafka(
+            **{
+                "enable.idempotence": True,
+                "linger.ms": 5,
+                "compression.type": "lz4",
+                "partitioner": "murmur2_random",  # like Java producers, which most shops run
+            }
+        )
     )
     counts: Counter[str] = Counter()
     failures: list[str] = []
@@ -72,12 +79,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     sim.add_argument("--bad-fraction", type=float, default=0.0, help="share of malformed events, e.g. 0.01")
-    sim.add_argument(
-        "--kinds", default="review,click,order", help="comma-separated subset of review,click,order"
-    )
-    sim.add_argument(
-        "--start-ts", type=int, help="event time of the first event in epoch ms (default: wall clock)"
-    )
+    sim.add_argument("--kinds", default="review,click,order", help="comma-separated subset of review,click,order")
+    sim.add_argument("--start-ts", type=int, help="event time of the first event in epoch ms (default: wall clock)")
     sim.add_argument("--truth", type=Path, help="write the ground truth (JSON) to this file")
     sim.set_defaults(func=_run)
 
@@ -91,9 +94,7 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown kinds: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    simulator = Simulator(
-        seed=args.seed, users=args.users, start_ms=args.start_ts, bad_fraction=args.bad_fraction
-    )
+    simulator = Simulator(seed=args.seed, users=args.users, start_ms=args.start_ts, bad_fraction=args.bad_fraction)
     started = time.monotonic()
     counts = produce_stream(settings, simulator, args.events, args.rate, kinds, progress=True)
     took = time.monotonic() - started
