@@ -27,6 +27,7 @@ class FinetuneConfig:
     label_smoothing: float = 0.05
     weight_decay: float = 0.01
     ngram_lr_scale: float = 20.0
+    path_loss_weight: float = 0.5  # ensemble n-gram mode: weight of each path's own loss
     bf16: bool = False
     seed: int = 42
 
@@ -83,10 +84,16 @@ def finetune_multitask(
             mask[row, : len(token_ids[i])] = 1
         seed_step(config.seed, step)
         with autocast(config.bf16):
-            logits = model(torch.from_numpy(ids), torch.from_numpy(mask))
-            loss = multitask_loss(
-                logits, [torch.from_numpy(targets[name][batch]) for name in head_names], config.label_smoothing
-            )
+            gold = [torch.from_numpy(targets[name][batch]) for name in head_names]
+            encoder_logits, bag_logits = model.path_logits(torch.from_numpy(ids), torch.from_numpy(mask))
+            if bag_logits is None:
+                loss = multitask_loss(encoder_logits, gold, config.label_smoothing)
+            else:  # ensemble: the sum is what serving sees; each path is also trained on its own
+                summed = [a + b for a, b in zip(encoder_logits, bag_logits, strict=True)]
+                loss = multitask_loss(summed, gold, config.label_smoothing) + config.path_loss_weight * (
+                    multitask_loss(encoder_logits, gold, config.label_smoothing)
+                    + multitask_loss(bag_logits, gold, config.label_smoothing)
+                )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

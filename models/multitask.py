@@ -29,6 +29,9 @@ def is_multitask_dir(path: str | Path) -> bool:
 
 
 NGRAM_PREFIX = "ngram."
+# concat: the bag's vector joins [CLS] before the heads. ensemble: the bag has its own heads,
+# trained with their own loss too, and its logits are added to the encoder heads' logits.
+NGRAM_MODES = ("concat", "ensemble")
 
 
 class NgramBag(nn.Module):
@@ -41,17 +44,38 @@ class NgramBag(nn.Module):
     inputs and the serving code does not change.
     """
 
-    def __init__(self, vocab_size: int, buckets: int, dim: int, multiplier: int = 1_000_003) -> None:
+    def __init__(
+        self,
+        vocab_size: int,
+        buckets: int,
+        dim: int,
+        multiplier: int = 1_000_003,
+        mode: str = "concat",
+        head_sizes: dict[str, int] | None = None,
+    ) -> None:
         super().__init__()
+        if mode not in NGRAM_MODES:
+            raise ValueError(f"n-gram mode must be one of {NGRAM_MODES}, got {mode!r}")
         self.vocab_size, self.buckets, self.dim, self.multiplier = vocab_size, buckets, dim, multiplier
+        self.mode = mode
         self.unigram = nn.Embedding(vocab_size, dim)
         self.bigram = nn.Embedding(buckets, dim)
         nn.init.normal_(self.unigram.weight, std=0.02)
         nn.init.normal_(self.bigram.weight, std=0.02)
+        # "ensemble": the bag has its own heads and its logits are added to the encoder's.
+        self.heads = nn.ModuleDict(
+            {name: nn.Linear(dim, size) for name, size in (head_sizes or {}).items()} if mode == "ensemble" else {}
+        )
 
     @property
-    def settings(self) -> dict[str, int]:
-        return {"vocab_size": self.vocab_size, "buckets": self.buckets, "dim": self.dim, "multiplier": self.multiplier}
+    def settings(self) -> dict[str, Any]:
+        return {
+            "vocab_size": self.vocab_size,
+            "buckets": self.buckets,
+            "dim": self.dim,
+            "multiplier": self.multiplier,
+            "mode": self.mode,
+        }
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         mask = attention_mask.to(self.unigram.weight.dtype)
@@ -83,8 +107,10 @@ class MultiTaskClassifier(nn.Module):
             raise ValueError("a multi-task model needs at least one head")
         self.encoder = encoder
         self.labels: dict[str, list[str]] = {name: list(labels) for name, labels in heads.items()}
-        self.ngram = NgramBag(**ngram) if ngram else None
-        features = int(encoder.config.hidden_size) + (self.ngram.dim if self.ngram is not None else 0)
+        sizes = {name: len(labels) for name, labels in heads.items()}
+        self.ngram = NgramBag(**ngram, head_sizes=sizes) if ngram else None
+        concat = self.ngram is not None and self.ngram.mode == "concat"
+        features = int(encoder.config.hidden_size) + (self.ngram.dim if concat else 0)
         self.dropout = nn.Dropout(dropout)
         self.heads = nn.ModuleDict({name: nn.Linear(features, len(labels)) for name, labels in heads.items()})
 
@@ -102,14 +128,36 @@ class MultiTaskClassifier(nn.Module):
         attention_mask: torch.Tensor,
         token_type_ids: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, ...]:
+        encoder_logits, bag_logits = self.path_logits(input_ids, attention_mask, token_type_ids)
+        if bag_logits is None:
+            return encoder_logits
+        return tuple(a + b for a, b in zip(encoder_logits, bag_logits, strict=True))
+
+    def path_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...] | None]:
+        """Logits of the encoder heads and, in ``ensemble`` mode, of the bag's own heads.
+
+        Training supervises both paths separately as well as their sum, so each is a usable
+        classifier on its own and the sum behaves as an ensemble.
+        """
         kwargs: dict[str, torch.Tensor] = {"input_ids": input_ids, "attention_mask": attention_mask}
         if token_type_ids is not None:
             kwargs["token_type_ids"] = token_type_ids
         hidden = self.encoder(**kwargs).last_hidden_state[:, 0]
+        bag_logits = None
         if self.ngram is not None:
-            hidden = torch.cat([hidden, self.ngram(input_ids, attention_mask).to(hidden.dtype)], dim=-1)
+            bag = self.ngram(input_ids, attention_mask).to(hidden.dtype)
+            if self.ngram.mode == "concat":
+                hidden = torch.cat([hidden, bag], dim=-1)
+            else:
+                bag = self.dropout(bag)
+                bag_logits = tuple(self.ngram.heads[name](bag) for name in self.head_names)
         hidden = self.dropout(hidden)
-        return tuple(self.heads[name](hidden) for name in self.head_names)
+        return tuple(self.heads[name](hidden) for name in self.head_names), bag_logits
 
     def save(self, out_dir: str | Path) -> None:
         from safetensors.torch import save_file

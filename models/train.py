@@ -73,6 +73,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="hashed bigram buckets of the n-gram bag beside [CLS] (default 32768; 0: none; none with --base-model)",
     )
     parser.add_argument("--ngram-dim", type=int, default=64)
+    parser.add_argument(
+        "--ngram-mode",
+        choices=("ensemble", "concat"),
+        default="ensemble",
+        help="ensemble: the bag has its own heads, logits added; concat: bag joins [CLS] before the heads",
+    )
+    parser.add_argument("--ngram-lr-scale", type=float, default=25.0, help="bag learning rate / --lr")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per review, [CLS]/[SEP] included")
     parser.add_argument("--holdout", type=float, default=0.05, help="share of train held out for calibration")
     parser.add_argument("--taxonomy", type=Path, help="taxonomy JSON (default: the packaged one)")
@@ -182,7 +189,7 @@ def _pretrain(args: argparse.Namespace, tokenizer, texts: list[str], out: Path, 
     return pretrained_dir, stats
 
 
-def _new_multitask(encoder_dir: Path, heads: dict[str, list[str]], ngram: dict[str, int] | None):  # type: ignore[no-untyped-def]
+def _new_multitask(encoder_dir: Path, heads: dict[str, list[str]], ngram: dict[str, Any] | None):  # type: ignore[no-untyped-def]
     from transformers import AutoConfig, AutoModel
 
     from models.multitask import MultiTaskClassifier
@@ -224,7 +231,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     phases: dict[str, Any] = {}
 
     tokenizer = _prepare_tokenizer(args, [r.review for r in fit_rows], out / "tokenizer")
-    pad_id = tokenizer.token_to_id("[PAD]") if tokenizer.token_to_id("[PAD]") is not None else 0
+    pad_id = next((tokenizer.token_to_id(t) for t in ("[PAD]", "<pad>") if tokenizer.token_to_id(t) is not None), 0)
     if args.base_model:
         encoder_dir = args.base_model
     else:
@@ -241,11 +248,20 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         phase_start = time.perf_counter()
         buckets = args.ngram_buckets if args.ngram_buckets is not None else (0 if args.base_model else 32768)
         ngram = (
-            {"vocab_size": tokenizer.get_vocab_size(), "buckets": buckets, "dim": args.ngram_dim} if buckets else None
+            {
+                "vocab_size": tokenizer.get_vocab_size(),
+                "buckets": buckets,
+                "dim": args.ngram_dim,
+                "mode": args.ngram_mode,
+            }
+            if buckets
+            else None
         )
         model = _new_multitask(encoder_dir, heads, ngram)
         lr = args.lr if args.lr is not None else (3e-5 if args.base_model else 2e-4)
-        config = FinetuneConfig(epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=args.seed)
+        config = FinetuneConfig(
+            epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=args.seed, ngram_lr_scale=args.ngram_lr_scale
+        )
         stats = finetune_multitask(
             model,
             encode_texts(tokenizer, [r.review for r in fit_rows], args.max_length),
@@ -282,7 +298,10 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     train_wall = round(time.perf_counter() - started, 1)
     metrics: dict[str, Any] = {"dev_torch": torch_dev, "dev_file": str(dev_path.name), "dev_n": len(dev_rows)}
     training = {
-        "command": "shoppulse train " + " ".join(shlex.quote(a) for a in getattr(args, "argv", None) or _cli_args()),
+        # --resume is left out: a resumed run ends where the uninterrupted one would (tests/unit/models/test_resume.py)
+        "command": "shoppulse train "
+        + " ".join(shlex.quote(a) for a in (getattr(args, "argv", None) or _cli_args()) if a != "--resume"),
+        "resumed": bool(args.resume),
         "data": {
             TRAIN_FILE: {"sha256": sha256_of(train_path), "rows": len(train_rows)},
             DEV_FILE: {"sha256": sha256_of(dev_path), "rows": len(dev_rows)},
