@@ -48,3 +48,27 @@ def test_heads_read_cls_and_bag_together() -> None:
     plain, with_bag = _model(None), _model({"vocab_size": 40, "buckets": 97, "dim": 8})
     assert plain.heads["sentiment"].in_features == 16
     assert with_bag.heads["sentiment"].in_features == 24
+
+
+def test_ensemble_mode_adds_the_bag_heads_logits_and_round_trips(tmp_path: Path) -> None:
+    model = _model({"vocab_size": 40, "buckets": 97, "dim": 8, "mode": "ensemble"})
+    assert model.heads["interest"].in_features == 16  # the encoder heads read [CLS] only
+    ids = torch.tensor([[2, 7, 9, 11, 3], [2, 5, 3, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        encoder_logits, bag_logits = model.path_logits(ids, mask)
+        combined = model(ids, mask)
+    assert bag_logits is not None
+    for head, total in enumerate(combined):
+        assert torch.allclose(total, encoder_logits[head] + bag_logits[head])
+    model.save(tmp_path / "m")
+    loaded = load_multitask(tmp_path / "m", attn_implementation=None)
+    assert loaded.ngram is not None and loaded.ngram.mode == "ensemble"
+    with torch.no_grad():
+        for a, b in zip(combined, loaded(ids, mask), strict=True):
+            assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_unknown_mode_is_refused() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        NgramBag(vocab_size=10, buckets=5, dim=2, mode="sum")
