@@ -122,6 +122,7 @@ def summarise(row: str, results: list[dict[str, Any]], naive_median: float | Non
     rates = [r["texts"] / r["seconds"] for r in results]
     batch_ms = [ms for r in results for ms in r["batch_ms"]]
     middle = spread(rates)
+    loads = [r["load_1min"] for r in results if "load_1min" in r]
     return {
         "name": row,
         "label": R.LABELS[row],
@@ -133,6 +134,7 @@ def summarise(row: str, results: list[dict[str, Any]], naive_median: float | Non
         "p99_ms": rounded(percentile(batch_ms, 99), 2),
         "peak_rss_mb": rounded(max(r["peak_rss_mb"] for r in results)),
         "runs": len(results),
+        "load_1min_range": [round(min(loads), 2), round(max(loads), 2)] if loads else None,
     }
 
 
@@ -192,7 +194,9 @@ def run(args: argparse.Namespace) -> int:
                         row, str(bundle.path), str(texts_file), threads, 32, str(model_dir) if model_dir else None
                     )
                     started = time.perf_counter()
+                    load_at_start = os.getloadavg()[0]
                     result = pool.submit(R.measure, task).result()
+                    result["load_1min"] = load_at_start
                     results[row].append(result)
                     print(
                         f"  round {round_index + 1}/{args.repeats} {row}: {result['texts'] / result['seconds']:.1f} "

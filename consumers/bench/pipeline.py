@@ -171,6 +171,7 @@ class SignalReader(threading.Thread):
         self.settings = settings
         self.marker = marker
         self.arrivals: dict[str, float] = {}
+        self.produced: dict[str, float] = {}  # output record's CreateTime − ts: time inside the stage
         self.stop_event = threading.Event()
         self.ready = threading.Event()
 
@@ -196,14 +197,15 @@ class SignalReader(threading.Thread):
         self.ready.set()
         try:
             while not self.stop_event.is_set():
-                for msg in consumer.consume(1000, 0.05):
-                    arrived_ms = time.time() * 1000.0
-                    if msg.error() is not None:
-                        continue
-                    record = json.loads(msg.value())
-                    event_id = record.get("event_id") or ""
-                    if self.marker in event_id and event_id not in self.arrivals:
-                        self.arrivals[event_id] = arrived_ms - float(record["ts"])
+                msg = consumer.poll(0.05)  # poll returns at the first record; consume(n) waits for n or timeout
+                if msg is None or msg.error() is not None:
+                    continue
+                arrived_ms = time.time() * 1000.0
+                record = json.loads(msg.value())
+                event_id = record.get("event_id") or ""
+                if self.marker in event_id and event_id not in self.arrivals:
+                    self.arrivals[event_id] = arrived_ms - float(record["ts"])
+                    self.produced[event_id] = float(msg.timestamp()[1]) - float(record["ts"])
         finally:
             consumer.close()
 
@@ -252,21 +254,45 @@ def review_texts(seed: int, users: int, n: int, kinds: tuple[str, ...]) -> list[
     return [json.loads(e.value)["text"] for e in sim.events(n, kinds) if e.kind == "review"]
 
 
-def model_only_rates(settings: Any, texts: list[str], rounds: int = 3) -> list[float]:
-    """Reviews/s of the serving ``Predictor`` alone (clean, tokenize, sorted batches) on ``texts``."""
-    from models.inference import Predictor
+def stage_parts(settings: Any, texts: list[str], rounds: int = 3) -> dict[str, list[float]]:
+    """Reviews/s of the stage's parts alone, on ``texts``: where the stage's time can go.
 
+    ``model_reviews``: the serving ``Predictor`` on one text per review (clean, tokenize,
+    sorted batches) — the issue's "model only". ``model_with_clauses``: the same plus the
+    aspect clauses the enricher also classifies. ``keywords``: jieba keywords per review.
+    """
+    from models.inference import Predictor
+    from models.keywords import keywords, load_aspects
+
+    rates: dict[str, list[float]] = {"model_reviews": [], "model_with_clauses": [], "keywords": []}
     if not texts:
-        return []
+        return rates
     predictor = Predictor.from_dir(settings.enrich.bundle_dir, intra_op_threads=settings.enrich.intra_op_threads)
     batch = min(settings.enrich.max_batch, 64)  # what the stage's Enricher uses
+    aspects = load_aspects()
+    with_clauses = list(texts) + [m.clause for t in texts for m in aspects.find(t)]
+    top_k = settings.enrich.keywords_top_k
     predictor.predict(texts[:64], batch_size=batch)
-    rates = []
+    keywords(texts[0], top_k)
     for _ in range(rounds):
-        started = time.perf_counter()
-        predictor.predict(texts, batch_size=batch)
-        rates.append(len(texts) / (time.perf_counter() - started))
+        rates["model_reviews"].append(_rate(len(texts), lambda: predictor.predict(texts, batch_size=batch)))
+        rates["model_with_clauses"].append(_rate(len(texts), lambda: predictor.predict(with_clauses, batch_size=batch)))
+        rates["keywords"].append(_rate(len(texts), lambda: [keywords(t, top_k) for t in texts]))
     return rates
+
+
+def _rate(count: int, work: Any) -> float:
+    started = time.perf_counter()
+    work()
+    return count / (time.perf_counter() - started)
+
+
+def serial_bound(parts: dict[str, float | None]) -> float | None:
+    """Reviews/s if the stage did nothing but the model (with clauses) and the keywords, one after the other."""
+    model, words = parts.get("model_with_clauses"), parts.get("keywords")
+    if not model or not words:
+        return None
+    return 1.0 / (1.0 / model + 1.0 / words)
 
 
 def wait_until(predicate: Any, timeout_s: float, proc: subprocess.Popen[bytes] | None, what: str) -> None:
@@ -329,7 +355,9 @@ def run_load_level(
     # Event ids of the seeded simulator are unique; the first second of sends is ramp-up.
     cutoff = n * RAMP_UP_MS / 1000.0 / max(duration_s, 1e-9)
     ordered_ids = list(sim.truth.valid_event_ids)
-    kept = [reader.arrivals[e] for i, e in enumerate(ordered_ids) if i >= cutoff and e in reader.arrivals]
+    kept_ids = [e for i, e in enumerate(ordered_ids) if i >= cutoff and e in reader.arrivals]
+    kept = [reader.arrivals[e] for e in kept_ids]
+    in_stage = latency_summary([reader.produced[e] for e in kept_ids])
     return {
         "load": level,
         "offered_events_per_s": rounded(rate),
@@ -338,6 +366,7 @@ def run_load_level(
         "measured": len(kept),
         "missing": len(expected - reader.arrivals.keys()),
         **latency_summary(kept),
+        "until_output_produced": {k: v for k, v in in_stage.items() if k != "max_ms"},
         "started_ms": int(started_ms),
     }
 
@@ -394,7 +423,7 @@ def run(args: argparse.Namespace) -> int:
         texts = review_texts(args.seed, args.users, args.events, kinds)
 
         print(f"[bench] model only on the stream's {len(texts)} reviews ...", file=sys.stderr, flush=True)
-        model_rates = model_only_rates(settings, texts)
+        parts_before = stage_parts(settings, texts)
 
         print("[bench] capacity: starting the enrich stage ...", file=sys.stderr, flush=True)
         stage_log = work / "enrich.log"
@@ -424,7 +453,7 @@ def run(args: argparse.Namespace) -> int:
         stage_rss = peak_rss_mb_of(stage.pid)
         stop_process(stage)
         stage = None
-        model_rates += model_only_rates(settings, texts)
+        parts_after = stage_parts(settings, texts)
     except (RuntimeError, OSError) as exc:
         print(f"bench pipeline failed: {exc}; stage log: {work / 'enrich.log'}", file=sys.stderr)
         return 1
@@ -435,7 +464,10 @@ def run(args: argparse.Namespace) -> int:
         if broker is not None:
             broker.stop()
 
-    model_only = spread(model_rates)["median"] if model_rates else None
+    parts = {k: parts_before[k] + parts_after[k] for k in parts_before}
+    part_medians = {k: (spread(v)["median"] if v else None) for k, v in parts.items()}
+    model_only = part_medians["model_reviews"]
+    bound = serial_bound(part_medians)
     reviews = counts.get(settings.topics.reviews, 0)
     payload = {
         "pipeline_events_per_s": rounded(capacity),
@@ -452,9 +484,13 @@ def run(args: argparse.Namespace) -> int:
             "capacity_definition": "committed input offsets per second (committed only after every output is acked)",
             "model_only": {
                 "reviews": len(texts),
-                "rounds_before_after": [rounded(r) for r in model_rates],
+                "rounds_before_after": [rounded(r) for r in parts["model_reviews"]],
                 "batch_size": min(settings.enrich.max_batch, 64),
             },
+            "stage_parts_reviews_per_s": {k: rounded(v) for k, v in part_medians.items()},
+            "stage_parts_serial_bound_reviews_per_s": rounded(bound),
+            "stage_parts_note": "medians of 3 rounds before and 3 after the stage ran, in the bench process; "
+            "model_with_clauses = reviews/s when each review's aspect clauses are classified too",
             "load_basis_events_per_s": rounded(basis),
             "load_basis": "--rate" if args.rate else "measured capacity",
             "latency_definition": "arrival on user-signals at a reader (fetch.wait.max.ms=5) minus the event ts "
@@ -494,6 +530,18 @@ def print_report(payload: dict[str, Any]) -> None:
                 ["pipeline events/s (end to end, committed)", payload["pipeline_events_per_s"]],
                 ["model-only reviews/s (same bundle, same reviews)", payload["model_only_reviews_per_s"]],
                 ["ratio pipeline / model-only", payload["ratio"]],
+                [
+                    "stage part alone: model incl. aspect clauses, reviews/s",
+                    payload["setup"]["stage_parts_reviews_per_s"]["model_with_clauses"],
+                ],
+                [
+                    "stage part alone: jieba keywords, reviews/s",
+                    payload["setup"]["stage_parts_reviews_per_s"]["keywords"],
+                ],
+                [
+                    "both parts one after the other (bound), reviews/s",
+                    payload["setup"]["stage_parts_serial_bound_reviews_per_s"],
+                ],
             ],
         )
     )
