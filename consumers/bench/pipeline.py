@@ -37,6 +37,7 @@ from typing import Any
 from consumers.bench.stats import json_line, markdown_table, percentile, rounded, spread
 
 DEFAULT_LOADS = (0.5, 0.8)
+PARTS_MAX_REVIEWS = 2_000  # the stage parts are timed on at most this many of the stream's reviews
 RAMP_UP_MS = 1_000
 
 
@@ -63,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-batch", type=int, help="stage max_batch (default: settings)")
     parser.add_argument("--max-wait-ms", type=int, help="stage max_wait_ms (default: settings)")
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads, stage and model-only (0: CPUs)")
+    parser.add_argument(
+        "--stage-command",
+        help="run this instead of `python -m consumers.cli run enrich` (same environment; for A/B trials of a change)",
+    )
     parser.add_argument(
         "--py-spy",
         type=Path,
@@ -210,13 +215,16 @@ class SignalReader(threading.Thread):
             consumer.close()
 
 
-def start_stage(settings: Any, log_path: Path) -> subprocess.Popen[bytes]:
+def start_stage(settings: Any, log_path: Path, command: str | None = None) -> subprocess.Popen[bytes]:
+    import shlex
+
     from consumers.settings import to_env
 
     env = {**os.environ, **to_env(settings)}
+    argv = shlex.split(command) if command else [sys.executable, "-m", "consumers.cli", "run", "enrich"]
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
-            [sys.executable, "-m", "consumers.cli", "run", "enrich"],
+            argv,
             env=env,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -265,6 +273,7 @@ def stage_parts(settings: Any, texts: list[str], rounds: int = 3) -> dict[str, l
     from models.keywords import keywords, load_aspects
 
     rates: dict[str, list[float]] = {"model_reviews": [], "model_with_clauses": [], "keywords": []}
+    texts = texts[:PARTS_MAX_REVIEWS]
     if not texts:
         return rates
     predictor = Predictor.from_dir(settings.enrich.bundle_dir, intra_op_threads=settings.enrich.intra_op_threads)
@@ -427,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
 
         print("[bench] capacity: starting the enrich stage ...", file=sys.stderr, flush=True)
         stage_log = work / "enrich.log"
-        stage = start_stage(settings, stage_log)
+        stage = start_stage(settings, stage_log, args.stage_command)
         counter = CommittedCounter(settings)
         spy = start_py_spy(stage.pid, args.py_spy) if args.py_spy else None
         capacity, samples = measure_capacity(counter, args.events, stage, timeout_s=max(300.0, args.events / 20))
@@ -483,7 +492,7 @@ def run(args: argparse.Namespace) -> int:
             "capacity_window_s": round(samples[-1][0] - next(t for t, c in samples if c > 0), 2),
             "capacity_definition": "committed input offsets per second (committed only after every output is acked)",
             "model_only": {
-                "reviews": len(texts),
+                "reviews": min(len(texts), PARTS_MAX_REVIEWS),
                 "rounds_before_after": [rounded(r) for r in parts["model_reviews"]],
                 "batch_size": min(settings.enrich.max_batch, 64),
             },
@@ -506,6 +515,7 @@ def run(args: argparse.Namespace) -> int:
             "broker": broker.name if broker is not None else f"external {args.bootstrap}",
             "bundle": str(args.bundle),
             "py_spy": str(args.py_spy) if args.py_spy else None,
+            "stage_command": args.stage_command or "python -m consumers.cli run enrich",
             "load_average_before": round(load_before[0], 2),
             "usable_cpus": _cpus(),
         },
