@@ -20,7 +20,7 @@ from models.batching import bucketed_batches, pad_batch
 
 @dataclass(frozen=True)
 class FinetuneConfig:
-    epochs: float = 2.0
+    epochs: float = 3.0
     batch_size: int = 32
     lr: float = 2e-4
     warmup_fraction: float = 0.06
