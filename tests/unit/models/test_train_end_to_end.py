@@ -128,3 +128,36 @@ def test_evaluate_rejects_a_category_the_bundle_does_not_know(trained: tuple[Pat
     csv_path = write_csv(tmp_path / "bad.csv", data, columns=("cat", "review"))
     with pytest.raises(ValueError, match="汽车"):
         evaluate.main(["--bundle", str(out / "bundle"), "--data", str(csv_path), "--task", "interest"])
+
+
+def test_base_model_folder_is_fine_tuned_without_pretraining(tmp_path: Path) -> None:
+    """A user's own Hugging Face folder (here a tiny random BERT with our tokenizer) replaces MLM."""
+    import torch
+    from transformers import BertConfig, BertModel
+
+    from models.tokenizer import save_hf_tokenizer, train_wordpiece
+
+    data = write_dataset(tmp_path / "data", n_train=200, n_dev=50)
+    base = tmp_path / "my-bert"
+    tokenizer = train_wordpiece([r["review"] for r in rows(200, seed=0)], vocab_size=300, min_frequency=1)
+    save_hf_tokenizer(tokenizer, base)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.get_vocab_size(),
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=64,
+    )
+    BertModel(config).save_pretrained(base)
+    out = tmp_path / "out"
+    args = ["--data", str(data), "--out", str(out), "--base-model", str(base), "--epochs", "2", "--lr", "2e-3"]
+    assert train.main([*args, "--max-length", "32", "--threads", "1", "--no-progress", "--no-bundle"]) == 0
+    report = json.loads((out / "train_report.json").read_text(encoding="utf-8"))
+    assert "pretrain" not in report["training"]["phases"]
+    assert not (out / "pretrained").exists()
+    assert report["training"]["base_model"] == str(base)
+    assert (out / "model" / "shoppulse_heads.json").is_file()
+    heads = json.loads((out / "model" / "shoppulse_heads.json").read_text(encoding="utf-8"))
+    assert "ngram" not in heads  # a pretrained encoder gets no n-gram bag unless asked
