@@ -38,8 +38,25 @@ def read_reviews(path: str | Path) -> list[Review]:
                 continue
             label_raw = (row.get("label") or "").strip()
             cat = (row.get("cat") or "").strip() or None
-            rows.append(Review(review=text, label=int(label_raw) if label_raw else None, cat=cat))
+            rows.append(Review(review=text, label=_label(label_raw, path) if label_raw else None, cat=cat))
     return rows
+
+
+_LABEL_NAMES = {"negative": 0, "neg": 0, "positive": 1, "pos": 1}
+
+
+def _label(raw: str, path: str | Path) -> int:
+    """0/1 as the shared files write it; also 0.0/1.0 (spreadsheet exports) and negative/positive."""
+    name = raw.lower()
+    if name in _LABEL_NAMES:
+        return _LABEL_NAMES[name]
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{path}: sentiment label {raw!r} is not 0/1 or negative/positive") from None
+    if value not in (0.0, 1.0):
+        raise ValueError(f"{path}: sentiment label {raw!r} is not 0/1 or negative/positive")
+    return int(value)
 
 
 def sha256_of(path: str | Path) -> str:
