@@ -1,6 +1,7 @@
 """Temperature scaling and calibration error: the numbers the manifest's ``calibration`` carries."""
 
 import numpy as np
+import pytest
 
 from models.batching import bucketed_batches, pad_batch
 from models.finetune import expected_calibration_error, fit_temperature
@@ -44,3 +45,14 @@ def test_bucketed_batches_cover_every_index_once_with_little_padding() -> None:
     assert padded < 1.2 * sum(lengths)  # random batches pad to ~2x here
     padded_array = pad_batch([np.arange(3), np.arange(5)], pad_id=0, fill=-1)
     assert padded_array.tolist() == [[0, 1, 2, -1, -1], [0, 1, 2, 3, 4]]
+
+
+def test_evaluate_macro_f1_agrees_with_scikit_learn() -> None:
+    sklearn_metrics = pytest.importorskip("sklearn.metrics")
+    from models.evaluate import macro_f1
+
+    rng = np.random.default_rng(4)
+    gold = rng.integers(0, 5, size=300)
+    predicted = np.where(rng.random(300) < 0.7, gold, rng.integers(0, 6, size=300))  # class 5 never gold
+    expected = sklearn_metrics.f1_score(gold, predicted, average="macro")
+    assert abs(macro_f1(predicted, gold) - expected) < 1e-9
