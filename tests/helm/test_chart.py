@@ -501,7 +501,7 @@ def test_monitoring_objects_can_be_switched_off(render: Render) -> None:
 
 
 def test_every_scenario_is_documented() -> None:
-    readme = (ROOT / "helm" / "README_SECTION.md").read_text(encoding="utf-8")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
     for path in SCENARIOS.values():
         for file in path:
-            assert file.name in readme, f"{file.name} is not described in helm/README_SECTION.md"
+            assert file.name in readme, f"{file.name} is not described in README.md"

@@ -6,7 +6,7 @@ import yaml
 
 from tests.observability.promql import ROOT, RULES, dashboard_panels, defined_series, load_dashboard
 
-SECTION = ROOT / "helm" / "README_SECTION.md"
+SECTION = ROOT / "README.md"
 
 
 def test_readme_section_names_every_metric_panel_and_rule() -> None:
