@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -45,9 +45,7 @@ class KafkaSettings(_Group):
         description="librdkafka passthrough (security.protocol, sasl.*, ssl.*); also mapped for aiokafka",
     )
     session_timeout_ms: int = Field(10_000, ge=1_000, description="consumer group session timeout")
-    max_poll_interval_ms: int = Field(
-        300_000, ge=10_000, description="max time between polls before eviction"
-    )
+    max_poll_interval_ms: int = Field(300_000, ge=10_000, description="max time between polls before eviction")
     replication_factor: int = Field(1, ge=1, description="used by `topics ensure`")
     partitions: int = Field(6, ge=1, description="used by `topics ensure`")
     input_retention_ms: int = Field(
@@ -86,9 +84,7 @@ class EnrichSettings(_Group):
     """Stage 1: consume, infer, emit."""
 
     group_id: str = Field("shoppulse-enrich", description="consumer group of stage 1")
-    bundle_dir: Path = Field(
-        DEFAULT_BUNDLE, description="model bundle directory (default: the packaged bundle)"
-    )
+    bundle_dir: Path = Field(DEFAULT_BUNDLE, description="model bundle directory (default: the packaged bundle)")
     max_batch: int = Field(64, ge=1, le=4096, description="events per micro-batch, at most")
     max_wait_ms: int = Field(20, ge=0, le=60_000, description="latency budget to fill a micro-batch")
     max_in_flight: int = Field(2_000, ge=1, description="events buffered before partitions are paused")
@@ -197,6 +193,15 @@ def kafka_opts_from_env(environ: dict[str, str] | os._Environ[str]) -> dict[str,
     }
 
 
+_G = TypeVar("_G", bound=BaseModel)
+
+
+def with_updates(group: _G, **updates: Any) -> _G:
+    """A validated copy of a settings group with the given fields changed; ``None`` means "flag not given"."""
+    given = {key: value for key, value in updates.items() if value is not None}
+    return group.model_validate(group.model_dump() | given) if given else group
+
+
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from file and env; ``overrides`` are nested dicts from CLI flags."""
     return Settings(**overrides)
@@ -246,9 +251,7 @@ def settings_table_markdown() -> str:
                 meaning = field.description or (
                     f"name of the `{field_name.replace('_', '-')}` topic" if group_name == "topics" else ""
                 )
-                rows.append(
-                    f"| `{ENV_PREFIX}{group_name.upper()}__{field_name.upper()}` | {shown} | {meaning} |"
-                )
+                rows.append(f"| `{ENV_PREFIX}{group_name.upper()}__{field_name.upper()}` | {shown} | {meaning} |")
         else:
             rows.append(
                 f"| `{ENV_PREFIX}{group_name.upper()}` | `{group_field.default}` | {group_field.description or ''} |"

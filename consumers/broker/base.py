@@ -26,9 +26,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(
-    host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None
-) -> None:
+def wait_for_port(host: str, port: int, timeout_s: float, proc: subprocess.Popen[bytes] | None = None) -> None:
     """Poll until something accepts TCP on host:port; fail early if ``proc`` dies."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -83,9 +81,7 @@ class EmbeddedBroker(ABC):
         last: Exception | None = None
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise BrokerError(
-                    f"{self.name} exited with code {self.proc.returncode}; log: {self.log_path}"
-                )
+                raise BrokerError(f"{self.name} exited with code {self.proc.returncode}; log: {self.log_path}")
             try:
                 meta = admin.list_topics(timeout=2)
                 if meta.brokers:
@@ -93,9 +89,17 @@ class EmbeddedBroker(ABC):
             except Exception as exc:  # librdkafka raises KafkaException while the broker boots
                 last = exc
             time.sleep(0.3)
-        raise BrokerError(
-            f"{self.name} at {self.bootstrap} never answered metadata: {last}; log: {self.log_path}"
-        )
+        raise BrokerError(f"{self.name} at {self.bootstrap} never answered metadata: {last}; log: {self.log_path}")
+
+    def _spawn_and_wait(self, argv: list[str], log_path: Path, timeout_s: float) -> str:
+        """Start the broker process and wait until it serves metadata; never leave a half-started one."""
+        self._spawn(argv, log_path)
+        try:
+            self.wait_ready(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        return self.bootstrap
 
     def _spawn(self, argv: list[str], log_path: Path, env: dict[str, str] | None = None) -> None:
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,16 +13,10 @@ from consumers.broker.select import make_broker
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("broker", help="start a single-node broker on 127.0.0.1 (Kafka or Tansu)")
-    parser.add_argument(
-        "--backend", choices=["kafka", "tansu"], help="default: kafka when Java 17+ and Maven exist"
-    )
+    parser.add_argument("--backend", choices=["kafka", "tansu"], help="default: kafka when Java 17+ and Maven exist")
     parser.add_argument("--port", type=int, help="listener port (default: a free one)")
-    parser.add_argument(
-        "--data-dir", type=Path, help="keep broker storage here (Kafka only; default: a temp dir)"
-    )
-    parser.add_argument(
-        "--ensure-topics", action="store_true", help="create shoppulse's topics once it is up"
-    )
+    parser.add_argument("--data-dir", type=Path, help="keep broker storage here (Kafka only; default: a temp dir)")
+    parser.add_argument("--ensure-topics", action="store_true", help="create shoppulse's topics once it is up")
     parser.add_argument("--partitions", type=int, help="with --ensure-topics")
     parser.set_defaults(func=_run)
 

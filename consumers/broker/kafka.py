@@ -89,9 +89,7 @@ def resolve_kafka_jars(version: str = KAFKA_VERSION) -> Path:
     if marker.exists():
         return libs
     if not kafka_available():
-        raise BrokerError(
-            "the Kafka backend needs Java 17+ and Maven on PATH; install them or use --backend tansu"
-        )
+        raise BrokerError("the Kafka backend needs Java 17+ and Maven on PATH; install them or use --backend tansu")
     root.mkdir(parents=True, exist_ok=True)
     (root / "pom.xml").write_text(
         _POM.format(kafka=version, log4j=_LOG4J_VERSION, slf4j=_SLF4J_VERSION), encoding="utf-8"
@@ -114,9 +112,7 @@ def resolve_kafka_jars(version: str = KAFKA_VERSION) -> Path:
         check=False,
     )
     if result.returncode != 0:
-        raise BrokerError(
-            f"maven could not resolve the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"
-        )
+        raise BrokerError(f"maven could not resolve the Kafka jars:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
     (root / "log4j2.yaml").write_text(_LOG4J2, encoding="utf-8")
     marker.write_text(version, encoding="utf-8")
     return libs
@@ -192,7 +188,7 @@ class KafkaBroker(EmbeddedBroker):
             if fmt.returncode != 0:
                 raise BrokerError(f"kafka storage format failed: {fmt.stdout}{fmt.stderr}")
         log4j = libs.parent / "log4j2.yaml"
-        self._spawn(
+        return self._spawn_and_wait(
             [
                 "java",
                 f"-Xmx{self.heap}",
@@ -206,13 +202,8 @@ class KafkaBroker(EmbeddedBroker):
                 str(props),
             ],
             work / "broker.log",
+            timeout_s,
         )
-        try:
-            self.wait_ready(timeout_s)
-        except BaseException:
-            self.stop()
-            raise
-        return self.bootstrap
 
     def stop(self, timeout_s: float = 20.0) -> None:
         super().stop(timeout_s)

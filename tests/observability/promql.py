@@ -28,10 +28,23 @@ TARGET_LABELS = frozenset({"namespace", "pod", "instance", "job", "service", "co
 # What the dashboard variables become when every value is selected.
 ALL_VALUES = {"$namespace": ".*", "$stage": ".*", "$__rate_interval": "1m"}
 
-_KEYWORDS = frozenset({
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right",
-    "bool", "offset", "inf", "nan",
-})
+_KEYWORDS = frozenset(
+    {
+        "and",
+        "or",
+        "unless",
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+    }
+)
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"')
 _SELECTOR = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)?\s*\{([^{}]*)\}")
 _MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(?:=~|!~|!=|=)\s*"(?:[^"\\]|\\.)*"')
@@ -59,9 +72,7 @@ def usage(expr: str) -> Usage:
             matchers.add((metric, label))
             if label == "__name__":
                 raise ValueError(f"__name__ matchers hide metric names: {expr}")
-    grouping = {
-        label.strip() for _, labels in _GROUPING.findall(expr) for label in labels.split(",") if label.strip()
-    }
+    grouping = {label.strip() for _, labels in _GROUPING.findall(expr) for label in labels.split(",") if label.strip()}
     stripped = _SELECTOR.sub(lambda m: m.group(1) or " ", expr)
     stripped = _STRING.sub(" ", stripped)
     stripped = _GROUPING.sub(" ", stripped)
@@ -70,7 +81,7 @@ def usage(expr: str) -> Usage:
     metrics = set()
     for match in _IDENT.finditer(stripped):
         name = match.group(0)
-        following = stripped[match.end():].lstrip()
+        following = stripped[match.end() :].lstrip()
         if following.startswith("(") or name.lower() in _KEYWORDS:
             continue  # a function call or an operator keyword
         metrics.add(name)
@@ -130,9 +141,7 @@ def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def dashboard_queries(
-    path: Path = DASHBOARD, substitutions: dict[str, str] | None = None
-) -> list[tuple[str, str]]:
+def dashboard_queries(path: Path = DASHBOARD, substitutions: dict[str, str] | None = None) -> list[tuple[str, str]]:
     """(panel title, expr) for every panel target, variables substituted (all values by default)."""
     subs = ALL_VALUES if substitutions is None else substitutions
     queries = []

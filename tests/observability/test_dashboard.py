@@ -21,8 +21,15 @@ from tests.observability.promql import (
 )
 
 GENERATOR = ROOT / "helm" / "dashboard_gen.py"
-ROWS = {"Throughput", "Lag and back-pressure", "Latency", "Batch efficiency", "Errors and dead letters",
-        "Model and drift", "Profiles"}
+ROWS = {
+    "Throughput",
+    "Lag and back-pressure",
+    "Latency",
+    "Batch efficiency",
+    "Errors and dead letters",
+    "Model and drift",
+    "Profiles",
+}
 STAGELESS = {"shoppulse_build_info"}  # process-wide, no stage label
 
 
@@ -36,9 +43,7 @@ def _generator():  # type: ignore[no-untyped-def]
 
 
 def test_committed_json_is_the_generator_output() -> None:
-    assert DASHBOARD.read_text(encoding="utf-8") == _generator().render(), (
-        "run: python helm/dashboard_gen.py"
-    )
+    assert DASHBOARD.read_text(encoding="utf-8") == _generator().render(), "run: python helm/dashboard_gen.py"
 
 
 def test_variables_and_rows() -> None:
@@ -89,13 +94,19 @@ def test_every_selector_is_filtered_by_the_variables() -> None:
 def test_every_query_is_valid_promql(promtool: str, tmp_path: Path) -> None:
     """promtool parses each query (variables substituted as the live test will) as a recording rule."""
     queries = dashboard_queries()
-    rules = {"groups": [{"name": "dashboard", "rules": [
-        {"record": f"dashboard:query_{i}", "expr": expr} for i, (_, expr) in enumerate(queries)
-    ]}]}
+    rules = {
+        "groups": [
+            {
+                "name": "dashboard",
+                "rules": [{"record": f"dashboard:query_{i}", "expr": expr} for i, (_, expr) in enumerate(queries)],
+            }
+        ]
+    }
     path = tmp_path / "dashboard.rules.yaml"
     path.write_text(yaml.safe_dump(rules), encoding="utf-8")
-    proc = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True,
-                          timeout=60, check=False)
+    proc = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, timeout=60, check=False
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"SUCCESS: {len(queries)} rules found" in proc.stdout
 
@@ -126,4 +137,6 @@ def test_the_metric_name_check_catches_a_wrong_name() -> None:
     assert used.metrics == {"shoppulse_events_consumd_total"}
     assert not used.metrics <= set(defined_series())
     assert usage("histogram_quantile(0.99, sum by (le) (rate(a_bucket[1m]))) > 2 and on (x) b").metrics == {
-        "a_bucket", "b"}
+        "a_bucket",
+        "b",
+    }

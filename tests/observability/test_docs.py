@@ -11,8 +11,9 @@ SECTION = ROOT / "README.md"
 
 def test_readme_section_names_every_metric_panel_and_rule() -> None:
     text = SECTION.read_text(encoding="utf-8")
-    bases = {name.removesuffix(s) for name in defined_series() for s in ("_bucket", "_sum", "_count")
-             if name.endswith(s)}
+    bases = {
+        name.removesuffix(s) for name in defined_series() for s in ("_bucket", "_sum", "_count") if name.endswith(s)
+    }
     names = {n for n in defined_series() if not n.endswith("_created")} - {
         b + s for b in bases for s in ("_bucket", "_sum", "_count")
     }

@@ -4,8 +4,6 @@ panel's query must return data, and the live exposition must pass ``promtool che
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import threading
 import time
@@ -23,16 +21,6 @@ from tests.integration.enrich_harness import start_enrich, start_profiles, stop,
 from tests.observability.promql import dashboard_queries
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def prometheus_bin() -> str:
-    found = shutil.which("prometheus")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("prometheus is required in CI: run scripts/install-tools.sh (make tools)")
-        pytest.skip("prometheus not installed: run scripts/install-tools.sh")
-    return found
 
 
 def _get(url: str, timeout: float = 5) -> bytes:
