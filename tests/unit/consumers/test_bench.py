@@ -134,10 +134,11 @@ def test_summary_of_a_row() -> None:
         {"texts": 100, "seconds": 1.0, "batch_ms": [4.0], "peak_rss_mb": 120.0},
         {"texts": 100, "seconds": 4.0, "batch_ms": [5.0], "peak_rss_mb": 90.0},
     ]
-    row = summarise(R.ORT_INT8, runs, naive_median=10.0)
+    row = summarise(R.ORT_INT8, runs, naive_median=10.0, naive_best=20.0)
     assert row.keys() >= ROW_KEYS
     assert (row["reviews_per_s"], row["reviews_per_s_min"], row["reviews_per_s_max"]) == (50.0, 25.0, 100.0)
     assert row["ratio_vs_naive"] == 5.0
+    assert row["ratio_vs_naive_best"] == 5.0  # best 100 against the naive row's best 20
     assert row["p50_ms"] == 3.0  # pooled over runs
     assert row["peak_rss_mb"] == 120.0
     assert summarise(R.ORT_INT8, runs, naive_median=None)["ratio_vs_naive"] is None
