@@ -28,6 +28,8 @@ from consumers.bench.pipeline import (
     parse_kinds,
     parse_loads,
     phase_marker,
+    pregenerate,
+    restamp,
 )
 from consumers.bench.stats import json_line, markdown_table, percentile, spread
 from consumers.bench.texts import (
@@ -195,6 +197,19 @@ def test_phase_marker_matches_simulator_event_ids() -> None:
     ids = [e.event_id for e in Simulator(seed=123, users=20, start_ms=0).events(30)]
     assert ids and all(phase_marker(123) in i for i in ids)
     assert not any(phase_marker(12) in i for i in ids)
+
+
+def test_pregenerated_events_are_restamped_at_send() -> None:
+    from consumers.contracts import parse_event
+
+    events = pregenerate(seed=5, users=30, n=40, kinds=("review", "click", "order"))
+    assert len(events) == 40 and {kind for kind, *_ in events} <= {"review", "click", "order"}
+    for kind, _, value, event_id in events:
+        stamped = restamp(value, 1_795_000_000_123)
+        event = parse_event(kind, stamped, now=1_795_000_000_500)  # type: ignore[arg-type]
+        assert event.ts_ms == 1_795_000_000_123
+        assert event.event_id == event_id
+        assert json.loads(stamped) == {**json.loads(value), "ts": 1_795_000_000_123}
 
 
 def test_loads_and_kinds_are_validated() -> None:
