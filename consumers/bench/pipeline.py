@@ -216,6 +216,23 @@ class SignalReader(threading.Thread):
             consumer.close()
 
 
+def topic_counts(settings: Any, names: list[str]) -> dict[str, int]:
+    """Records per topic (sum of high watermarks): a sanity check that outputs, not dead letters, were made."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer(settings.librdkafka(**{"group.id": f"bench-count-{os.getpid()}"}))
+    try:
+        counts = {}
+        for name in names:
+            counts[name] = sum(
+                consumer.get_watermark_offsets(TopicPartition(name, p), timeout=10)[1]
+                for p in range(settings.kafka.partitions)
+            )
+        return counts
+    finally:
+        consumer.close()
+
+
 def start_stage(settings: Any, log_path: Path, command: str | None = None) -> subprocess.Popen[bytes]:
     import shlex
 
@@ -495,6 +512,8 @@ def run(args: argparse.Namespace) -> int:
         first = next(t for t, c in samples if c > 0)
         print(f"[bench] capacity {capacity:.1f} events/s ({samples[-1][0] - first:.1f}s)", file=sys.stderr, flush=True)
 
+        topics = settings.topics
+        outputs = topic_counts(settings, [topics.review_insights, topics.user_signals, topics.dead_letter])
         basis = args.rate or capacity
         levels = []
         for i, level in enumerate(loads):
@@ -537,6 +556,7 @@ def run(args: argparse.Namespace) -> int:
             "events_by_topic": {k.removeprefix(f"bench-{run_id}-"): v for k, v in counts.items()},
             "review_share": round(reviews / max(1, args.events), 3),
             "preload_s": round(preload_s, 1),
+            "outputs_after_capacity": {k.removeprefix(f"bench-{run_id}-"): v for k, v in outputs.items()},
             "capacity_window_s": round(samples[-1][0] - next(t for t, c in samples if c > 0), 2),
             "capacity_definition": "committed input offsets per second (committed only after every output is acked)",
             "model_only": {
