@@ -140,13 +140,18 @@ class Enricher:
         title_slots: dict[bytes, int] = {}
         for i, (event, _) in enumerate(batch):
             if event.kind == "review" and event.text is not None:
-                mentions = self.aspects.find(event.text)
                 idx = len(texts)
                 texts.append(event.text)
+                # A clause is classified once, however many aspects it mentions; a review that is a
+                # single clause already has its verdict (the clause *is* the review).
+                whole = mask_pii(clean_text(event.text))
+                slot_of: dict[str, int] = {whole: idx}
                 clause_slots = []
-                for mention in mentions:
-                    clause_slots.append((mention.aspect, mention.clause, len(texts)))
-                    texts.append(mention.clause)
+                for mention in self.aspects.find(event.text):
+                    if mention.clause not in slot_of:
+                        slot_of[mention.clause] = len(texts)
+                        texts.append(mention.clause)
+                    clause_slots.append((mention.aspect, mention.clause, slot_of[mention.clause]))
                 review_slots[i] = (idx, clause_slots)
             elif self.interest_labels is not None:
                 for title in self._titles(event):
