@@ -57,10 +57,15 @@ class OffsetTracker:
             del state.pending[done]
             state.committable = done + 1
 
-    def take_commits(self) -> dict[TopicPart, int]:
-        """Positions that advanced since the last call (to commit), and forget them."""
+    def take_commits(self, only: set[TopicPart] | None = None) -> dict[TopicPart, int]:
+        """Positions that advanced since the last call (to commit), and forget them.
+
+        ``only`` limits it to some partitions (those being revoked); the others keep theirs.
+        """
         out: dict[TopicPart, int] = {}
         for tp, state in self._parts.items():
+            if only is not None and tp not in only:
+                continue
             if state.committable is not None:
                 out[tp] = state.committable
                 state.committable = None

@@ -413,9 +413,7 @@ class EnrichStage:
 
     # --- commits, lag, back-pressure ----------------------------------------------------------
     def _commit(self, sync: bool, only: set[TopicPart] | None = None) -> None:
-        commits = self.tracker.take_commits()
-        if only is not None:
-            commits = {tp: o for tp, o in commits.items() if tp in only}
+        commits = self.tracker.take_commits(only)
         if not commits:
             return
         offsets = [TopicPartition(t, p, o) for (t, p), o in commits.items()]

@@ -50,3 +50,12 @@ def test_offsets_must_arrive_in_order() -> None:
     t.begin(TP, 3, 1)
     with pytest.raises(ValueError, match="after 3"):
         t.begin(TP, 3, 1)
+
+
+def test_commits_taken_for_revoked_partitions_leave_the_others_pending() -> None:
+    t = OffsetTracker()
+    other = ("reviews", 1)
+    t.begin(TP, 0, 0)
+    t.begin(other, 4, 0)
+    assert t.take_commits(only={TP}) == {TP: 1}
+    assert t.take_commits() == {other: 5}  # not lost by the partial take
