@@ -103,3 +103,35 @@ def steps_per_epoch(n_items: int, batch_size: int) -> int:
 def autocast(enabled: bool):  # type: ignore[no-untyped-def]
     """bfloat16 autocast on CPU: about 2x the FP32 matmul rate on AVX-512 BF16 machines."""
     return torch.autocast("cpu", dtype=torch.bfloat16, enabled=enabled)
+
+
+def optimizer_step(
+    loss: torch.Tensor, model: torch.nn.Module, optimizer: Any, scheduler: Any, smoothed: float
+) -> float:
+    """Backward, clip to norm 1, step optimizer and schedule; return the loss EMA (0.98) for the bar."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    scheduler.step()
+    value = float(loss.detach())
+    return value if smoothed == 0.0 else 0.98 * smoothed + 0.02 * value
+
+
+def end_of_step(  # type: ignore[no-untyped-def]
+    step: int,
+    total: int,
+    smoothed: float,
+    bar,
+    checkpoint: Checkpoint,
+    model,
+    optimizer,
+    scheduler,
+    stop_at_step: int | None,
+) -> bool:
+    """Progress bar, periodic checkpoint; True when the run must stop here (a deliberate interruption)."""
+    bar.update(1)
+    bar.set_postfix(loss=f"{smoothed:.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
+    if checkpoint.due(step, total) or step == stop_at_step:
+        checkpoint.save(step, model, optimizer, scheduler, {"loss": smoothed})
+    return step == stop_at_step

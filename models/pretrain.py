@@ -93,7 +93,16 @@ def pretrain_mlm(
     """Run (or resume) MLM pretraining in place; returns the final smoothed loss and step count."""
     import torch
 
-    from models.loop import Checkpoint, adamw, autocast, linear_warmup_decay, progress, seed_step
+    from models.loop import (
+        Checkpoint,
+        adamw,
+        autocast,
+        end_of_step,
+        linear_warmup_decay,
+        optimizer_step,
+        progress,
+        seed_step,
+    )
 
     lengths = [len(ids) for ids in token_ids]
     batches_per_epoch = len(bucketed_batches(lengths, config.batch_size, np.random.default_rng(0)))
@@ -126,19 +135,9 @@ def pretrain_mlm(
                 torch.from_numpy((ids != 0).astype(np.int64)),
                 torch.from_numpy(labels),
             )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        scheduler.step()
+        smoothed = optimizer_step(loss, model, optimizer, scheduler, smoothed)
         step += 1
-        value = float(loss.detach())
-        smoothed = value if smoothed == 0.0 else 0.98 * smoothed + 0.02 * value
-        bar.update(1)
-        bar.set_postfix(loss=f"{smoothed:.3f}", lr=f"{scheduler.get_last_lr()[0]:.1e}")
-        if checkpoint.due(step, total) or step == stop_at_step:
-            checkpoint.save(step, model, optimizer, scheduler, {"loss": smoothed})
-        if step == stop_at_step:
+        if end_of_step(step, total, smoothed, bar, checkpoint, model, optimizer, scheduler, stop_at_step):
             break  # an interruption on purpose (tests of --resume)
     bar.close()
     model.eval()
