@@ -84,6 +84,14 @@ class TitleCache:
         metrics.CACHE_REQUESTS.labels(STAGE, "title_tags", "hit").inc()
         return value
 
+    def peek(self, text: str) -> np.ndarray | None:
+        """The cached value without counting a lookup (the lookup was counted when the batch was planned)."""
+        return self._data.get(self.key(text))
+
+    def count_hit(self) -> None:
+        self.hits += 1
+        metrics.CACHE_REQUESTS.labels(STAGE, "title_tags", "hit").inc()
+
     def put(self, text: str, value: np.ndarray) -> None:
         if self.capacity <= 0:
             return
@@ -155,11 +163,13 @@ class Enricher:
                 review_slots[i] = (idx, clause_slots)
             elif self.interest_labels is not None:
                 for title in self._titles(event):
-                    if self.cache.get(title) is None:
-                        key = TitleCache.key(title)
-                        if key not in title_slots:
-                            title_slots[key] = len(texts)
-                            texts.append(title)
+                    # One counted lookup per title: a repeat inside this batch is served by its one inference.
+                    key = TitleCache.key(title)
+                    if key in title_slots:
+                        self.cache.count_hit()
+                    elif self.cache.get(title) is None:
+                        title_slots[key] = len(texts)
+                        texts.append(title)
         probs = self._infer(texts)
         for key_text_index in title_slots.values():
             self.cache.put(texts[key_text_index], probs["interest"][key_text_index])
@@ -207,7 +217,7 @@ class Enricher:
         """Tags of a click or order: title via the model (cached), else the catalog category."""
         if event.kind == "click":
             title = event.title or event.query
-            cached = self.cache.get(title) if (title and self.interest_labels) else None
+            cached = self.cache.peek(title) if (title and self.interest_labels) else None
             if cached is not None:
                 return _normalise(self._tag_distribution(cached))
             return _normalise(self._category_tags(event.category)) if event.category else {}
@@ -216,7 +226,7 @@ class Enricher:
         total = sum(amounts, Decimal("0")) or Decimal(len(event.items))
         for item, amount in zip(event.items, amounts, strict=True):
             share = float(amount / total) if total else 1.0 / len(event.items)
-            cached = self.cache.get(item.title) if (item.title and self.interest_labels) else None
+            cached = self.cache.peek(item.title) if (item.title and self.interest_labels) else None
             if cached is not None:
                 dist = self._tag_distribution(cached)
             elif item.category:

@@ -75,10 +75,11 @@ def test_dead_letter_preview_is_masked_but_raw_bytes_are_kept_for_replay() -> No
 
 def test_titles_are_cached_and_category_only_clicks_use_the_taxonomy(enricher: Enricher) -> None:
     cache = enricher.cache
-    hits_before = cache.hits
+    hits_before, misses_before = cache.hits, cache.misses
     batch = [(click(f"c{i}", title="华为平板电脑 新款"), Source("clicks", 0, i)) for i in range(3)]
     outs = enricher.enrich(batch)
-    assert cache.hits > hits_before  # one inference, then hits for the repeats
+    assert cache.hits - hits_before == 2  # one miss (one inference), then a counted hit per repeat
+    assert cache.misses == misses_before + 1
     assert outs[0].signal["tags"] == outs[2].signal["tags"]
     [cat_only] = enricher.enrich([(click("c9", category="洗发水"), Source("clicks", 0, 9))])
     assert cat_only.signal["tags"] == {"个护": 1.0}
