@@ -213,7 +213,14 @@ class KafkaBroker(EmbeddedBroker):
 
 
 def _random_cluster_id() -> str:
-    """Kafka cluster ids are 16 random bytes, base64url without padding (22 chars)."""
+    """Kafka cluster ids are 16 random bytes, base64url without padding (22 chars).
+
+    Like Kafka's own ``Uuid.randomUuid`` we reject ids that start with ``-``: the storage tool's argument parser
+    reads such an id as an option and fails (it did, once in about 64 CI runs).
+    """
     import base64
 
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
