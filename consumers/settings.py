@@ -88,6 +88,9 @@ class EnrichSettings(_Group):
     max_batch: int = Field(64, ge=1, le=4096, description="events per micro-batch, at most")
     max_wait_ms: int = Field(20, ge=0, le=60_000, description="latency budget to fill a micro-batch")
     max_in_flight: int = Field(2_000, ge=1, description="events buffered before partitions are paused")
+    commit_interval_ms: int = Field(
+        1_000, ge=0, le=60_000, description="at-least-once: commit delivered offsets at most this often (0: each batch)"
+    )
     exactly_once: bool = Field(False, description="transactional consume-transform-produce")
     transactional_id: str = Field("shoppulse-enrich", description="prefix; the host name is appended")
     title_cache_size: int = Field(50_000, ge=0, description="product titles whose interest tags are cached")

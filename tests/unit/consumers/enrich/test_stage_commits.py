@@ -1,0 +1,110 @@
+"""At-least-once commits: delivered offsets are committed at most every ``commit_interval_ms``.
+
+The stage's Kafka clients are real librdkafka objects pointed at a closed port (they never
+connect); the consumer is swapped for a recorder so the commit cadence is observable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from confluent_kafka import TopicPartition
+
+from consumers.broker import free_port
+from consumers.enrich import stage as stage_module
+from consumers.enrich.stage import EnrichStage
+from consumers.settings import load_settings
+
+TP = ("reviews", 0)
+
+
+class RecordingConsumer:
+    def __init__(self) -> None:
+        self.commits: list[dict[tuple[str, int], int]] = []
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        return []
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+
+    def close(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+
+def make_stage(commit_interval_ms: int) -> tuple[EnrichStage, RecordingConsumer]:
+    settings = load_settings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"},
+        enrich={"commit_interval_ms": commit_interval_ms},
+    )
+    stage = EnrichStage(settings, enricher=object(), install_signals=False)  # type: ignore[arg-type]
+    recorder = RecordingConsumer()
+    stage.consumer.close()
+    stage.consumer = recorder  # type: ignore[assignment]
+    return stage, recorder
+
+
+def deliver(stage: EnrichStage, offset: int) -> None:
+    stage.tracker.begin(TP, offset, 1)
+    stage.tracker.ack(TP, offset)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    fake = Clock()
+    monkeypatch.setattr(stage_module, "time", fake)
+    return fake
+
+
+def test_commits_wait_for_the_interval_and_cover_everything_delivered_meanwhile(clock: Clock) -> None:
+    stage, consumer = make_stage(commit_interval_ms=1_000)
+    deliver(stage, 10)
+    stage._step()
+    assert consumer.commits == [{TP: 11}]  # the first delivered offsets go out at once
+    deliver(stage, 11)
+    clock.now += 0.5
+    stage._step()
+    deliver(stage, 12)
+    clock.now += 0.4
+    stage._step()
+    assert consumer.commits == [{TP: 11}]  # 0.9 s since the last commit: none yet
+    clock.now += 0.1
+    stage._step()
+    assert consumer.commits == [{TP: 11}, {TP: 13}]  # one commit covers both batches
+
+
+def test_revocation_and_shutdown_commit_at_once(clock: Clock) -> None:
+    stage, consumer = make_stage(commit_interval_ms=60_000)
+    deliver(stage, 0)
+    stage._step()
+    deliver(stage, 1)
+    stage._step()
+    assert consumer.commits == [{TP: 1}]
+    stage._on_revoke(consumer, [TopicPartition(*TP)])  # type: ignore[arg-type]
+    assert consumer.commits == [{TP: 1}, {TP: 2}]  # a partition leaving takes its delivered offsets along
+    stage.assigned.add(TP)
+    deliver(stage, 2)
+    stage._step()
+    assert consumer.commits == [{TP: 1}, {TP: 2}]
+    stage._drain()
+    assert consumer.commits == [{TP: 1}, {TP: 2}, {TP: 3}]  # nothing delivered is left uncommitted at shutdown
+
+
+def test_zero_interval_commits_after_every_batch(clock: Clock) -> None:
+    stage, consumer = make_stage(commit_interval_ms=0)
+    for offset in range(3):
+        deliver(stage, offset)
+        stage._step()
+    assert consumer.commits == [{TP: 1}, {TP: 2}, {TP: 3}]
