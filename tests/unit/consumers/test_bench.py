@@ -228,7 +228,7 @@ def test_bench_arguments() -> None:
     assert (args.bundle, args.data, args.n, args.repeats, args.model) == (Path("b"), Path("d.csv"), 50, 5, None)
     assert args.func.__module__ == "consumers.bench.model"
     args = parse(["bench", "pipeline", "--events", "500", "--rate", "120"])
-    assert (args.events, args.rate, args.kinds, args.loads) == (500, 120.0, "review", "0.5,0.8")
+    assert (args.events, args.rate, args.kinds, args.loads, args.warmup) == (500, 120.0, "review", "0.5,0.8", 10.0)
     assert args.func.__module__ == "consumers.bench.pipeline"
     with pytest.raises(SystemExit):
         parse(["bench"])
