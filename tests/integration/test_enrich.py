@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import psutil
 import pytest
 
+from consumers.broker import free_port
 from consumers.settings import Settings
 from consumers.simulator import Simulator
 from consumers.simulator.produce import produce_stream
@@ -23,6 +27,18 @@ START = 1_790_000_000_000
 
 def _settings(kafka_broker, **enrich) -> Settings:
     return isolated_settings(kafka_broker.bootstrap, enrich={"group_id": f"g-{time.monotonic_ns()}", **enrich})
+
+
+def _assigned_partitions(http_port: int) -> int:
+    """Partitions the stage reports on /readyz (0 while it starts or cannot answer)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as resp:
+            body = json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        body = json.loads(err.read())
+    except OSError:
+        return 0
+    return int(body.get("assigned_partitions", 0) or 0)
 
 
 def _produce_in_background(settings: Settings, sim: Simulator, n: int, rate: float) -> threading.Thread:
@@ -94,12 +110,16 @@ def test_default_model_gets_simulated_sentiment_right(kafka_broker, default_bund
 
 @pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
 def test_kill_9_mid_stream_then_restart_loses_nothing(kafka_broker, tiny_bundle: Path, tmp_path: Path, exactly_once):
-    settings = _settings(kafka_broker)
+    # Commits every 100 ms (default 1 s), and the stream starts only once the stage owns its partitions,
+    # so the kill lands mid-stream (a stream produced during start-up was done before the first commit).
+    settings = _settings(kafka_broker, commit_interval_ms=100)
     sim = Simulator(seed=33, users=80, start_ms=START)
     n = 3000
-    producer = _produce_in_background(settings, sim, n, rate=1500)
     log = tmp_path / "enrich.log"
-    proc = start_enrich(settings, tiny_bundle, exactly_once=exactly_once, log_path=log)
+    port = free_port()
+    proc = start_enrich(settings, tiny_bundle, exactly_once=exactly_once, log_path=log, http_port=port)
+    wait_for(lambda: _assigned_partitions(port) > 0, 60, "the stage to own partitions", procs=[proc])
+    producer = _produce_in_background(settings, sim, n, rate=1000)
     group = settings.enrich.group_id
     wait_for(lambda: committed_total(settings, group) > 300, 60, "some progress before the kill", procs=[proc])
     proc.send_signal(signal.SIGKILL)
