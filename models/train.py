@@ -54,9 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="work folder: checkpoints, model, bundle")
     parser.add_argument("--base-model", type=Path, help="a local Hugging Face model folder: skip pretraining")
     parser.add_argument("--epochs", type=float, default=3.0, help="fine-tuning epochs")
-    parser.add_argument(
-        "--pretrain-epochs", type=float, default=3.0, help="MLM epochs (ignored with --base-model)"
-    )
+    parser.add_argument("--pretrain-epochs", type=float, default=3.0, help="MLM epochs (ignored with --base-model)")
     parser.add_argument("--batch-size", type=int, default=32, help="fine-tuning batch size")
     parser.add_argument("--pretrain-batch-size", type=int, default=64)
     parser.add_argument(

@@ -607,7 +607,7 @@ def run(args: argparse.Namespace) -> int:
             "warmup_s": args.warmup,
             "latency_definition": "arrival on user-signals at a reader (fetch.wait.max.ms=5) minus the event ts "
             "stamped when produced (events generated before the level, stamped at send); first second dropped; "
-            f"{args.warmup:g} s of unrecorded load at the first level before the first",
+            f"{args.warmup:g} s of unrecorded load at the first level's rate before any level is measured",
             "stage": {
                 "max_batch": settings.enrich.max_batch,
                 "max_wait_ms": settings.enrich.max_wait_ms,

@@ -7,9 +7,12 @@ import os
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
@@ -17,6 +20,15 @@ from consumers.broker import free_port
 from consumers.settings import Settings, to_env
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def http_json(url: str, timeout: float = 10) -> tuple[int, Any]:
+    """Status and JSON body of a GET, error statuses included (/readyz answers 503 with details)."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"null")
 
 
 def start_enrich(

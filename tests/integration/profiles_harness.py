@@ -25,6 +25,7 @@ from confluent_kafka import Consumer, Producer
 
 from consumers.broker import free_port
 from consumers.settings import Settings
+from tests.integration.enrich_harness import http_json
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -88,11 +89,7 @@ class Worker:
         return self.log_path.read_text(encoding="utf-8", errors="replace")[-chars:]
 
     def get(self, path: str) -> tuple[int, Any]:
-        try:
-            with urllib.request.urlopen(self.url + path, timeout=10) as resp:
-                return resp.status, json.loads(resp.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read() or b"null")
+        return http_json(self.url + path)
 
     def ready(self) -> bool:
         with contextlib.suppress(OSError, ValueError):

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import psutil
@@ -18,7 +15,7 @@ from consumers.settings import Settings
 from consumers.simulator import Simulator
 from consumers.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
-from tests.integration.enrich_harness import committed_total, read_all, start_enrich, stop, wait_for
+from tests.integration.enrich_harness import committed_total, http_json, read_all, start_enrich, stop, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -32,13 +29,10 @@ def _settings(kafka_broker, **enrich) -> Settings:
 def _assigned_partitions(http_port: int) -> int:
     """Partitions the stage reports on /readyz (0 while it starts or cannot answer)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{http_port}/readyz", timeout=2) as resp:
-            body = json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        body = json.loads(err.read())
+        _, body = http_json(f"http://127.0.0.1:{http_port}/readyz", timeout=2)
     except OSError:
         return 0
-    return int(body.get("assigned_partitions", 0) or 0)
+    return int((body or {}).get("assigned_partitions", 0) or 0)
 
 
 def _produce_in_background(settings: Settings, sim: Simulator, n: int, rate: float) -> threading.Thread:
