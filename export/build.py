@@ -60,6 +60,13 @@ def _thresholds(value: ParityThresholds | dict[str, Any] | None) -> ParityThresh
     return ParityThresholds(**value)
 
 
+def _heads_file(model_dir: Path) -> dict[str, Any]:
+    """The multi-task folder's heads description (labels, pooling, n-gram bag settings)."""
+    from models.multitask import HEADS_FILE
+
+    return dict(json.loads((model_dir / HEADS_FILE).read_text(encoding="utf-8")))
+
+
 def _save_tokenizer(source: Source, staging: Path) -> None:
     """The fast tokenizer's files (tokenizer.json for serving, the rest for transformers users)."""
     source.tokenizer.save_pretrained(str(staging))
@@ -210,6 +217,9 @@ def build_bundle(
                 "config_sha256": source.config_sha256,
                 "family": source.family,
                 "multitask": source.multitask,
+                # enough to rebuild the torch model from model.onnx (models/recover.py)
+                "config": source.config,
+                "heads_file": _heads_file(model_dir) if source.multitask else None,
             },
             "export": {
                 "exporter": "torch.onnx (TorchScript, dynamo=False)",

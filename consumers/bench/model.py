@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.util
 import json
 import multiprocessing
 import os
@@ -56,21 +57,58 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def resolve_model_dir(explicit: Path | None, manifest: dict[str, Any]) -> tuple[Path | None, str]:
-    """The HF model folder for the torch rows, and a sentence saying where it came from (or why not)."""
+def resolve_model_dir(explicit: Path | None, bundle: Any) -> tuple[Path | None, str]:
+    """The HF model folder for the torch rows, and a sentence saying where it came from (or why not).
+
+    In order: ``--model``; the folder the bundle was exported from (``source.path``), when it is
+    on this machine; else the torch model rebuilt from the bundle's own FP32 graph
+    (``models/recover.py``, parity-checked, cached), so a clean checkout can run every row.
+    """
     if explicit is not None:
         if not (explicit / "config.json").is_file():
             raise SystemExit(f"--model {explicit}: not a Hugging Face model folder (no config.json)")
         return explicit, f"--model {explicit}"
-    recorded = (manifest.get("source") or {}).get("path")
-    if not recorded:
-        return None, "the bundle's manifest records no source.path; pass --model HF_DIR for the torch rows"
-    for candidate in (Path(recorded), REPO_ROOT / recorded):
+    recorded = (bundle.manifest.get("source") or {}).get("path")
+    for candidate in (Path(recorded), REPO_ROOT / recorded) if recorded else ():
         if (candidate / "config.json").is_file():
             return candidate, f"source.path of the bundle ({candidate})"
-    return None, (
-        f"the bundle was exported from {recorded}, which is not on this machine; "
-        "torch rows (1-3) skipped: pass --model HF_DIR (the folder `shoppulse train` wrote as OUT/model)"
+    return _recovered_model_dir(bundle, recorded)
+
+
+def _recovered_model_dir(bundle: Any, recorded: str | None) -> tuple[Path | None, str]:
+    from consumers.broker.kafka import cache_root
+    from models.bundle import sha256_file
+
+    where = (
+        f"the bundle was exported from {recorded}, which is not on this machine"
+        if recorded
+        else ("the bundle's manifest records no source.path")
+    )
+    from models.recover import RECOVERY_NOTE, RecoveryError, recover_model
+
+    lacking = [name for name in ("torch", "transformers", "onnx") if importlib.util.find_spec(name) is None]
+    if lacking:
+        return None, (
+            f"{where}; torch rows (1-3) skipped: {', '.join(lacking)} not installed "
+            "(pip install '.[export]'), or pass --model HF_DIR"
+        )
+    if "fp32" not in bundle.precisions:
+        return None, f"{where}, and it has no FP32 graph to rebuild it from; torch rows (1-3) skipped: pass --model"
+    out = cache_root() / "recovered" / f"{bundle.name}-{bundle.version}-{sha256_file(bundle.model_path('fp32'))[:12]}"
+    if not (out / RECOVERY_NOTE).is_file():
+        print(f"[bench] rebuilding the torch model from the bundle's FP32 graph into {out} ...", file=sys.stderr)
+        try:
+            # In a spawned process: torch in this one would raise every row's peak RSS (Linux
+            # children start from their parent's high-water mark).
+            with _spawn_pool() as pool:
+                pool.submit(recover_model, str(bundle.path), str(out)).result()
+        except (RecoveryError, OSError) as exc:
+            why = f"cannot rebuild it from the bundle ({exc})"
+            return None, f"{where}; torch rows (1-3) skipped: {why}; pass --model HF_DIR"
+    note = json.loads((out / RECOVERY_NOTE).read_text(encoding="utf-8"))
+    return out, (
+        f"{where}: torch rows run the model rebuilt from the bundle's FP32 graph ({out}; same weights, "
+        f"max |logit difference| vs model.onnx {note['max_abs_logit_diff_vs_fp32_onnx']:.1e})"
     )
 
 
@@ -163,7 +201,7 @@ def run(args: argparse.Namespace) -> int:
     except BundleError as exc:
         print(f"cannot load the bundle: {exc}", file=sys.stderr)
         return 2
-    model_dir, model_origin = resolve_model_dir(args.model, bundle.manifest)
+    model_dir, model_origin = resolve_model_dir(args.model, bundle)
     notes: list[str] = []
     if model_dir is None:
         skipped = [r for r in wanted if r in R.TORCH_ROWS]

@@ -14,6 +14,7 @@ import math
 import random
 import statistics
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -241,15 +242,20 @@ def test_the_console_script_lists_bench() -> None:
     assert args.n == 3
 
 
+def _manifest_only(manifest: dict, precisions: tuple[str, ...] = ()) -> SimpleNamespace:
+    return SimpleNamespace(manifest=manifest, precisions=list(precisions), name="b", version="0", path=Path("."))
+
+
 def test_torch_rows_need_the_source_model(tmp_path: Path) -> None:
-    model_dir, why = resolve_model_dir(None, {"source": {"path": str(tmp_path / "gone")}})
-    assert model_dir is None
+    model_dir, why = resolve_model_dir(None, _manifest_only({"source": {"path": str(tmp_path / "gone")}}))
+    assert model_dir is None  # no FP32 graph to rebuild it from either
     assert "--model" in why and "gone" in why
     (tmp_path / "hf").mkdir()
     (tmp_path / "hf" / "config.json").write_text("{}", encoding="utf-8")
-    assert resolve_model_dir(None, {"source": {"path": str(tmp_path / "hf")}})[0] == tmp_path / "hf"
+    found = resolve_model_dir(None, _manifest_only({"source": {"path": str(tmp_path / "hf")}}))
+    assert found[0] == tmp_path / "hf"
     with pytest.raises(SystemExit, match=r"config\.json"):
-        resolve_model_dir(tmp_path / "gone", {})
+        resolve_model_dir(tmp_path / "gone", _manifest_only({}))
 
 
 # --- end to end on a tiny bundle ------------------------------------------------------------------
@@ -304,38 +310,53 @@ def test_bench_model_prints_the_json_line(tiny_bundle: Path, capsys: pytest.Capt
     assert any(line.startswith("| 1. transformers pipeline") for line in lines)  # the markdown table
 
 
-def test_bench_model_without_the_source_model_runs_the_onnx_rows(
-    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    from tests.unit.models.bundle_fixtures import copy_bundle
-
-    moved = copy_bundle(tiny_bundle, tmp_path / "moved")
-    manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
-    manifest["source"]["path"] = str(tmp_path / "elsewhere" / "model")
-    (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+def _bench_moved_bundle(moved: Path, rows: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[dict, str]:
     args = parse(
         [
-            "bench",
-            "model",
-            "--bundle",
-            str(moved),
-            "--n",
-            "20",
-            "--repeats",
-            "1",
-            "--threads",
-            "1",
-            "--gemm-size",
-            "0",
-            "--rows",
-            f"{R.PIPELINE_NAIVE},{R.ORT_INT8}",
+            *("bench", "model", "--bundle", str(moved), "--n", "20", "--repeats", "1", "--threads", "1"),
+            *("--gemm-size", "0", "--rows", ",".join(rows)),
         ]
     )
     assert args.func(args) == 0
     captured = capsys.readouterr()
-    report = json.loads(captured.out.strip().splitlines()[-1])
+    return json.loads(captured.out.strip().splitlines()[-1]), captured.err
+
+
+def _moved(tiny_bundle: Path, to: Path, drop_config: bool = False) -> Path:
+    from tests.unit.models.bundle_fixtures import copy_bundle
+
+    moved = copy_bundle(tiny_bundle, to)
+    manifest = json.loads((moved / "manifest.json").read_text(encoding="utf-8"))
+    manifest["source"]["path"] = str(to.parent / "elsewhere" / "model")
+    if drop_config:  # as bundles exported before the manifest recorded it
+        del manifest["source"]["config"]
+    (moved / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return moved
+
+
+@pytest.mark.slow  # a fresh process imports torch
+def test_bench_model_rebuilds_the_torch_model_when_the_source_is_gone(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPPULSE_CACHE_DIR", str(tmp_path / "cache"))
+    moved = _moved(tiny_bundle, tmp_path / "moved")
+    report, err = _bench_moved_bundle(moved, [R.TORCH_SORTED, R.ORT_FP32], capsys)
+    assert [r["name"] for r in report["rows"]] == [R.TORCH_SORTED, R.ORT_FP32]
+    assert "rebuilt from the bundle's FP32 graph" in report["setup"]["model_origin"]
+    # the rebuilt torch model is the exported one: FP32 ONNX agrees with it on every text
+    assert set(report["setup"]["argmax_agreement_fp32_by_head"].values()) == {1.0}
+    assert "rebuilding the torch model" in err
+    assert list((tmp_path / "cache" / "recovered").iterdir())  # cached for the next run
+
+
+def test_bench_model_without_a_recoverable_source_runs_the_onnx_rows(
+    tiny_bundle: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHOPPULSE_CACHE_DIR", str(tmp_path / "cache"))
+    moved = _moved(tiny_bundle, tmp_path / "moved", drop_config=True)
+    report, err = _bench_moved_bundle(moved, [R.PIPELINE_NAIVE, R.ORT_INT8], capsys)
     assert [r["name"] for r in report["rows"]] == [R.ORT_INT8]
     assert report["rows"][0]["ratio_vs_naive"] is None
     assert report["argmax_agreement_int8"] is None
-    assert "--model" in captured.err
+    assert "--model" in err and "source.config" in err
     assert math.isfinite(report["rows"][0]["reviews_per_s"])
