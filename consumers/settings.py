@@ -94,7 +94,12 @@ class EnrichSettings(_Group):
     exactly_once: bool = Field(False, description="transactional consume-transform-produce")
     transactional_id: str = Field("shoppulse-enrich", description="prefix; the host name is appended")
     title_cache_size: int = Field(50_000, ge=0, description="product titles whose interest tags are cached")
-    intra_op_threads: int = Field(0, ge=0, description="0 = size from the container's CPU quota")
+    intra_op_threads: int = Field(
+        0, ge=0, description="ONNX Runtime threads per session; 0 = 1 (CPU) or the CPU quota ÷ sessions"
+    )
+    sessions: int = Field(
+        0, ge=0, description="ONNX Runtime sessions run side by side; 0 = CPU quota ÷ threads per session (CUDA: 1)"
+    )
     providers: Literal["cpu", "auto", "cuda"] = Field(
         "cpu", description="ONNX Runtime execution provider; auto = CUDA when onnxruntime-gpu has it"
     )

@@ -188,6 +188,7 @@ def _spawn_pool() -> ProcessPoolExecutor:
 def run(args: argparse.Namespace) -> int:
     from models.bundle import BundleError, load_bundle
     from models.cpu import available_cpus
+    from models.inference import SLICE
 
     wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in wanted if r not in R.ALL_ROWS]
@@ -299,6 +300,10 @@ def run(args: argparse.Namespace) -> int:
         ),
         "peak_rss": "ru_maxrss of a fresh spawned process that ran only that row (imports, model, texts)",
         "torch_attention": "transformers default (sdpa), torch eager mode",
+        "onnx_runtime_layout": (
+            f"as served: {threads} single-threaded sessions side by side, each sorted batch of 32 "
+            f"cut into slices of at most {SLICE} (models/inference.py); torch rows: {threads} intra-op threads"
+        ),
         "argmax_agreement_int8_by_head": {h: round(v, 4) for h, v in agreement_by_head.items()},
         "argmax_agreement_fp32_by_head": {h: round(v, 4) for h, v in fp32_agreement.items()},
         "compute": compute,

@@ -95,7 +95,8 @@ def _ort(task: RowTask, texts: list[str], precision: str) -> Timed:
     from models.bundle import load_bundle
     from models.inference import Predictor
 
-    predictor = Predictor(load_bundle(task.bundle_dir), precision=precision, intra_op_threads=task.threads)
+    # The serving layout on the same CPUs as the torch rows: one single-threaded session per thread.
+    predictor = Predictor(load_bundle(task.bundle_dir), precision=precision, intra_op_threads=1, sessions=task.threads)
     predictor.predict(texts[:WARMUP_TEXTS], batch_size=task.batch_size)
     heads = list(predictor.heads)
     argmax = {head: [0] * len(texts) for head in heads}

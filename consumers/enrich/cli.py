@@ -51,6 +51,7 @@ def build_stage(settings: Settings, install_signals: bool = True):
         predictor = Predictor.from_dir(
             settings.enrich.bundle_dir,
             intra_op_threads=settings.enrich.intra_op_threads,
+            sessions=settings.enrich.sessions,
             providers=settings.enrich.providers,
         )
     except (BundleError, FileNotFoundError, RuntimeError) as exc:
@@ -59,10 +60,11 @@ def build_stage(settings: Settings, install_signals: bool = True):
     metrics.MODEL_INFO.labels(STAGE, bundle.name, bundle.version, predictor.precision).set(1)
     metrics.MODEL_LOADED.labels(STAGE).set(1)
     log.info(
-        "model %s %s (%s, %d threads, heads %s)",
+        "model %s %s (%s, %d session(s) x %d thread(s), heads %s)",
         bundle.name,
         bundle.version,
         predictor.precision,
+        predictor.sessions,
         predictor.intra_op_threads,
         list(bundle.heads),
     )

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.bundle import load_bundle
-from models.inference import Predictor, resolve_providers, softmax
+from models.inference import Predictor, resolve_providers, session_layout, softmax
 from tests.unit.models.bundle_fixtures import copy_bundle, export_tiny_bundle
 
 TEXTS = [
@@ -120,6 +120,44 @@ def test_empty_input_gives_empty_arrays(bundles: dict[str, Path]) -> None:
 
 def test_thread_count_is_applied(bundles: dict[str, Path]) -> None:
     assert Predictor.from_dir(bundles["plain"], intra_op_threads=1).intra_op_threads == 1
+    layered = Predictor.from_dir(bundles["plain"], intra_op_threads=2, sessions=3)
+    assert (layered.sessions, layered.intra_op_threads) == (3, 2)
+
+
+def test_session_layout_defaults_to_one_single_threaded_session_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    from models import inference
+
+    monkeypatch.setattr(inference, "available_cpus", lambda: 4)
+    assert session_layout() == (1, 4)
+    assert session_layout(intra_op_threads=2) == (2, 2)
+    assert session_layout(sessions=2) == (2, 2)
+    assert session_layout(intra_op_threads=3, sessions=5) == (3, 5)  # as asked, even oversubscribed
+    assert session_layout(intra_op_threads=8) == (8, 1)
+    assert session_layout(gpu=True) == (4, 1)  # one session: the device parallelises inside an operator
+
+
+def test_several_sessions_give_the_single_session_results_in_input_order(bundles: dict[str, Path]) -> None:
+    # FP32, so results do not depend on how the texts are sliced (see the length-sort test).
+    texts = [*TEXTS, *(t[::-1] + "好" * i for i, t in enumerate(TEXTS * 6))]
+    one = Predictor.from_dir(bundles["multi"], precision="fp32", intra_op_threads=1, sessions=1)
+    three = Predictor.from_dir(bundles["multi"], precision="fp32", intra_op_threads=1, sessions=3)
+    expected = one.predict(texts, batch_size=64)
+    for batch_size in (1, 5, 64):
+        got = three.predict(texts, batch_size=batch_size)
+        for head in expected:
+            np.testing.assert_allclose(got[head], expected[head], atol=1e-5)
+
+
+def test_concurrent_callers_share_the_sessions(bundles: dict[str, Path]) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    predictor = Predictor.from_dir(bundles["multi"], precision="fp32", intra_op_threads=1, sessions=2)
+    expected = predictor.predict(TEXTS * 5)
+    with ThreadPoolExecutor(4) as callers:
+        results = list(callers.map(lambda _: predictor.predict(TEXTS * 5), range(8)))
+    for result in results:
+        for head in expected:
+            np.testing.assert_allclose(result[head], expected[head], atol=1e-5)
 
 
 def test_providers() -> None:
