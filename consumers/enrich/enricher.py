@@ -12,6 +12,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -57,6 +58,16 @@ class Enriched:
     source: Source
     insight: dict[str, Any] | None
     signal: dict[str, Any]
+
+
+@dataclass
+class Plan:
+    """A batch's model work: ``texts`` to infer and where each event's results sit among them."""
+
+    batch: list[tuple[Event, Source]]
+    texts: list[str]
+    review_slots: dict[int, tuple[int, list[tuple[str, str, int]]]]  # event index → (text, clauses)
+    title_slots: dict[bytes, int]  # title key → text index (titles the cache did not have)
 
 
 class TitleCache:
@@ -130,6 +141,7 @@ class Enricher:
         self.interest_labels: list[str] | None = heads.get("interest")
         self._positive = self._positive_index(self.sentiment_labels)
         self._head_label = "+".join(heads)
+        self._runner: ThreadPoolExecutor | None = None
 
     @staticmethod
     def _positive_index(labels: list[str] | None) -> int | None:
@@ -143,6 +155,22 @@ class Enricher:
 
     # --- the batch ----------------------------------------------------------------------------
     def enrich(self, batch: Sequence[tuple[Event, Source]]) -> list[Enriched]:
+        """Plan, infer and finish one batch in this thread."""
+        plan = self.plan(batch)
+        return self.finish(plan, self.infer(plan.texts))
+
+    def infer_async(self, plan: Plan) -> Future[dict[str, np.ndarray]]:
+        """Run the plan's model call on the inference thread (tokenization included).
+
+        The stage finishes the previous batch (jieba, JSON, produce: Python, holding the GIL)
+        while ONNX Runtime, which releases the GIL, computes this one.
+        """
+        if self._runner is None:
+            self._runner = ThreadPoolExecutor(1, thread_name_prefix="infer")
+        return self._runner.submit(self.infer, plan.texts)
+
+    def plan(self, batch: Sequence[tuple[Event, Source]]) -> Plan:
+        """Which texts the batch needs the model for: reviews, their aspect clauses, uncached titles."""
         texts: list[str] = []
         review_slots: dict[int, tuple[int, list[tuple[str, str, int]]]] = {}
         title_slots: dict[bytes, int] = {}
@@ -170,19 +198,23 @@ class Enricher:
                     elif self.cache.get(title) is None:
                         title_slots[key] = len(texts)
                         texts.append(title)
-        probs = self._infer(texts)
-        for key_text_index in title_slots.values():
+        return Plan(list(batch), texts, review_slots, title_slots)
+
+    def finish(self, plan: Plan, probs: dict[str, np.ndarray]) -> list[Enriched]:
+        """Records of every event of the plan, from the model's probabilities for its texts."""
+        texts = plan.texts
+        for key_text_index in plan.title_slots.values():
             self.cache.put(texts[key_text_index], probs["interest"][key_text_index])
         out = []
-        for i, (event, source) in enumerate(batch):
-            if i in review_slots:
-                idx, clause_slots = review_slots[i]
+        for i, (event, source) in enumerate(plan.batch):
+            if i in plan.review_slots:
+                idx, clause_slots = plan.review_slots[i]
                 out.append(self._review(event, source, probs, idx, clause_slots))
             else:
                 out.append(Enriched(event, source, None, self._signal(event, source, self._tags_for(event))))
         return out
 
-    def _infer(self, texts: list[str]) -> dict[str, np.ndarray]:
+    def infer(self, texts: list[str]) -> dict[str, np.ndarray]:
         if not texts:
             return {}
         started = time.perf_counter()

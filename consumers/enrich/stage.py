@@ -7,6 +7,12 @@ one Kafka transaction that also carries the consumed offsets
 (``send_offsets_to_transaction``); on an abortable error the transaction is aborted and
 the partitions are rewound to the batch's first offsets.
 
+Pipelining (at-least-once): batch N's model call runs on the inference thread while this
+thread finishes batch N-1 (jieba keywords, JSON, produce), since ONNX Runtime releases the
+GIL. At most one batch is in the model; it is finished before a revocation commits, at
+shutdown, and dropped (uncommitted, so redone by the next owner) after a fatal error or
+for partitions lost meanwhile. Exactly-once runs one batch at a time.
+
 Back-pressure: when more than ``max_in_flight`` inputs are waiting for acknowledgements
 (a slow or absent broker), the assigned partitions are paused and resumed at half.
 SIGTERM drains: finish the batch, deliver, commit, leave the group.
@@ -23,14 +29,17 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
+import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumers import metrics
 from consumers.contracts import ContractError, Event, dumps, parse_event
-from consumers.enrich.enricher import STAGE, Enriched, Enricher, Source
+from consumers.enrich.enricher import STAGE, Enriched, Enricher, Plan, Source
 from consumers.enrich.offsets import OffsetTracker, TopicPart
 from consumers.settings import Settings
 from models.text import mask_pii
@@ -72,6 +81,16 @@ def dead_letter_record(
     }
 
 
+@dataclass
+class _Pending:
+    """A batch taken in: its messages, its dead letters, and its model work (running or to run)."""
+
+    batch: list[Message]
+    dead: dict[tuple[str, int, int], tuple[Message, Source, dict[str, Any]]]
+    plan: Plan
+    inference: Future[dict[str, np.ndarray]] | None
+
+
 class EnrichStage:
     """Owns the consumer, the producer and the loop; ``run()`` returns the exit code."""
 
@@ -88,6 +107,11 @@ class EnrichStage:
         self._next_commit = 0.0  # monotonic time of the next between-batch commit (see _step)
         self.broker_up = False
         self.exactly_once = self.cfg.exactly_once
+        # At-least-once: batch N's model call runs while batch N-1 is finished and produced. Exactly-once
+        # stays strictly one batch at a time: an aborted transaction rewinds the consumer, which a batch
+        # already taken in would straddle.
+        self.pipelined = not self.exactly_once
+        self._pending: _Pending | None = None
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
@@ -170,6 +194,7 @@ class EnrichStage:
         tps = [(p.topic, p.partition) for p in partitions]
         log.info("revoked %s: delivering and committing what is done", sorted(f"{t}[{p}]" for t, p in tps))
         if not self.exactly_once:
+            self._finish_pending()  # the batch in the model still holds these partitions' events
             self.producer.flush(self.cfg.shutdown_timeout_s)
             self._commit(sync=True, only=set(tps))
         self._forget(tps)
@@ -247,6 +272,7 @@ class EnrichStage:
                 self._step()
         except FatalStageError as exc:
             log.error("%s; stopping without committing past undelivered outputs", exc)
+            self._pending = None  # taken in, never produced: stays uncommitted, the next owner redoes it
             code = 1
         finally:
             self._drain()
@@ -254,16 +280,25 @@ class EnrichStage:
 
     def _step(self) -> None:
         self._apply_backpressure()
-        messages = self.consumer.consume(self.cfg.max_batch, self.cfg.max_wait_ms / 1000.0)
+        # With a batch in the model already, take only what has arrived: waiting here would delay it.
+        timeout = 0.0 if self._pending is not None else self.cfg.max_wait_ms / 1000.0
+        messages = self.consumer.consume(self.cfg.max_batch, timeout)
         self.producer.poll(0)
         if self.tracker.failed:
             tp, offset, reason = self.tracker.failed[0]
             raise FatalStageError(f"output of {tp[0]}[{tp[1]}]@{offset} was not delivered: {reason}")
         batch = [m for m in messages if self._usable(m)]
+        started = None
         if batch:
             self.broker_up = True
             metrics.BROKER_UP.labels(STAGE).set(1)
-            self._process(batch)
+            started = self._start(batch)
+        self._finish_pending()
+        if started is not None:
+            if self.pipelined:
+                self._pending = started
+            else:
+                self._finish(started)
         # At most one commit per commit_interval_ms between batches: a commit per micro-batch (50/s at a
         # 20 ms wait) cost the single-node broker more CPU than the records did. Revocation and shutdown
         # commit at once, so the interval only bounds what a crash replays.
@@ -283,12 +318,13 @@ class EnrichStage:
         log.warning("consumer error: %s", err)
         return False
 
-    def _process(self, batch: list[Message]) -> None:
+    def _start(self, batch: list[Message]) -> _Pending:
+        """Parse the batch, dead-letter what is malformed, and hand the rest's model work out."""
         metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
         metrics.BATCH_FILL_RATIO.labels(STAGE).observe(len(batch) / self.cfg.max_batch)
         self._record_lag(batch)
         valid: list[tuple[Event, Source]] = []
-        results: list[tuple[Message, Source, Enriched | dict[str, Any]]] = []
+        dead: dict[tuple[str, int, int], tuple[Message, Source, dict[str, Any]]] = {}
         now_ms = int(time.time() * 1000)
         for msg in batch:
             topic = msg.topic()
@@ -299,16 +335,30 @@ class EnrichStage:
             except ContractError as err:
                 record = dead_letter_record(msg.value(), msg.key(), source, err.reason, err.message, err.field)
                 metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
-                results.append((msg, source, record))
+                dead[(topic, source.partition, source.offset)] = (msg, source, record)
                 continue
             valid.append((event, source))
-        enriched = {(e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.enrich(valid)}
+        plan = self.enricher.plan(valid)
+        inference = self.enricher.infer_async(plan) if self.pipelined and plan.texts else None
+        return _Pending(batch, dead, plan, inference)
+
+    def _finish_pending(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._finish(pending)
+
+    def _finish(self, pending: _Pending) -> None:
+        """Build the batch's records and produce them, in input order."""
+        plan = pending.plan
+        probs = pending.inference.result() if pending.inference is not None else self.enricher.infer(plan.texts)
+        enriched = {(e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.finish(plan, probs)}
         ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]] = []
-        dead = {(s.topic, s.partition, s.offset): (m, s, r) for m, s, r in results}
-        for msg in batch:
+        for msg in pending.batch:
+            if (msg.topic(), msg.partition()) not in self.assigned:
+                continue  # lost while its batch was in the model: the new owner redoes it from its commit
             key = (msg.topic(), msg.partition(), msg.offset())
-            if key in dead:
-                ordered.append(dead[key])
+            if key in pending.dead:
+                ordered.append(pending.dead[key])
             else:
                 item = enriched[key]
                 ordered.append((msg, item.source, item))
@@ -465,6 +515,7 @@ class EnrichStage:
         """Deliver what is in flight, commit it, leave the group: within shutdown_timeout_s."""
         deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         try:
+            self._finish_pending()
             if not self.exactly_once:
                 remaining = self.producer.flush(max(0.1, deadline - time.monotonic()))
                 if remaining:
