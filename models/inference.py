@@ -29,8 +29,9 @@ from __future__ import annotations
 import logging
 import math
 import queue
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ class Predictor:
         self._idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
         for session in self._sessions:
             self._idle.put(session)
-        self._pool = ThreadPoolExecutor(count, thread_name_prefix="ort") if count > 1 else None
+        self._pool = ThreadPoolExecutor(count, thread_name_prefix="ort")
         graph_inputs = [i.name for i in self.session.get_inputs()]
         if sorted(graph_inputs) != sorted(bundle.input_names):
             raise BundleError(
@@ -215,14 +216,44 @@ class Predictor:
         sessions, into slices of at most ``SLICE`` spread over them (longest first), so even one
         small micro-batch keeps every session busy.
         """
+        return self._launch(encoded, batch_size, background=False).result()
+
+    def logits_encoded_async(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> PendingResult:
+        """Like ``logits_encoded``, but returns at once: the slices queue on the sessions' threads.
+
+        Slices of successive calls queue behind each other, so the sessions go from one batch
+        to the next without waiting for the caller (the enrich stage finishes the previous
+        batch meanwhile).
+        """
+        return self._launch(encoded, batch_size, background=True)
+
+    def predict_encoded(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> dict[str, np.ndarray]:
+        """Calibrated probabilities per head for already-tokenized inputs."""
+        return self._calibrated(self.logits_encoded(encoded, batch_size))
+
+    def predict_encoded_async(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> PendingResult:
+        """``predict_encoded`` in the background; ``.result()`` gives the probabilities."""
+        return self._launch(encoded, batch_size, background=True, then=self._calibrated)
+
+    def _calibrated(self, logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return {head: softmax(values, self.bundle.temperature.get(head, 1.0)) for head, values in logits.items()}
+
+    def _launch(
+        self,
+        encoded: Sequence[Sequence[int]],
+        batch_size: int,
+        background: bool,
+        then: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+    ) -> PendingResult:
         if batch_size < 1:
             raise ValueError("batch_size must be >= 1")
         n = len(encoded)
         result = {head: np.zeros((n, len(labels)), dtype=np.float32) for head, labels in self.heads.items()}
+        pending = PendingResult(result, then)
         if n == 0:
-            return result
+            return pending
         order = sorted(range(n), key=lambda i: len(encoded[i]))
-        size = batch_size if self._pool is None else max(1, min(batch_size, SLICE, math.ceil(n / self.sessions)))
+        size = batch_size if self.sessions == 1 else max(1, min(batch_size, SLICE, math.ceil(n / self.sessions)))
         chunks = [order[start : start + size] for start in range(0, n, size)]
         output_names = [f"logits_{head}" for head in self.heads]
 
@@ -235,19 +266,14 @@ class Predictor:
                 self._idle.put(session)
             for head, values in zip(self.heads, outputs, strict=True):
                 result[head][chunk] = values
+            pending.finished_at = time.perf_counter()
 
-        if self._pool is None or len(chunks) == 1:
+        if not background and (self.sessions == 1 or len(chunks) == 1):
             for chunk in chunks:
                 run(chunk)
         else:
-            for future in [self._pool.submit(run, chunk) for chunk in reversed(chunks)]:
-                future.result()
-        return result
-
-    def predict_encoded(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> dict[str, np.ndarray]:
-        """Calibrated probabilities per head for already-tokenized inputs."""
-        logits = self.logits_encoded(encoded, batch_size)
-        return {head: softmax(values, self.bundle.temperature.get(head, 1.0)) for head, values in logits.items()}
+            pending.futures = [self._pool.submit(run, chunk) for chunk in reversed(chunks)]
+        return pending
 
     def logits(self, texts: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:
         return self.logits_encoded(self.encode(texts), batch_size)
@@ -255,3 +281,31 @@ class Predictor:
     def predict(self, texts: Sequence[str], batch_size: int = 32) -> dict[str, np.ndarray]:
         """Per head an ``[len(texts), n_labels]`` float32 array of probabilities, in input order."""
         return self.predict_encoded(self.encode(texts), batch_size)
+
+
+class PendingResult:
+    """Per-head arrays that the sessions' threads fill; ``result()`` waits for every slice."""
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        then: Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]] | None = None,
+    ) -> None:
+        self.arrays = arrays
+        self.then = then
+        self.futures: list[Future[None]] = []
+        self.started_at = time.perf_counter()
+        self.finished_at = self.started_at  # when the last slice came back (set by the slices)
+
+    def done(self) -> bool:
+        return all(f.done() for f in self.futures)
+
+    def result(self, timeout: float | None = None) -> dict[str, np.ndarray]:
+        for future in self.futures:
+            future.result(timeout)  # re-raises a slice's error here
+        return self.then(self.arrays) if self.then else self.arrays
+
+    @property
+    def seconds(self) -> float:
+        """Submission to the last slice's completion (queueing behind an earlier batch included)."""
+        return max(0.0, self.finished_at - self.started_at)

@@ -7,6 +7,7 @@ is separate (``mask_pii``): it is applied to whatever an output carries.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -18,28 +19,36 @@ _SPACES = re.compile(r"\s+")
 _CONTROL_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn"}
 
 
+# Characters that are never control/format characters: the bulk of every review. Anything else is
+# looked at one by one (its Unicode category decides), so the common case stays in the regex engine.
+_MAYBE_CONTROL = re.compile(r"[^\x20-\x7e\u3001-\u303f\u4e00-\u9fff\uff01-\uffbe]")
+
+
+def _blank_if_control(match: re.Match[str]) -> str:
+    ch = match.group()
+    return ch if ch in "\t\n\r " or unicodedata.category(ch) not in _CONTROL_CATEGORIES else " "
+
+
 def _strip_controls(text: str) -> str:
-    return "".join(
-        ch if ch in "\t\n\r " or unicodedata.category(ch) not in _CONTROL_CATEGORIES else " " for ch in text
-    )
+    return _MAYBE_CONTROL.sub(_blank_if_control, text)
+
+
+# Full-width ASCII (U+FF01-FF5E) to ASCII, and the ideographic space to a space.
+_HALF_WIDTH = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)} | {0x3000: 0x20}
 
 
 def to_half_width(text: str) -> str:
     """Full-width ASCII (ＡＢＣ１２３！) → half-width; CJK punctuation such as ，。 stays."""
-    out = []
-    for ch in text:
-        code = ord(ch)
-        if code == 0x3000:
-            out.append(" ")
-        elif 0xFF01 <= code <= 0xFF5E:
-            out.append(chr(code - 0xFEE0))
-        else:
-            out.append(ch)
-    return "".join(out)
+    return text.translate(_HALF_WIDTH)
 
 
+@functools.lru_cache(maxsize=8192)
 def clean_text(text: str) -> str:
-    """Normalise a review for the model: width, controls, URLs, repeated punctuation, spaces, case."""
+    """Normalise a review for the model: width, controls, URLs, repeated punctuation, spaces, case.
+
+    Cached: the enrich stage cleans one review several times (aspect clauses, tokenization,
+    keywords), and the function is pure.
+    """
     text = unicodedata.normalize("NFKC", text) if not text.isascii() else text
     text = to_half_width(text)
     text = _strip_controls(text)

@@ -12,7 +12,6 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -116,6 +115,22 @@ class TitleCache:
         return len(self._data)
 
 
+class InferenceHandle:
+    """A batch's model call in flight; ``result()`` waits for it and records its duration once."""
+
+    def __init__(self, enricher: Enricher, pending: Any) -> None:
+        self._enricher = enricher
+        self._pending = pending
+        self._probs: dict[str, np.ndarray] | None = None
+
+    def result(self) -> dict[str, np.ndarray]:
+        if self._probs is None:
+            self._probs = self._pending.result()
+            if len(next(iter(self._probs.values()), ())):
+                self._enricher.observe_inference(self._pending.seconds)
+        return self._probs
+
+
 class Enricher:
     """Model + jieba + taxonomy → output records; no Kafka in here (unit-testable)."""
 
@@ -141,7 +156,6 @@ class Enricher:
         self.interest_labels: list[str] | None = heads.get("interest")
         self._positive = self._positive_index(self.sentiment_labels)
         self._head_label = "+".join(heads)
-        self._runner: ThreadPoolExecutor | None = None
 
     @staticmethod
     def _positive_index(labels: list[str] | None) -> int | None:
@@ -159,15 +173,15 @@ class Enricher:
         plan = self.plan(batch)
         return self.finish(plan, self.infer(plan.texts))
 
-    def infer_async(self, plan: Plan) -> Future[dict[str, np.ndarray]]:
-        """Run the plan's model call on the inference thread (tokenization included).
+    def infer_async(self, plan: Plan) -> InferenceHandle:
+        """Tokenize the plan's texts here, then queue their model call on the sessions' threads.
 
         The stage finishes the previous batch (jieba, JSON, produce: Python, holding the GIL)
-        while ONNX Runtime, which releases the GIL, computes this one.
+        while ONNX Runtime, which releases the GIL, computes this one; slices of successive
+        batches queue behind each other, so the sessions never wait for this thread.
         """
-        if self._runner is None:
-            self._runner = ThreadPoolExecutor(1, thread_name_prefix="infer")
-        return self._runner.submit(self.infer, plan.texts)
+        encoded = self.predictor.encode(plan.texts) if plan.texts else []
+        return InferenceHandle(self, self.predictor.predict_encoded_async(encoded, batch_size=self.batch_size))
 
     def plan(self, batch: Sequence[tuple[Event, Source]]) -> Plan:
         """Which texts the batch needs the model for: reviews, their aspect clauses, uncached titles."""
@@ -219,10 +233,11 @@ class Enricher:
             return {}
         started = time.perf_counter()
         probs = self.predictor.predict(texts, batch_size=self.batch_size)
-        metrics.INFERENCE_SECONDS.labels(STAGE, self.model["name"], self._head_label).observe(
-            time.perf_counter() - started
-        )
+        self.observe_inference(time.perf_counter() - started)
         return probs
+
+    def observe_inference(self, seconds: float) -> None:
+        metrics.INFERENCE_SECONDS.labels(STAGE, self.model["name"], self._head_label).observe(seconds)
 
     @staticmethod
     def _titles(event: Event) -> list[str]:

@@ -29,17 +29,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-import numpy as np
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumers import metrics
 from consumers.contracts import ContractError, Event, dumps, parse_event
-from consumers.enrich.enricher import STAGE, Enriched, Enricher, Plan, Source
+from consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
 from consumers.enrich.offsets import OffsetTracker, TopicPart
 from consumers.settings import Settings
 from models.text import mask_pii
@@ -88,7 +86,7 @@ class _Pending:
     batch: list[Message]
     dead: dict[tuple[str, int, int], tuple[Message, Source, dict[str, Any]]]
     plan: Plan
-    inference: Future[dict[str, np.ndarray]] | None
+    inference: InferenceHandle | None
 
 
 class EnrichStage:
