@@ -171,3 +171,23 @@ def test_providers() -> None:
             resolve_providers("cuda")
     with pytest.raises(ValueError, match="unknown providers"):
         resolve_providers("tpu")
+
+
+def test_async_predictions_queue_behind_each_other_and_match_the_sync_ones(bundles: dict[str, Path]) -> None:
+    predictor = Predictor.from_dir(bundles["multi"], precision="fp32", intra_op_threads=1, sessions=2)
+    first, second = TEXTS * 4, [t + "！" for t in TEXTS] * 3
+    pending = [predictor.predict_encoded_async(predictor.encode(texts)) for texts in (first, second)]
+    for handle, texts in zip(pending, (first, second), strict=True):
+        expected = predictor.predict(texts)
+        got = handle.result()
+        assert handle.done() and handle.seconds >= 0.0
+        for head in expected:
+            np.testing.assert_allclose(got[head], expected[head], atol=1e-5)
+    assert predictor.predict_encoded_async([]).result()["sentiment"].shape == (0, 2)
+
+
+def test_an_error_in_a_slice_comes_out_of_result(bundles: dict[str, Path]) -> None:
+    predictor = Predictor.from_dir(bundles["multi"], precision="fp32", intra_op_threads=1, sessions=2)
+    handle = predictor.predict_encoded_async([[10**9, 5]])  # an id far outside the embedding table
+    with pytest.raises(Exception, match=r"(?i)index|indices|out of"):
+        handle.result()
