@@ -1,0 +1,44 @@
+"""``shoppulse bench pipeline`` end to end on the shared broker: it runs and prints its JSON line.
+
+Small and slow-rate on purpose: this checks the command and the shape of its report, not
+speed (speed is measured by running the benchmark, never asserted).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from consumers.cli import build_parser
+
+pytestmark = pytest.mark.integration
+
+EVENTS = 3000
+
+
+def test_bench_pipeline_reports_capacity_ratio_and_latency_levels(
+    kafka_broker, tiny_bundle: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = build_parser().parse_args(
+        [
+            *("bench", "pipeline", "--bootstrap", kafka_broker.bootstrap, "--bundle", str(tiny_bundle)),
+            *("--events", str(EVENTS), "--rate", "60", "--loads", "0.5", "--duration", "3", "--warmup", "0"),
+        ]
+    )
+    assert args.func(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    report = json.loads(out[-1])
+    assert report["pipeline_events_per_s"] > 0 and report["model_only_reviews_per_s"] > 0
+    assert report["ratio"] == pytest.approx(report["pipeline_events_per_s"] / report["model_only_reviews_per_s"], 0.01)
+    assert report["ratio_vs_model_with_clauses"] > 0
+    [level] = report["levels"]
+    assert level["load"] == 0.5 and level["offered_events_per_s"] == 30.0
+    assert level["missing"] == 0 and level["measured"] > 0
+    assert 0 <= level["p50_ms"] <= level["p95_ms"] <= level["p99_ms"] <= level["max_ms"]
+    setup = report["setup"]
+    assert setup["outputs_after_capacity"]["review_insights"] == EVENTS  # every review enriched, none lost
+    assert setup["outputs_after_capacity"]["user_signals"] == EVENTS
+    assert setup["broker"].startswith("external")
+    assert any(line.startswith("| ratio pipeline / model-only") for line in out)
