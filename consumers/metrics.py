@@ -50,7 +50,7 @@ BATCH_FILL_RATIO = Histogram(
 )
 INFERENCE_SECONDS = Histogram(
     "shoppulse_inference_seconds",
-    "Model forward time per batch (tokenization included)",
+    "Model time per batch, tokenization included (pipelined: also the wait behind the previous batch)",
     ["stage", "model", "head"],
     buckets=_LATENCY_BUCKETS,
 )

@@ -118,16 +118,17 @@ class TitleCache:
 class InferenceHandle:
     """A batch's model call in flight; ``result()`` waits for it and records its duration once."""
 
-    def __init__(self, enricher: Enricher, pending: Any) -> None:
+    def __init__(self, enricher: Enricher, pending: Any, started: float) -> None:
         self._enricher = enricher
         self._pending = pending
+        self._started = started  # before tokenization, as the sequential path measures
         self._probs: dict[str, np.ndarray] | None = None
 
     def result(self) -> dict[str, np.ndarray]:
         if self._probs is None:
             self._probs = self._pending.result()
             if len(next(iter(self._probs.values()), ())):
-                self._enricher.observe_inference(self._pending.seconds)
+                self._enricher.observe_inference(max(0.0, self._pending.finished_at - self._started))
         return self._probs
 
 
@@ -180,8 +181,9 @@ class Enricher:
         while ONNX Runtime, which releases the GIL, computes this one; slices of successive
         batches queue behind each other, so the sessions never wait for this thread.
         """
+        started = time.perf_counter()
         encoded = self.predictor.encode(plan.texts) if plan.texts else []
-        return InferenceHandle(self, self.predictor.predict_encoded_async(encoded, batch_size=self.batch_size))
+        return InferenceHandle(self, self.predictor.predict_encoded_async(encoded, batch_size=self.batch_size), started)
 
     def plan(self, batch: Sequence[tuple[Event, Source]]) -> Plan:
         """Which texts the batch needs the model for: reviews, their aspect clauses, uncached titles."""
