@@ -31,8 +31,11 @@ def test_bench_pipeline_reports_capacity_ratio_and_latency_levels(
     out = capsys.readouterr().out.strip().splitlines()
     report = json.loads(out[-1])
     assert report["pipeline_events_per_s"] > 0 and report["model_only_reviews_per_s"] > 0
-    assert report["ratio"] == pytest.approx(report["pipeline_events_per_s"] / report["model_only_reviews_per_s"], 0.01)
-    assert report["ratio_vs_model_with_clauses"] > 0
+    # ratios are rounded to 3 decimals; a tiny model makes them small, so compare with an absolute margin
+    capacity, parts = report["pipeline_events_per_s"], report["setup"]["stage_parts_reviews_per_s"]
+    assert report["ratio"] == pytest.approx(capacity / report["model_only_reviews_per_s"], rel=0.01, abs=6e-4)
+    expected = capacity / parts["model_with_clauses"]
+    assert report["ratio_vs_model_with_clauses"] == pytest.approx(expected, rel=0.01, abs=6e-4)
     [level] = report["levels"]
     assert level["load"] == 0.5 and level["offered_events_per_s"] == 30.0
     assert level["missing"] == 0 and level["measured"] > 0
