@@ -218,21 +218,17 @@ class Predictor:
         """
         return self._launch(encoded, batch_size, background=False).result()
 
-    def logits_encoded_async(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> PendingResult:
-        """Like ``logits_encoded``, but returns at once: the slices queue on the sessions' threads.
-
-        Slices of successive calls queue behind each other, so the sessions go from one batch
-        to the next without waiting for the caller (the enrich stage finishes the previous
-        batch meanwhile).
-        """
-        return self._launch(encoded, batch_size, background=True)
-
     def predict_encoded(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> dict[str, np.ndarray]:
         """Calibrated probabilities per head for already-tokenized inputs."""
         return self._calibrated(self.logits_encoded(encoded, batch_size))
 
     def predict_encoded_async(self, encoded: Sequence[Sequence[int]], batch_size: int = 32) -> PendingResult:
-        """``predict_encoded`` in the background; ``.result()`` gives the probabilities."""
+        """``predict_encoded``, but returns at once: the slices queue on the sessions' threads.
+
+        Slices of successive calls queue behind each other, so the sessions go from one batch
+        to the next without waiting for the caller (the enrich stage finishes the previous
+        batch meanwhile); ``.result()`` gives the probabilities.
+        """
         return self._launch(encoded, batch_size, background=True, then=self._calibrated)
 
     def _calibrated(self, logits: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -78,13 +78,12 @@ def resolve_model_dir(explicit: Path | None, bundle: Any) -> tuple[Path | None, 
 def _recovered_model_dir(bundle: Any, recorded: str | None) -> tuple[Path | None, str]:
     from consumers.broker.kafka import cache_root
     from models.bundle import sha256_file
-
-    where = (
-        f"the bundle was exported from {recorded}, which is not on this machine"
-        if recorded
-        else ("the bundle's manifest records no source.path")
-    )
     from models.recover import RECOVERY_NOTE, RecoveryError, recover_model
+
+    if recorded:
+        where = f"the bundle was exported from {recorded}, which is not on this machine"
+    else:
+        where = "the bundle's manifest records no source.path"
 
     lacking = [name for name in ("torch", "transformers", "onnx") if importlib.util.find_spec(name) is None]
     if lacking:

@@ -7,8 +7,8 @@ one Kafka transaction that also carries the consumed offsets
 (``send_offsets_to_transaction``); on an abortable error the transaction is aborted and
 the partitions are rewound to the batch's first offsets.
 
-Pipelining (at-least-once): batch N's model call runs on the inference thread while this
-thread finishes batch N-1 (jieba keywords, JSON, produce), since ONNX Runtime releases the
+Pipelining (at-least-once): batch N's model call runs on the model sessions' threads while
+this thread finishes batch N-1 (jieba keywords, JSON, produce), since ONNX Runtime releases the
 GIL. At most one batch is in the model; it is finished before a revocation commits, at
 shutdown, and dropped (uncommitted, so redone by the next owner) after a fatal error or
 for partitions lost meanwhile. Exactly-once runs one batch at a time.
