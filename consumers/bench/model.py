@@ -295,13 +295,15 @@ def run(args: argparse.Namespace) -> int:
         "timing": (
             "reviews/s = texts / wall time of one pass (clean, tokenize, batch, run); "
             "latency per batch = one model call (one text in row 1; 32 texts incl. tokenization in row 2; "
-            "32 pre-tokenized texts in rows 3-5; 32 texts in the tokenize row), pooled over rounds"
+            "32 pre-tokenized texts in rows 3-5, in rows 4-5 from a session taking the first slice to the "
+            "last slice back; 32 texts in the tokenize row), pooled over rounds"
         ),
         "peak_rss": "ru_maxrss of a fresh spawned process that ran only that row (imports, model, texts)",
         "torch_attention": "transformers default (sdpa), torch eager mode",
         "onnx_runtime_layout": (
             f"as served: {threads} single-threaded sessions side by side, each sorted batch of 32 "
-            f"cut into slices of at most {SLICE} (models/inference.py); torch rows: {threads} intra-op threads"
+            f"cut into slices of at most {SLICE} (models/inference.py), the next batch submitted before the "
+            f"previous one is collected (as the enrich stage does); torch rows: {threads} intra-op threads"
         ),
         "argmax_agreement_int8_by_head": {h: round(v, 4) for h, v in agreement_by_head.items()},
         "argmax_agreement_fp32_by_head": {h: round(v, 4) for h, v in fp32_agreement.items()},

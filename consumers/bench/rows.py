@@ -92,26 +92,41 @@ def _time_batches(batches: Sequence[Any], run: Callable[[Any], None]) -> list[fl
 
 # --- ONNX Runtime rows and tokenization (no torch) ------------------------------------------------
 def _ort(task: RowTask, texts: list[str], precision: str) -> Timed:
+    """The serving path: sorted batches handed to the sessions one ahead, as the enrich stage does.
+
+    The stage submits batch N before it collects batch N-1 (``Predictor.predict_encoded_async``),
+    so the sessions go from one batch to the next without waiting for Python; this row does the
+    same. Latency per batch is the model's own time (a session took its first slice → its last
+    slice came back), comparable with the torch rows' calls; queueing behind the previous batch
+    is not counted.
+    """
     from models.bundle import load_bundle
-    from models.inference import Predictor
+    from models.inference import PendingResult, Predictor
 
     # The serving layout on the same CPUs as the torch rows: one single-threaded session per thread.
     predictor = Predictor(load_bundle(task.bundle_dir), precision=precision, intra_op_threads=1, sessions=task.threads)
     predictor.predict(texts[:WARMUP_TEXTS], batch_size=task.batch_size)
     heads = list(predictor.heads)
     argmax = {head: [0] * len(texts) for head in heads}
+    latencies: list[float] = []
+
+    def collect(batch: list[int], pending: PendingResult) -> None:
+        probabilities = pending.result()
+        latencies.append(pending.running_seconds * 1000.0)
+        for head in heads:
+            for i, value in zip(batch, probabilities[head].argmax(axis=1).tolist(), strict=True):
+                argmax[head][i] = value
 
     started = time.perf_counter()
     encoded = predictor.encode(texts)
-    batches = length_sorted_batches([len(ids) for ids in encoded], task.batch_size)
-
-    def run(batch: list[int]) -> None:
-        logits = predictor.logits_encoded([encoded[i] for i in batch], batch_size=task.batch_size)
-        for head in heads:
-            for i, value in zip(batch, logits[head].argmax(axis=1).tolist(), strict=True):
-                argmax[head][i] = value
-
-    latencies = _time_batches(batches, run)
+    previous: tuple[list[int], PendingResult] | None = None
+    for batch in length_sorted_batches([len(ids) for ids in encoded], task.batch_size):
+        pending = predictor.predict_encoded_async([encoded[i] for i in batch], batch_size=task.batch_size)
+        if previous is not None:
+            collect(*previous)
+        previous = (batch, pending)
+    if previous is not None:
+        collect(*previous)
     return Timed(time.perf_counter() - started, latencies, argmax)
 
 

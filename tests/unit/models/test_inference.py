@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from models.bundle import load_bundle
-from models.inference import Predictor, resolve_providers, session_layout, softmax
+from models.inference import Predictor, open_session, resolve_providers, session_layout, session_options, softmax
 from tests.unit.models.bundle_fixtures import copy_bundle, export_tiny_bundle
 
 TEXTS = [
@@ -181,6 +181,8 @@ def test_async_predictions_queue_behind_each_other_and_match_the_sync_ones(bundl
         expected = predictor.predict(texts)
         got = handle.result()
         assert handle.done() and handle.seconds >= 0.0
+        assert handle.running_at is not None and handle.started_at <= handle.running_at <= handle.finished_at
+        assert handle.running_seconds <= handle.seconds
         for head in expected:
             np.testing.assert_allclose(got[head], expected[head], atol=1e-5)
     assert predictor.predict_encoded_async([]).result()["sentiment"].shape == (0, 2)
@@ -191,3 +193,25 @@ def test_an_error_in_a_slice_comes_out_of_result(bundles: dict[str, Path]) -> No
     handle = predictor.predict_encoded_async([[10**9, 5]])  # an id far outside the embedding table
     with pytest.raises(Exception, match=r"(?i)index|indices|out of"):
         handle.result()
+
+
+def _optimized_ops(model_file: Path, out: Path, disabled: bool) -> set[str]:
+    """Operator types of the graph ONNX Runtime actually runs (saved after its rewrites)."""
+    import onnx
+    import onnxruntime as ort
+
+    options = session_options(1)
+    options.optimized_model_filepath = str(out)
+    if disabled:
+        open_session(model_file, options, ["CPUExecutionProvider"])
+    else:
+        ort.InferenceSession(str(model_file), options, providers=["CPUExecutionProvider"])
+    return {node.op_type for node in onnx.load(str(out)).graph.node}
+
+
+def test_cpu_sessions_keep_the_residual_add_and_layer_norm_apart(bundles: dict[str, Path], tmp_path: Path) -> None:
+    # ORT fuses them into SkipLayerNormalization by default, whose CPU kernel is ~6x slower.
+    model_file = load_bundle(bundles["multi"]).model_path("int8")
+    assert "SkipLayerNormalization" in _optimized_ops(model_file, tmp_path / "default.onnx", disabled=False)
+    served = _optimized_ops(model_file, tmp_path / "served.onnx", disabled=True)
+    assert "SkipLayerNormalization" not in served and "LayerNormalization" in served
