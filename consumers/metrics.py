@@ -88,6 +88,17 @@ SIGNALS_DUPLICATE = Counter(
     "Signals ignored because their event_id was already applied",
     ["stage"],
 )
+OFFSET_HOLES = Counter(
+    "shoppulse_offset_holes_total",
+    "Holes in the offsets the stream delivered, re-read from the broker, by outcome "
+    "(recovered: skipped records applied; empty: transaction markers only; failed: the read failed)",
+    ["stage", "outcome"],
+)
+SIGNALS_REREAD = Counter(
+    "shoppulse_signals_reread_total",
+    "Records the stream skipped that were re-read from the broker and applied",
+    ["stage"],
+)
 BROKER_UP = Gauge(
     "shoppulse_broker_reachable", "1 when the last broker metadata request succeeded", ["stage"]
 )

@@ -35,6 +35,7 @@ from aiokafka.partitioner import murmur2
 from consumers import metrics
 from consumers.contracts import dumps
 from consumers.profiles.connection import faust_connection
+from consumers.profiles.gaps import GapReader, Hole, OffsetTracker
 from consumers.profiles.profile import FoldParams, ProfileState, Signal, SignalError, apply_signal, render
 from consumers.profiles.publish import Coalescer
 from consumers.profiles.watchdog import StallWatch
@@ -123,6 +124,8 @@ class ProfilesStage:
         self.coalescer = Coalescer(settings.profiles.publish_interval_s)
         self.stall = StallWatch(STALL_TIMEOUT_S)
         self.last_offsets: dict[int, int] = {}
+        self.offsets = OffsetTracker()
+        self.gap_reader = GapReader(settings, topics.user_signals)
         self.partitioner_mismatches = 0
         self._republished: set[int] = set()
         self._recovered = asyncio.Event()
@@ -154,6 +157,7 @@ class ProfilesStage:
         async def on_revoked(sender: Any, revoked: Iterable[Any], **_: Any) -> None:
             gone = {tp.partition for tp in revoked if tp.topic == self.signals_topic_name}
             self._republished -= gone
+            self.offsets.forget(gone)
             dropped = self.coalescer.drop_partitions(gone)
             self._recovered.clear()
             log.info("partitions revoked %s (%d pending publishes left to the new owner)", gone, dropped)
@@ -178,20 +182,55 @@ class ProfilesStage:
 
     # --- the fold -------------------------------------------------------------------------------
     async def handle(self, event: Any) -> None:
-        """Apply one ``user-signals`` record to its user's row and maybe publish."""
+        """Apply one ``user-signals`` record to its user's row and maybe publish.
+
+        First, any records of this partition that faust skipped before this one (a hole in the
+        delivered offsets, see ``consumers.profiles.gaps``) are read back and applied.
+        """
         message = event.message
         topic, partition, offset = message.topic, message.partition, message.offset
+        hole = self.offsets.observe(partition, offset)
+        if hole is not None:
+            await self._fill(hole)
         self.last_offsets[partition] = offset
+        await self._apply(event.key, event.value, topic, partition, offset)
+
+    async def _fill(self, hole: Hole) -> None:
+        """Read a hole's records from the broker and apply them (in this event's context, same partition)."""
+        try:
+            records = await asyncio.to_thread(self.gap_reader.read, hole)
+        except Exception as exc:  # the hole stays a hole: say so loudly, keep consuming
+            metrics.OFFSET_HOLES.labels(STAGE, "failed").inc()
+            log.error(
+                "could not re-read %s[%d] offsets %d..%d: %s",
+                self.signals_topic_name,
+                hole.partition,
+                hole.start,
+                hole.end - 1,
+                exc,
+            )
+            return
+        metrics.OFFSET_HOLES.labels(STAGE, "recovered" if records else "empty").inc()
+        for record in records:
+            log.warning(
+                "%s[%d] offset %d was skipped by the stream; re-read from the broker and applied",
+                self.signals_topic_name,
+                hole.partition,
+                record.offset(),
+            )
+            metrics.SIGNALS_REREAD.labels(STAGE).inc()
+            await self._apply(record.key(), record.value(), record.topic(), record.partition(), record.offset())
+
+    async def _apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> None:
         metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
-        key: bytes | None = event.key
         try:
             if not key:
                 raise SignalError("missing_key", "user-signals records must be keyed by user_id")
-            signal = Signal.from_json(_json_loads(event.value))
+            signal = Signal.from_json(_json_loads(value))
             if signal.user_id.encode("utf-8") != key:
                 raise SignalError("key_mismatch", f"key {key!r} differs from user_id {signal.user_id!r}")
         except SignalError as err:
-            await self._dead_letter(event.value, key, topic, partition, offset, err)
+            await self._dead_letter(value, key, topic, partition, offset, err)
             return
         if murmur2_partition(key, self.partitions) != partition:
             self.partitioner_mismatches += 1
