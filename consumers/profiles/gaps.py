@@ -14,7 +14,8 @@ applies what it finds *before* the record that revealed the hole. Applying late 
 a profile does not depend on the order of its signals (decay in event time) and replays are
 ignored by ``event_id``. A hole may also be legitimate: a transaction marker occupies an offset
 and is never delivered, so reading it finds nothing (counted as ``empty``); with transactional
-upstream (enrich in exactly-once mode) that is one small read per transaction and partition.
+upstream (enrich in exactly-once mode) that is one read per transaction and partition, 2.2 ms
+median on the embedded broker (``fetch.wait.max.ms`` below).
 """
 
 from __future__ import annotations
@@ -86,6 +87,10 @@ class GapReader:
                         # faust reads user-signals uncommitted (at-least-once), so the hole holds
                         # exactly what faust would have delivered.
                         "isolation.level": "read_uncommitted",
+                        # Reads are short and the partition is unassigned after each; with the default
+                        # 500 ms long poll the next assign waits for the previous fetch: 502 ms per hole
+                        # read against 2.2 ms with 1 ms (median of 59 marker holes, embedded Kafka).
+                        "fetch.wait.max.ms": 1,
                     }
                 )
             )
