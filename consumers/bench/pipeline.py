@@ -540,7 +540,10 @@ def run(args: argparse.Namespace) -> int:
         if spy is not None:
             stop_process(spy, signal.SIGINT, timeout=30)
         if capacity is None:
-            raise RuntimeError("capacity could not be measured (no progress samples); raise --events")
+            raise RuntimeError(
+                "capacity could not be measured: every event was committed in one commit interval "
+                "(capacity counts committed offsets); raise --events or lower SHOPPULSE_ENRICH__COMMIT_INTERVAL_MS"
+            )
         first = next(t for t, c in samples if c > 0)
         print(f"[bench] capacity {capacity:.1f} events/s ({samples[-1][0] - first:.1f}s)", file=sys.stderr, flush=True)
 
