@@ -150,7 +150,48 @@ def test_published_profiles_equal_the_reference_fold(kafka_broker: EmbeddedBroke
         assert worker.stop() == 0, worker.log_tail()
 
 
-def _metric(worker: Worker, name: str) -> float:
+def test_transaction_markers_in_the_input_are_holes_read_back_empty(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """An exactly-once upstream leaves a commit marker after each transaction: a hole with no record."""
+    settings = profile_settings(
+        isolated_settings(kafka_broker.bootstrap),
+        half_life_days=HALF_LIFE,
+        top_k=TOP_K,
+        recent_products=RECENT,
+    )
+    clean = make_signals(seed=55, users=12, n=240)
+    expected = _expected(clean)
+    worker = Worker(settings, tmp_path, "a").start()
+    reader = ProfileReader(settings)
+    try:
+        wait_for(worker.ready, 60, "worker ready", [worker])
+        options = {"transactional.id": f"signals-{uuid.uuid4().hex[:8]}", "partitioner": "murmur2_random"}
+        producer = Producer(settings.librdkafka(**options))
+        producer.init_transactions(30)
+        for start in range(0, len(clean), 40):
+            producer.begin_transaction()
+            for s in clean[start : start + 40]:
+                value = json.dumps(s, ensure_ascii=False).encode("utf-8")
+                producer.produce(settings.topics.user_signals, key=s["user_id"].encode("utf-8"), value=value)
+            producer.commit_transaction(30)
+        wait_for(lambda: _all_published(reader, expected), 90, "every profile published", [worker])
+        assert _mismatches(reader, expected) == {}
+        holes = {
+            outcome: _metric(worker, "shoppulse_offset_holes_total", f'outcome="{outcome}"')
+            for outcome in ("empty", "recovered", "failed")
+        }
+        # 6 transactions, each followed by a marker on every partition it wrote to; the last marker of
+        # a partition has no later record to reveal it.
+        assert holes["empty"] >= 3 and holes["recovered"] == 0 and holes["failed"] == 0, holes
+        assert _metric(worker, "shoppulse_signals_reread_total") == 0
+    finally:
+        reader.close()
+        assert worker.stop() == 0, worker.log_tail()
+
+
+def _metric(worker: Worker, name: str, label: str = "") -> float:
+    """Sum of the worker's ``name`` samples of stage profiles (and ``label``, e.g. ``outcome="empty"``)."""
     import urllib.request
 
     with urllib.request.urlopen(worker.url + "/metrics", timeout=10) as resp:
@@ -158,7 +199,7 @@ def _metric(worker: Worker, name: str) -> float:
     return sum(
         float(line.rsplit(" ", 1)[1])
         for line in text.splitlines()
-        if line.startswith(name) and 'stage="profiles"' in line
+        if line.startswith(name + "{") and 'stage="profiles"' in line and label in line
     )
 
 
