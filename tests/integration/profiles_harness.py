@@ -37,15 +37,30 @@ def profile_settings(settings: Settings, **profiles: Any) -> Settings:
     return settings
 
 
-def produce_signals(settings: Settings, signals: list[dict[str, Any]]) -> None:
-    """Keyed by user_id with the murmur2 partitioner (what faust's router assumes)."""
-    producer = Producer(settings.librdkafka(**{"partitioner": "murmur2_random", "linger.ms": 5}))
-    for s in signals:
-        producer.produce(
-            settings.topics.user_signals,
-            key=s["user_id"].encode("utf-8"),
-            value=json.dumps(s, ensure_ascii=False).encode("utf-8"),
-        )
+def produce_signals(settings: Settings, signals: list[dict[str, Any]], transaction_size: int = 0) -> None:
+    """Keyed by user_id with the murmur2 partitioner (what faust's router assumes).
+
+    ``transaction_size`` > 0 writes them in transactions of that many, as an exactly-once
+    upstream does (each commit leaves a marker offset in every partition it wrote to).
+    """
+    options: dict[str, Any] = {"partitioner": "murmur2_random", "linger.ms": 5}
+    if transaction_size:
+        options["transactional.id"] = f"signals-{uuid.uuid4().hex[:8]}"
+    producer = Producer(settings.librdkafka(**options))
+    if transaction_size:
+        producer.init_transactions(30)
+    size = transaction_size or max(len(signals), 1)
+    for start in range(0, len(signals), size):
+        if transaction_size:
+            producer.begin_transaction()
+        for s in signals[start : start + size]:
+            producer.produce(
+                settings.topics.user_signals,
+                key=s["user_id"].encode("utf-8"),
+                value=json.dumps(s, ensure_ascii=False).encode("utf-8"),
+            )
+        if transaction_size:
+            producer.commit_transaction(30)
     assert producer.flush(30) == 0, "signals not delivered"
 
 

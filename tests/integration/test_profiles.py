@@ -50,6 +50,13 @@ def _read_all(settings: Settings, topic: str, expected: int, timeout_s: float = 
     return out
 
 
+def _fold_settings(kafka_broker: EmbeddedBroker) -> Settings:
+    """Fresh topics on the shared broker, with the fold parameters the reference uses."""
+    return profile_settings(
+        isolated_settings(kafka_broker.bootstrap), half_life_days=HALF_LIFE, top_k=TOP_K, recent_products=RECENT
+    )
+
+
 def _expected(signals: list[dict]) -> dict[str, dict]:
     return reference_profiles(signals, HALF_LIFE, TOP_K, RECENT)
 
@@ -118,12 +125,7 @@ def _wait_for_reference_allowing_one_faust_skip(
 
 
 def test_published_profiles_equal_the_reference_fold(kafka_broker: EmbeddedBroker, tmp_path: Path) -> None:
-    settings = profile_settings(
-        isolated_settings(kafka_broker.bootstrap),
-        half_life_days=HALF_LIFE,
-        top_k=TOP_K,
-        recent_products=RECENT,
-    )
+    settings = _fold_settings(kafka_broker)
     clean = make_signals(seed=21, users=25, n=400)
     stream = disorder(clean, seed=5, duplicate_fraction=0.25)
     expected = _expected(clean)
@@ -154,27 +156,14 @@ def test_transaction_markers_in_the_input_are_holes_read_back_empty(
     kafka_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
     """An exactly-once upstream leaves a commit marker after each transaction: a hole with no record."""
-    settings = profile_settings(
-        isolated_settings(kafka_broker.bootstrap),
-        half_life_days=HALF_LIFE,
-        top_k=TOP_K,
-        recent_products=RECENT,
-    )
+    settings = _fold_settings(kafka_broker)
     clean = make_signals(seed=55, users=12, n=240)
     expected = _expected(clean)
     worker = Worker(settings, tmp_path, "a").start()
     reader = ProfileReader(settings)
     try:
         wait_for(worker.ready, 60, "worker ready", [worker])
-        options = {"transactional.id": f"signals-{uuid.uuid4().hex[:8]}", "partitioner": "murmur2_random"}
-        producer = Producer(settings.librdkafka(**options))
-        producer.init_transactions(30)
-        for start in range(0, len(clean), 40):
-            producer.begin_transaction()
-            for s in clean[start : start + 40]:
-                value = json.dumps(s, ensure_ascii=False).encode("utf-8")
-                producer.produce(settings.topics.user_signals, key=s["user_id"].encode("utf-8"), value=value)
-            producer.commit_transaction(30)
+        produce_signals(settings, clean, transaction_size=40)
         wait_for(lambda: _all_published(reader, expected), 90, "every profile published", [worker])
         assert _mismatches(reader, expected) == {}
         holes = {
@@ -211,12 +200,7 @@ def _metric(worker: Worker, name: str, label: str = "") -> float:
 def test_kill_9_mid_stream_recovers_the_reference_without_double_applying(
     kafka_broker: EmbeddedBroker, tmp_path: Path, store: str, wipe: bool
 ) -> None:
-    settings = profile_settings(
-        isolated_settings(kafka_broker.bootstrap),
-        half_life_days=HALF_LIFE,
-        top_k=TOP_K,
-        recent_products=RECENT,
-    )
+    settings = _fold_settings(kafka_broker)
     clean = make_signals(seed=33, users=30, n=900)
     stream = disorder(clean, seed=9, duplicate_fraction=0.0)  # no duplicates: any seen below are replays
     expected = _expected(clean)
@@ -280,12 +264,7 @@ def _get_with_headers(worker: Worker, path: str) -> tuple[int, dict, dict]:
 def test_two_workers_split_partitions_and_route_lookups_to_the_owner(
     kafka_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
-    settings = profile_settings(
-        isolated_settings(kafka_broker.bootstrap),
-        half_life_days=HALF_LIFE,
-        top_k=TOP_K,
-        recent_products=RECENT,
-    )
+    settings = _fold_settings(kafka_broker)
     clean = make_signals(seed=44, users=24, n=500)
     expected = _expected(clean)
     a = Worker(settings, tmp_path, "a").start()
@@ -345,12 +324,7 @@ def test_disordered_and_duplicated_stream_publishes_the_same_profiles_as_the_cle
     messy = disorder(clean, seed=8, duplicate_fraction=0.5)
     runs = []
     for name, stream in (("clean", sorted(clean, key=lambda s: s["ts"])), ("messy", messy)):
-        settings = profile_settings(
-            isolated_settings(kafka_broker.bootstrap),
-            half_life_days=HALF_LIFE,
-            top_k=TOP_K,
-            recent_products=RECENT,
-        )
+        settings = _fold_settings(kafka_broker)
         runs.append((settings, Worker(settings, tmp_path, name).start(), stream))
     readers = [ProfileReader(settings) for settings, _, _ in runs]
     expected_versions = {u: e["version"] for u, e in _expected(clean).items()}
