@@ -91,7 +91,8 @@ SIGNALS_DUPLICATE = Counter(
 OFFSET_HOLES = Counter(
     "shoppulse_offset_holes_total",
     "Holes in the offsets the stream delivered, re-read from the broker, by outcome "
-    "(recovered: skipped records applied; empty: transaction markers only; failed: the read failed)",
+    "(recovered: skipped records applied; empty: transaction markers only; redelivered: a skipped "
+    "tail sought back for the stream to deliver again; failed: the read or the seek failed)",
     ["stage", "outcome"],
 )
 SIGNALS_REREAD = Counter(

@@ -35,7 +35,7 @@ from aiokafka.partitioner import murmur2
 from consumers import metrics
 from consumers.contracts import dumps
 from consumers.profiles.connection import faust_connection
-from consumers.profiles.gaps import GapReader, Hole, OffsetTracker
+from consumers.profiles.gaps import GapReader, Hole, OffsetTracker, PartitionProgress, TailWatch
 from consumers.profiles.profile import FoldParams, ProfileState, Signal, SignalError, apply_signal, render
 from consumers.profiles.publish import Coalescer
 from consumers.profiles.watchdog import StallWatch
@@ -125,6 +125,7 @@ class ProfilesStage:
         self.stall = StallWatch(STALL_TIMEOUT_S)
         self.last_offsets: dict[int, int] = {}
         self.offsets = OffsetTracker()
+        self.tail_watch = TailWatch()
         self.gap_reader = GapReader(settings, topics.user_signals)
         self.partitioner_mismatches = 0
         self._republished: set[int] = set()
@@ -189,7 +190,7 @@ class ProfilesStage:
         """
         message = event.message
         topic, partition, offset = message.topic, message.partition, message.offset
-        hole = self.offsets.observe(partition, offset)
+        hole = self.offsets.observe(partition, offset, start=self._committed(message.tp))
         if hole is not None:
             await self._fill(hole)
         self.last_offsets[partition] = offset
@@ -212,16 +213,17 @@ class ProfilesStage:
             return
         metrics.OFFSET_HOLES.labels(STAGE, "recovered" if records else "empty").inc()
         for record in records:
-            log.warning(
-                "%s[%d] offset %d was skipped by the stream; re-read from the broker and applied",
-                self.signals_topic_name,
-                hole.partition,
-                record.offset(),
-            )
-            metrics.SIGNALS_REREAD.labels(STAGE).inc()
-            await self._apply(record.key(), record.value(), record.topic(), record.partition(), record.offset())
+            if await self._apply(record.key(), record.value(), record.topic(), record.partition(), record.offset()):
+                log.warning(
+                    "%s[%d] offset %d was skipped by the stream; re-read from the broker and applied",
+                    self.signals_topic_name,
+                    hole.partition,
+                    record.offset(),
+                )
+                metrics.SIGNALS_REREAD.labels(STAGE).inc()
 
-    async def _apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> None:
+    async def _apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
+        """Fold one record into its user's row; False when it was not applied (dead letter, replay)."""
         metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
         try:
             if not key:
@@ -231,7 +233,7 @@ class ProfilesStage:
                 raise SignalError("key_mismatch", f"key {key!r} differs from user_id {signal.user_id!r}")
         except SignalError as err:
             await self._dead_letter(value, key, topic, partition, offset, err)
-            return
+            return False
         if murmur2_partition(key, self.partitions) != partition:
             self.partitioner_mismatches += 1
             if self.partitioner_mismatches == 1:
@@ -246,7 +248,7 @@ class ProfilesStage:
         state = ProfileState.from_row(row) if row is not None else ProfileState(user_id=signal.user_id)
         if not apply_signal(state, signal, self.params):
             metrics.SIGNALS_DUPLICATE.labels(STAGE).inc()
-            return
+            return False
         state.partition = partition
         self.table[key] = state.to_row()
         metrics.PROFILES_UPDATED.labels(STAGE).inc()
@@ -255,6 +257,7 @@ class ProfilesStage:
             metrics.END_TO_END_SECONDS.labels(STAGE, topic).observe(lag_s)
         if self.coalescer.changed(key, partition):
             await self.publish(key)
+        return True
 
     async def _dead_letter(
         self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
@@ -328,17 +331,20 @@ class ProfilesStage:
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(tps))
         consumer = self.app.consumer
         total_lag = 0
+        progress: list[PartitionProgress] = []
         for tp in tps:
             try:
                 # aiokafka asserts the partition is assigned; mid-rebalance the assignor may disagree.
                 highwater = consumer.highwater(tp)
             except Exception:
                 continue
-            if highwater is None:
-                continue
-            lag = max(highwater - (self.last_offsets.get(tp.partition, -1) + 1), 0)
-            total_lag += lag
-            metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(lag)
+            handled_next = self._handled_next(tp)
+            if highwater is None or handled_next is None:
+                continue  # no position yet (recovery still seeking): no lag figure rather than a wrong one
+            read = getattr(consumer, "_read_offset", {}).get(tp)
+            progress.append(PartitionProgress(tp.partition, handled_next, highwater, read))
+            total_lag += progress[-1].lag
+            metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(progress[-1].lag)
         producer = getattr(self.app.producer, "_producer", None)  # the AIOKafkaProducer under faust
         broker_up = False
         try:
@@ -350,10 +356,62 @@ class ProfilesStage:
             log.debug("broker metadata request failed: %s", exc)
         metrics.BROKER_UP.labels(STAGE).set(1 if broker_up else 0)
         ready, _ = self.readiness()
+        if ready:
+            await self._settle_still_tails(progress)
         was_stalled = self.stall.stalled()
         self.stall.observe(ready and broker_up and total_lag > 0, tuple(sorted(self.last_offsets.items())))
         if self.stall.stalled() and not was_stalled:
             log.error("no progress for %.0fs with %d signals waiting: failing /healthz", STALL_TIMEOUT_S, total_lag)
+
+    def _committed(self, tp: Any) -> int | None:
+        """The committed offset faust sought ``tp`` to (the next one to read), None before the seek."""
+        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
+        return committed if isinstance(committed, int) and committed >= 0 else None
+
+    def _handled_next(self, tp: Any) -> int | None:
+        """The next offset of ``tp`` the agent has yet to apply: after its last record, else the committed one.
+
+        Lag is measured from here. Counting from "nothing handled" instead made a restarted worker
+        whose partitions stay quiet report the whole partition as lag, and fail /healthz as stalled.
+        """
+        handled = self.offsets.next(tp.partition)
+        return handled if handled is not None else self._committed(tp)
+
+    async def _settle_still_tails(self, progress: list[PartitionProgress]) -> None:
+        """Look at partitions with lag that did not move for a tick (``TailWatch``): markers or a skip."""
+        for p in self.tail_watch.check(progress):
+            hole = Hole(p.partition, p.handled_next, p.highwater)
+            try:
+                first = await asyncio.to_thread(self.gap_reader.first_offset, hole)
+                if first is None:  # transaction markers only: nothing is waiting
+                    self.offsets.advance(p.partition, p.highwater)
+                    metrics.OFFSET_HOLES.labels(STAGE, "empty").inc()
+                    continue
+                if p.stream_read is None or p.stream_read < first:
+                    continue  # faust has not read it yet: it is still on its way
+                log.warning(
+                    "%s[%d]: the stream read past offset %d but the agent never got it; seeking back to deliver it",
+                    self.signals_topic_name,
+                    p.partition,
+                    first,
+                )
+                tp = next(
+                    tp
+                    for tp in self.app.assignor.assigned_actives()
+                    if tp.topic == self.signals_topic_name and tp.partition == p.partition
+                )
+                await self.app.consumer.seek(tp, p.handled_next)
+                metrics.OFFSET_HOLES.labels(STAGE, "redelivered").inc()
+            except Exception as exc:  # StopIteration (revoked meanwhile), a failed read or seek
+                metrics.OFFSET_HOLES.labels(STAGE, "failed").inc()
+                log.error(
+                    "could not settle the tail of %s[%d] at %d..%d: %r",
+                    self.signals_topic_name,
+                    p.partition,
+                    p.handled_next,
+                    p.highwater - 1,
+                    exc,
+                )
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         recovered = self._recovered.is_set() and not self.app.rebalancing

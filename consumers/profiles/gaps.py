@@ -21,6 +21,7 @@ median on the embedded broker (``fetch.wait.max.ms`` below).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,17 +47,27 @@ class OffsetTracker:
     def __init__(self) -> None:
         self._next: dict[int, int] = {}
 
-    def observe(self, partition: int, offset: int) -> Hole | None:
+    def observe(self, partition: int, offset: int, start: int | None = None) -> Hole | None:
         """Record a delivered offset; the hole before it, if the previous one was not ``offset - 1``.
 
-        An offset at or below the last one (a seek back to the committed offset after a
-        rebalance, a replay) is not a hole: tracking restarts from it.
+        ``start`` is where the stream started in this partition (the committed offset), used
+        for the first record after an assignment: if faust skipped the very first one, the
+        hole runs from ``start``. An offset at or below the last one (a seek back to the
+        committed offset after a rebalance, a replay) is not a hole: tracking restarts from it.
         """
-        expected = self._next.get(partition)
+        expected = self._next.get(partition, start)
         self._next[partition] = offset + 1
         if expected is not None and offset > expected:
             return Hole(partition, expected, offset)
         return None
+
+    def next(self, partition: int) -> int | None:
+        """The offset the agent expects next in ``partition`` (None until it was handed one)."""
+        return self._next.get(partition)
+
+    def advance(self, partition: int, offset: int) -> None:
+        """Offsets below ``offset`` hold nothing to apply (transaction markers): expect ``offset`` next."""
+        self._next[partition] = max(self._next.get(partition, offset), offset)
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Stop tracking partitions (revoked: the next owner starts from the committed offset)."""
@@ -72,6 +83,8 @@ class GapReader:
         self.topic = topic
         self.timeout_s = timeout_s
         self._consumer: Any = None
+        # The agent (holes) and the gauge timer (tails) read from their own threads; one client, one at a time.
+        self._lock = threading.Lock()
 
     def _client(self) -> Any:
         if self._consumer is None:
@@ -96,12 +109,16 @@ class GapReader:
             )
         return self._consumer
 
-    def read(self, hole: Hole) -> list[Any]:
-        """The records at offsets ``hole.start`` … ``hole.end - 1`` (markers have none).
+    def read(self, hole: Hole, limit: int | None = None) -> list[Any]:
+        """The records at offsets ``hole.start`` … ``hole.end - 1`` (markers have none), at most ``limit``.
 
         Stops at the first record at or past ``hole.end`` (it exists: it revealed the hole) or at
         the end of the partition; raises ``TimeoutError`` when the broker does not answer.
         """
+        with self._lock:
+            return self._read(hole, limit)
+
+    def _read(self, hole: Hole, limit: int | None) -> list[Any]:
         from confluent_kafka import KafkaError, TopicPartition
 
         consumer = self._client()
@@ -124,10 +141,67 @@ class GapReader:
                     return found
                 if message.offset() >= hole.start:
                     found.append(message)
+                    if limit is not None and len(found) >= limit:
+                        return found
         finally:
             consumer.unassign()
+
+    def first_offset(self, hole: Hole) -> int | None:
+        """The offset of the first record in ``hole`` (None: only transaction markers there)."""
+        records = self.read(hole, limit=1)
+        return records[0].offset() if records else None
 
     def close(self) -> None:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+@dataclass(frozen=True)
+class PartitionProgress:
+    """Where one partition stands at a gauge tick."""
+
+    partition: int
+    handled_next: int  # the next offset the agent has yet to apply
+    highwater: int  # the next offset the broker will write
+    stream_read: int | None  # the last offset faust marked read (None: nothing read since the seek)
+
+    @property
+    def lag(self) -> int:
+        return max(self.highwater - self.handled_next, 0)
+
+
+class TailWatch:
+    """Finds partitions that show lag but have not moved for a whole tick: a tail to look at.
+
+    ``OffsetTracker`` notices a hole only when a later record of the same partition arrives, so
+    two things at the *end* of a partition look alike: a record faust marked read but never
+    handed to the agent (the skip, then the stream goes idle: the profile stays one signal short
+    and faust commits past it), and a transaction marker (an exactly-once upstream ends every
+    transaction with one; it takes an offset and is never delivered). Both leave the partition
+    with a lag of one that never drains, which also made the stall watchdog fail /healthz.
+    The stage tells them apart by reading the tail from the broker (``GapReader.first_offset``):
+    nothing there means markers (the partition is caught up); a record there that faust already
+    read past means a skip, and the stage seeks the stream back so faust delivers it again
+    through the agent (the table needs an event context to write its changelog, so the agent
+    must apply it). Each (position, highwater) pair is returned once, so a stuck worker is not
+    probed every tick (the stall watchdog handles that one).
+    """
+
+    def __init__(self) -> None:
+        self._previous: dict[int, int] = {}
+        self._probed: dict[int, tuple[int, int]] = {}
+
+    def check(self, progress: Iterable[PartitionProgress]) -> list[PartitionProgress]:
+        """The partitions to probe; call once per tick with every owned partition."""
+        due: list[PartitionProgress] = []
+        current: dict[int, int] = {}
+        for p in progress:
+            current[p.partition] = p.handled_next
+            still = self._previous.get(p.partition) == p.handled_next
+            where = (p.handled_next, p.highwater)
+            if still and p.lag > 0 and self._probed.get(p.partition) != where:
+                due.append(p)
+                self._probed[p.partition] = where
+        self._previous = current
+        return due

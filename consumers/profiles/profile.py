@@ -312,7 +312,7 @@ def _add_recent(recent: dict[str, list[Any]], signal: Signal, keep: int) -> None
 
 
 def render(state: ProfileState, params: FoldParams, as_of: int | None = None) -> dict[str, Any]:
-    """The public profile (schema in ``docs/profiles.md``), interest scores decayed to ``as_of``.
+    """The public profile (schema in ``docs/events.md``), interest scores decayed to ``as_of``.
 
     ``as_of`` defaults to the profile's own event time (the latest signal's ts); an earlier
     time is refused because signals after it would be amplified, not decayed.

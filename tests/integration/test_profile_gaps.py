@@ -38,6 +38,9 @@ def test_holes_are_read_back_and_markers_read_as_empty(kafka_broker: EmbeddedBro
         assert [m.offset() for m in reader.read(Hole(0, 3, 5))] == [3]
         assert reader.read(Hole(0, 4, 5)) == []  # only the marker: nothing was skipped
         assert [m.value() for m in reader.read(Hole(0, 5, 99))] == [b"after-marker"]  # stops at the end
+        assert [m.offset() for m in reader.read(Hole(0, 0, 6), limit=2)] == [0, 1]
+        assert reader.first_offset(Hole(0, 4, 5)) is None  # a tail of markers: caught up
+        assert reader.first_offset(Hole(0, 4, 6)) == 5
     finally:
         reader.close()
 
