@@ -1,0 +1,57 @@
+"""docs/events.md: every contract has a JSON example, and each example is what the code reads or writes."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from consumers.contracts import parse_event
+from consumers.profiles.profile import FoldParams, ProfileState, Signal, apply_signal, render
+
+EVENTS_MD = Path(__file__).resolve().parents[3] / "docs" / "events.md"
+TOPICS = ("reviews", "clicks", "orders", "review-insights", "user-signals", "dead-letter", "user-profiles")
+
+
+def _examples() -> dict[str, dict]:
+    """The first JSON block under each ``### `topic``` heading."""
+    text = EVENTS_MD.read_text(encoding="utf-8")
+    sections = re.split(r"^### `([a-z-]+)`.*$", text, flags=re.M)
+    found: dict[str, dict] = {}
+    for topic, body in zip(sections[1::2], sections[2::2], strict=True):
+        block = re.search(r"```json\n(.*?)\n```", body, re.S)
+        assert block, f"docs/events.md: `{topic}` has no JSON example"
+        found[topic] = json.loads(block.group(1))
+    return found
+
+
+def test_every_contract_has_a_parsable_example() -> None:
+    assert set(_examples()) == set(TOPICS)
+
+
+@pytest.mark.parametrize("topic", ["reviews", "clicks", "orders"])
+def test_input_examples_are_valid_events(topic: str) -> None:
+    raw = json.dumps(_examples()[topic], ensure_ascii=False).encode("utf-8")
+    event = parse_event(topic.rstrip("s"), raw, now=1_780_000_000_000)  # type: ignore[arg-type]
+    assert event.event_id == _examples()[topic]["event_id"]
+
+
+def test_the_user_signals_example_is_a_signal_the_profiles_stage_reads() -> None:
+    signal = Signal.from_json(_examples()["user-signals"])
+    assert signal.event_id == "c-7-00000018"
+
+
+def test_the_user_profiles_example_has_the_fields_the_stage_renders() -> None:
+    params = FoldParams(half_life_days=7.0, top_k=3, recent_products=5)
+    state = ProfileState(user_id="u000002")
+    assert apply_signal(state, Signal.from_json(_examples()["user-signals"]), params)
+    rendered, documented = render(state, params), _examples()["user-profiles"]
+
+    assert set(rendered) == set(documented)
+    assert set(rendered["sentiment"]) == set(documented["sentiment"])
+    assert set(rendered["orders"]) == set(documented["orders"])
+    assert set(rendered["sentiment"]["overall"]) == set(documented["sentiment"]["overall"])
+    assert set(rendered["recent_products"][0]) == set(documented["recent_products"][0])
+    assert documented["schema_version"] == rendered["schema_version"]
