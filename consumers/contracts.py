@@ -11,6 +11,7 @@ See ``docs/events.md`` for every contract with a JSON example.
 from __future__ import annotations
 
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,10 @@ R_TS_RANGE = "ts_out_of_range"
 R_SCHEMA = "unsupported_schema_version"
 R_TOO_MANY_ITEMS = "too_many_items"
 R_EMPTY = "empty_payload"
+R_PARSE_FAILED = "parse_failed"  # the validator itself failed: a bug to fix, never a crash of the stage
+
+MAX_NUMBER_EXPONENT = 20  # numbers are ids, counts, times or money: nothing needs 10^20 or more
+_LONE_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 REASONS = (
     R_TOO_LARGE,
     R_NOT_UTF8,
@@ -140,10 +145,12 @@ def parse_ts(value: Any, path: str = "ts", now: int | None = None) -> int:
     if isinstance(value, bool):
         raise ContractError(R_WRONG_TYPE, "must be epoch milliseconds or an ISO-8601 string", path)
     if isinstance(value, int | Decimal | float):
+        if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() >= MAX_NUMBER_EXPONENT):
+            raise ContractError(R_BAD_VALUE, "not epoch milliseconds (too large or not finite)", path)
         try:
             ms = int(value)
         except (ValueError, OverflowError, InvalidOperation) as exc:
-            raise ContractError(R_BAD_VALUE, f"not a finite number: {value}", path) from exc
+            raise ContractError(R_BAD_VALUE, "not a finite number", path) from exc
     elif isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -156,7 +163,8 @@ def parse_ts(value: Any, path: str = "ts", now: int | None = None) -> int:
         raise ContractError(R_WRONG_TYPE, "must be epoch milliseconds or an ISO-8601 string", path)
     limit = (now if now is not None else now_ms()) + MAX_FUTURE_SKEW_MS
     if ms < MIN_TS_MS or ms > limit:
-        raise ContractError(R_TS_RANGE, f"{ms} is outside [2000-01-01, now + 1 day]", path)
+        shown = ms if abs(ms) < 10**MAX_NUMBER_EXPONENT else "the value"
+        raise ContractError(R_TS_RANGE, f"{shown} is outside [2000-01-01, now + 1 day]", path)
     return ms
 
 
@@ -174,12 +182,20 @@ def _decimal(value: Any, path: str) -> Decimal:
 
 def _int(value: Any, path: str, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, Decimal) and value == value.to_integral_value():
+        if (
+            isinstance(value, Decimal)
+            and value.is_finite()
+            and value.adjusted() < MAX_NUMBER_EXPONENT
+            and value == value.to_integral_value()
+        ):
             value = int(value)
+        elif isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= MAX_NUMBER_EXPONENT:
+            raise ContractError(R_BAD_VALUE, f"must be in [{low}, {high}]", path)
         else:
             raise ContractError(R_WRONG_TYPE, "must be an integer", path)
     if not low <= value <= high:
-        raise ContractError(R_BAD_VALUE, f"must be in [{low}, {high}], got {value}", path)
+        shown = value if abs(value) < 10**MAX_NUMBER_EXPONENT else "a larger number"
+        raise ContractError(R_BAD_VALUE, f"must be in [{low}, {high}], got {shown}", path)
     return int(value)
 
 
@@ -198,9 +214,33 @@ def decode_json(raw: bytes | None) -> dict[str, Any]:
         obj = json.loads(text, parse_float=Decimal)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ContractError(R_BAD_JSON, str(exc)[:200]) from exc
+    except ValueError as exc:  # e.g. an integer of more than 4,300 digits (Python's int/str limit)
+        raise ContractError(R_BAD_JSON, str(exc)[:200]) from exc
     if not isinstance(obj, dict):
         raise ContractError(R_NOT_OBJECT, f"the top level must be a JSON object, got {type(obj).__name__}")
+    if _LONE_SURROGATE_ESCAPE.search(raw):
+        _refuse_lone_surrogates(obj, "")
     return obj
+
+
+def _refuse_lone_surrogates(value: Any, path: str) -> None:
+    """JSON can escape half a UTF-16 pair (``"\\ud800"``); such a string cannot be written back as UTF-8.
+
+    Only called when the payload has such an escape (a proper pair, e.g. an escaped emoji, decodes
+    to one character and passes), so ordinary payloads pay one byte search.
+    """
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ContractError(R_NOT_UTF8, "a string holds a lone UTF-16 surrogate escape", path or None) from exc
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_lone_surrogates(key, path)
+            _refuse_lone_surrogates(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _refuse_lone_surrogates(item, f"{path}[{i}]")
 
 
 def _common(obj: dict[str, Any], now: int | None) -> tuple[int, str, str, int]:

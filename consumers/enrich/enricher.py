@@ -373,7 +373,7 @@ class Enricher:
             "action": action,
             "weight": ACTION_WEIGHTS[action],
             "tags": tags,
-            "category": category,
+            "category": mask_pii(category) if category else None,  # free text from the shop: masked too
             "product_id": event.product_id,
             "product_ids": [item.product_id for item in event.items] if event.kind == "order" else None,
             "query": mask_pii(event.query) if event.query else None,

@@ -36,7 +36,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from consumers import metrics
-from consumers.contracts import ContractError, Event, dumps, parse_event
+from consumers.contracts import R_PARSE_FAILED, ContractError, Event, dumps, parse_event
 from consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
 from consumers.enrich.offsets import OffsetTracker, TopicPart
 from consumers.settings import Settings
@@ -55,10 +55,29 @@ class FatalStageError(RuntimeError):
     """The stage cannot go on safely (fenced producer, undeliverable output); exit, restart resumes."""
 
 
+def _parse_failure(exc: Exception, source: Source) -> ContractError:
+    """A validator error that is not a ContractError is our bug: log it whole, dead-letter the record."""
+    log.error(
+        "validating %s[%d]@%d failed unexpectedly (%r); dead-lettered as %s",
+        source.topic,
+        source.partition,
+        source.offset,
+        exc,
+        R_PARSE_FAILED,
+        exc_info=exc,
+    )
+    return ContractError(R_PARSE_FAILED, f"the validator failed: {type(exc).__name__}")
+
+
 def dead_letter_record(
     raw: bytes | None, key: bytes | None, source: Source, reason: str, message: str, field: str | None
 ) -> dict[str, Any]:
-    """The dead-letter envelope: the raw bytes (base64, for replay), why, and where it came from."""
+    """The dead-letter envelope: the raw bytes (base64, for replay), why, and where it came from.
+
+    Everything readable in it is masked (``mask_pii``): a message may quote a field's value
+    (a phone number sent as ``ts``), and a key may be one. Only the base64 bytes stay raw, because
+    replaying a fixed record needs them.
+    """
     preview = ""
     kept = raw[:DEAD_LETTER_MAX_RAW_BYTES] if raw else raw
     if raw:
@@ -66,10 +85,10 @@ def dead_letter_record(
     return {
         "schema_version": 1,
         "reason": reason,
-        "message": message,
+        "message": mask_pii(message),
         "field": field,
         "source": source.as_dict(),
-        "key": key.decode("utf-8", errors="replace") if key else None,
+        "key": mask_pii(key.decode("utf-8", errors="replace")) if key else None,
         "value_base64": base64.b64encode(kept).decode("ascii") if kept else None,
         "value_bytes": len(raw) if raw else 0,
         "value_truncated": bool(raw) and len(raw) > DEAD_LETTER_MAX_RAW_BYTES,
@@ -330,7 +349,8 @@ class EnrichStage:
             metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
             try:
                 event = parse_event(self.kind_of[topic], msg.value(), now=now_ms)  # type: ignore[arg-type]
-            except ContractError as err:
+            except Exception as exc:  # a ContractError, or a validator bug: never a crash loop on one record
+                err = exc if isinstance(exc, ContractError) else _parse_failure(exc, source)
                 record = dead_letter_record(msg.value(), msg.key(), source, err.reason, err.message, err.field)
                 metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
                 dead[(topic, source.partition, source.offset)] = (msg, source, record)

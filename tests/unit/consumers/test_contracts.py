@@ -43,8 +43,27 @@ ORDER = {
 }
 
 
+class Literal(str):
+    """JSON text put into a payload as is (numbers JSON allows but Python would not write, raw escapes)."""
+
+
 def raw(obj: object) -> bytes:
-    return json.dumps(obj, ensure_ascii=False).encode()
+    literals: list[str] = []
+
+    def placeholders(value: object) -> object:
+        if isinstance(value, Literal):
+            literals.append(str(value))
+            return f"@@literal{len(literals) - 1}@@"
+        if isinstance(value, dict):
+            return {k: placeholders(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [placeholders(v) for v in value]
+        return value
+
+    text = json.dumps(placeholders(obj), ensure_ascii=False)
+    for i, literal in enumerate(literals):
+        text = text.replace(f'"@@literal{i}@@"', literal)
+    return text.encode()
 
 
 @pytest.mark.parametrize(("kind", "body"), [("review", REVIEW), ("click", CLICK), ("order", ORDER)])
@@ -139,6 +158,17 @@ BAD_CASES = [
     ("order", raw(_with(ORDER, currency="yuan")), "bad_value", "currency"),
     ("order", raw(_with(ORDER, total=_DROP)), "missing_field", "total"),
     ("order", b'{"total": NaN}', "missing_field", "event_id"),
+    # numbers and strings that broke the validator itself (found in review, 2026-11-30)
+    ("review", b'{"ts": ' + b"1" * 5000 + b"}", "bad_json", None),  # past Python's 4,300-digit int limit
+    ("review", raw(_with(REVIEW, ts=Literal("1e5000"))), "bad_value", "ts"),
+    ("review", raw(_with(REVIEW, ts=Literal("1e1000000"))), "bad_value", "ts"),  # int() of it ran for minutes
+    ("review", raw(_with(REVIEW, ts=Literal("-1e1000000"))), "bad_value", "ts"),
+    ("review", raw(_with(REVIEW, rating=Literal("1e5000"))), "bad_value", "rating"),
+    ("review", raw(_with(REVIEW, rating=Literal("1e1000000"))), "bad_value", "rating"),
+    ("order", raw(_with(ORDER, items=[{"product_id": "p", "price": 1, "quantity": Literal("1e999999")}])),
+     "bad_value", "items[0].quantity"),
+    ("review", raw(_with(REVIEW, user_id=Literal('"u\\ud800"'))), "not_utf8", "user_id"),  # a lone surrogate escape
+    ("review", raw(_with(REVIEW, text=Literal('"好\\udfff"'))), "not_utf8", "text"),
 ]
 
 
@@ -163,3 +193,8 @@ def test_deeply_nested_json_does_not_crash() -> None:
     with pytest.raises(ContractError) as err:
         parse_event("review", b"[" * 100_000 + b"]" * 100_000, now=NOW)
     assert err.value.reason in {"bad_json", "too_large", "not_object"}
+
+
+def test_an_escaped_surrogate_pair_is_one_character_and_passes() -> None:
+    payload = raw(_with(REVIEW, text=Literal('"很好\\ud83d\\ude00"')))
+    assert parse_event("review", payload, now=NOW).text == "很好😀"
