@@ -1,6 +1,6 @@
 """Embedded single-node brokers for demos and tests: Apache Kafka (KRaft) or Tansu.
 
-Both backends sit behind ``EmbeddedBroker``; ``start_broker`` picks one.
+Both backends sit behind ``EmbeddedBroker``; ``make_broker`` picks one.
 """
 
 from consumers.broker.base import BrokerError, EmbeddedBroker, free_port, wait_for_port

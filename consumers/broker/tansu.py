@@ -8,6 +8,8 @@ exactly-once); transactions/idempotence through aiokafka fail.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from consumers.broker.base import BrokerError, EmbeddedBroker
@@ -30,14 +32,27 @@ def tansu_available() -> bool:
 
 
 class TansuBroker(EmbeddedBroker):
+    """Storage is memory only, so ``data_dir`` just keeps the log; without it the log goes to a temp dir."""
+
     name = "tansu"
+    _tmp: str | None = None
 
     def start(self, timeout_s: float = 60.0) -> str:
         binary = tansu_binary()
         url = f"tcp://127.0.0.1:{self.port}"
-        log_dir = Path(self.data_dir) if self.data_dir else Path.cwd() / ".cache"
+        if self.data_dir:
+            log_dir = Path(self.data_dir)
+        else:
+            self._tmp = tempfile.mkdtemp(prefix="shoppulse-tansu-")
+            log_dir = Path(self._tmp)
         return self._spawn_and_wait(
             [binary, "broker", "--listener-url", url, "--advertised-listener-url", url],
             log_dir / f"tansu-{self.port}.log",
             timeout_s,
         )
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        super().stop(timeout_s)
+        if self._tmp:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None

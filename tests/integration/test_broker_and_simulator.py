@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, TopicPartition
@@ -133,3 +134,40 @@ def test_broker_command_starts_and_stops_cleanly() -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize("backend", ["kafka_broker", "tansu_broker"])
+def test_topics_ensure_and_simulate_commands_with_a_truth_file(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The two commands as a user types them: topics first, then a stream with malformed events and its truth."""
+    import os
+    import uuid
+
+    broker: EmbeddedBroker = request.getfixturevalue(backend)
+    suffix = uuid.uuid4().hex[:8]
+    env = {**os.environ, **{f"SHOPPULSE_TOPICS__{n.upper()}": f"{n}-{suffix}" for n in ("reviews", "clicks", "orders")}}
+    shoppulse = [sys.executable, "-m", "consumers.cli"]
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*shoppulse, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    created = run("topics", "ensure", "--bootstrap", broker.bootstrap, "--partitions", "2")
+    assert f"reviews-{suffix}" in created
+    again = run("topics", "ensure", "--bootstrap", broker.bootstrap, "--partitions", "2")
+    assert "exists" in again
+    truth_file = tmp_path / "truth.json"
+    out = run(
+        "simulate", "--bootstrap", broker.bootstrap, "--events", "300", "--users", "20", "--seed", "5",
+        "--bad-fraction", "0.1", "--start-ts", "1780000000000", "--kinds", "review,order", "--truth", str(truth_file),
+    )
+    assert "total: 300 events" in out, out
+    truth = json.loads(truth_file.read_text(encoding="utf-8"))
+    assert sum(truth["counts"].values()) == len(truth["valid_event_ids"]) == 300 - len(truth["bad"])
+    assert truth["bad"] and truth["counts"]["click"] == 0
+    assert truth["reviews"] and all(r["label"] in (0, 1) and r["category"] for r in truth["reviews"].values())
+    settings = isolated_settings(broker.bootstrap, partitions=2)
+    topics = [f"{n}-{suffix}" for n in ("reviews", "clicks", "orders")]
+    assert len(_drain(settings, topics, 300)) == 300
