@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 from consumers import metrics
 from consumers.settings import Settings, with_updates
@@ -81,13 +82,29 @@ def build_stage(settings: Settings, install_signals: bool = True):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Serve /metrics and the probes first, then load the model: a slow load is visible, not silent.
+
+    While the bundle loads (seconds for the default, much longer for a large model on a slow
+    volume) ``shoppulse_model_loaded`` is 0 and /readyz says why, which is what the
+    ``ShoppulseModelNotLoaded`` alert watches. A bundle that fails verification still exits at
+    once with the reason (the pod restarts; Kubernetes reports the crash loop).
+    """
+    from consumers.enrich.enricher import STAGE
     from consumers.health import HealthServer
 
     settings = settings_for(args)
-    stage = build_stage(settings)
-    health = HealthServer(settings.http.host, settings.http.enrich_port, stage.readiness).start()
+    stage: Any = None
+
+    def readiness() -> tuple[bool, dict[str, Any]]:
+        if stage is None:
+            return False, {"model_loaded": False, "reason": f"loading the model bundle {settings.enrich.bundle_dir}"}
+        return stage.readiness()
+
+    metrics.MODEL_LOADED.labels(STAGE).set(0)
+    health = HealthServer(settings.http.host, settings.http.enrich_port, readiness).start()
     print(f"enrich: metrics http://{settings.http.host}:{health.port}/metrics", file=sys.stderr, flush=True)
     try:
+        stage = build_stage(settings)
         return stage.run()
     finally:
         health.stop()

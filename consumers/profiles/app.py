@@ -128,6 +128,7 @@ class ProfilesStage:
         self.tail_watch = TailWatch()
         self.gap_reader = GapReader(settings, topics.user_signals)
         self.partitioner_mismatches = 0
+        self.broker_up: bool | None = None
         self._republished: set[int] = set()
         self._recovered = asyncio.Event()
         self._init_metrics()
@@ -138,6 +139,7 @@ class ProfilesStage:
         for counter in (metrics.PROFILES_UPDATED, metrics.PROFILES_PUBLISHED, metrics.SIGNALS_DUPLICATE):
             counter.labels(STAGE)
         metrics.EVENTS_CONSUMED.labels(STAGE, self.signals_topic_name)
+        metrics.EVENTS_PRODUCED.labels(STAGE, self.settings.topics.user_profiles)
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(0)
         metrics.BROKER_UP.labels(STAGE).set(0)
 
@@ -277,7 +279,10 @@ class ProfilesStage:
             "stage": STAGE,
             "time": int(time.time() * 1000),
         }
-        await self.dead_letter_topic.send(key=key, value=dumps(record))
+        dead_letter = self.settings.topics.dead_letter
+        await self.dead_letter_topic.send(
+            key=key, value=dumps(record), callback=lambda _: metrics.EVENTS_PRODUCED.labels(STAGE, dead_letter).inc()
+        )
 
     # --- publishing -----------------------------------------------------------------------------
     def active_partitions(self) -> set[int]:
@@ -302,8 +307,13 @@ class ProfilesStage:
             key=key,
             value=value,
             partition=state.partition if self.same_partitioning else None,
-            callback=_count_published,
+            callback=self._count_published,
         )
+
+    def _count_published(self, _: Any) -> None:
+        """Delivery callback of a profile record (faust calls it once the broker acknowledged it)."""
+        metrics.PROFILES_PUBLISHED.labels(STAGE).inc()
+        metrics.EVENTS_PRODUCED.labels(STAGE, self.settings.topics.user_profiles).inc()
 
     async def publish_due(self) -> None:
         for key in self.coalescer.due():
@@ -355,6 +365,7 @@ class ProfilesStage:
         except Exception as exc:  # any failure means "not reachable now"; the gauge says so
             log.debug("broker metadata request failed: %s", exc)
         metrics.BROKER_UP.labels(STAGE).set(1 if broker_up else 0)
+        self.broker_up = broker_up
         ready, _ = self.readiness()
         if ready:
             await self._settle_still_tails(progress)
@@ -414,9 +425,12 @@ class ProfilesStage:
                 )
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """Ready = table recovered and broker reachable (unknown until the first gauge tick counts as reachable:
+        the worker just got its partitions from it)."""
         recovered = self._recovered.is_set() and not self.app.rebalancing
-        return recovered, {
+        return recovered and self.broker_up is not False, {
             "recovered": recovered,
+            "broker_reachable": self.broker_up,
             "assigned_partitions": sorted(self.active_partitions()) if recovered else [],
             "pending_publishes": len(self.coalescer),
             "partitioner_mismatches": self.partitioner_mismatches,
@@ -432,7 +446,3 @@ def _json_loads(raw: bytes | None) -> Any:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise SignalError("bad_json", f"not JSON: {exc}") from None
-
-
-def _count_published(_: Any) -> None:
-    metrics.PROFILES_PUBLISHED.labels(STAGE).inc()

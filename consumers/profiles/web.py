@@ -90,7 +90,8 @@ def register_pages(stage: ProfilesStage) -> None:
             except ValueError as exc:
                 return _json(self, {"error": str(exc), "as_of": request.query.get("as_of")}, 400)
             key = user_id.encode("utf-8")
-            ready, details = stage.readiness()
+            _, details = stage.readiness()
+            ready = details["recovered"]  # a lookup needs the table, not the broker
             row = stage.table.get(key) if ready else None
             owned_here = row is not None and row.get("partition") in stage.active_partitions()
             if not owned_here and request.headers.get(ROUTED_HEADER) is None:

@@ -2,25 +2,42 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 
+from tests.conftest import require
 from tests.integration.enrich_harness import ROOT
 
 pytestmark = pytest.mark.integration
 
 
+def _targets_up(prometheus_url: str) -> int:
+    """How many scrape targets the demo's Prometheus sees up."""
+    query = prometheus_url.replace("/graph", "/api/v1/query?query=up")
+    try:
+        with urllib.request.urlopen(query, timeout=5) as resp:
+            result = json.loads(resp.read())["data"]["result"]
+    except (OSError, ValueError, KeyError):
+        return 0
+    return sum(1 for series in result if series["value"][1] == "1")
+
+
 def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(kafka_broker, tiny_bundle: Path) -> None:
     # kafka_broker: the demo starts its own broker; requiring the fixture makes sure Java/Maven are there.
+    require(shutil.which("prometheus") is not None, "prometheus", "run scripts/install-tools.sh (make tools)")
     env = {**os.environ, "SHOPPULSE_ENRICH__BUNDLE_DIR": str(tiny_bundle), "SHOPPULSE_ENRICH__INTRA_OP_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "demo", "--rate", "300", "--users", "50"],
+        [sys.executable, "-m", "consumers.cli", "demo", "--rate", "300", "--users", "50", "--with-prometheus"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
@@ -38,6 +55,13 @@ def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(kafka_broker, tiny_b
             lines.append(line)
             if "profile u" in line and "top tags" in line:
                 break  # insights, signals and a profile served over HTTP: the whole pipeline works
+        printed = r"\[demo\] (enrich metrics|profiles metrics|profile lookup|prometheus) +(http\S+)"
+        urls = dict(re.findall(printed, "".join(lines)))
+        assert set(urls) == {"enrich metrics", "profiles metrics", "profile lookup", "prometheus"}, lines
+        up_deadline = time.monotonic() + 60
+        while _targets_up(urls["prometheus"]) < 2 and time.monotonic() < up_deadline:
+            time.sleep(1)
+        assert _targets_up(urls["prometheus"]) == 2, "the demo's Prometheus does not scrape both stages"
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         rest, _ = proc.communicate(timeout=90)
         lines.extend(rest.splitlines())
