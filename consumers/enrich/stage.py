@@ -128,6 +128,7 @@ class EnrichStage:
         # stays strictly one batch at a time: an aborted transaction rewinds the consumer, which a batch
         # already taken in would straddle.
         self.pipelined = not self.exactly_once
+        self._last_poll = time.monotonic()
         self._pending: _Pending | None = None
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -177,7 +178,7 @@ class EnrichStage:
             "error_cb": self._on_error,
         }
         if self.exactly_once:
-            conf["transactional.id"] = f"{self.cfg.transactional_id}-{socket.gethostname()}"
+            conf["transactional.id"] = self.transactional_id
             conf["transaction.timeout.ms"] = 60_000
             conf["message.timeout.ms"] = 60_000  # librdkafka requires <= transaction.timeout.ms
         return self.settings.librdkafka(**conf)
@@ -271,7 +272,18 @@ class EnrichStage:
             self.consumer.close()
             return 0
         if self.exactly_once:
-            self.producer.init_transactions(60)
+            try:
+                self.producer.init_transactions(60)
+            except KafkaException as exc:
+                err: KafkaError = exc.args[0]
+                log.error(
+                    "cannot start exactly-once: init_transactions for transactional.id %s failed: %s%s",
+                    self.transactional_id,
+                    err,
+                    self._fenced_hint(err),
+                )
+                self.consumer.close()
+                return 1
         self.consumer.subscribe(
             self.topics.inputs(), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -282,6 +294,7 @@ class EnrichStage:
             "exactly-once" if self.exactly_once else "at-least-once",
         )
         code = 0
+        self._last_poll = time.monotonic()
         try:
             while not self.stop_event.is_set():
                 if self._fatal is not None:
@@ -299,6 +312,7 @@ class EnrichStage:
         self._apply_backpressure()
         # With a batch in the model already, take only what has arrived: waiting here would delay it.
         timeout = 0.0 if self._pending is not None else self.cfg.max_wait_ms / 1000.0
+        self._check_poll_gap()
         messages = self.consumer.consume(self.cfg.max_batch, timeout)
         self.producer.poll(0)
         if self.tracker.failed:
@@ -323,6 +337,25 @@ class EnrichStage:
             self._next_commit = time.monotonic() + self.cfg.commit_interval_ms / 1000.0
             self._commit(sync=False)
         metrics.IN_FLIGHT.labels(STAGE).set(self.tracker.in_flight())
+
+    def _check_poll_gap(self) -> None:
+        """Warn when one loop turn nears ``max.poll.interval.ms``: past it the group evicts this member.
+
+        A turn is one batch through the model (at most one more in flight), so its length is bounded
+        by ``max_batch`` and the model's speed: milliseconds with the default bundle, seconds with a
+        large model on few cores. Kafka's default interval (300 s) leaves a wide margin; the warning
+        names the two settings to change before the margin is gone.
+        """
+        now = time.monotonic()
+        gap, self._last_poll = now - self._last_poll, now
+        budget = self.settings.kafka.max_poll_interval_ms / 1000.0
+        if gap > budget / 2:  # rare by construction: a turn of minutes, so no rate limit is needed
+            log.warning(
+                "%.1fs between polls, over half of max.poll.interval.ms (%.0fs): lower enrich.max_batch "
+                "or raise kafka.max_poll_interval_ms before the group evicts this process",
+                gap,
+                budget,
+            )
 
     def _usable(self, msg: Message) -> bool:
         err = msg.error()
@@ -457,7 +490,7 @@ class EnrichStage:
         except KafkaException as exc:
             err: KafkaError = exc.args[0]
             if err.fatal():
-                raise FatalStageError(f"transactional producer: {err}") from exc
+                raise FatalStageError(f"transactional producer: {err}{self._fenced_hint(err)}") from exc
             if not err.txn_requires_abort():
                 raise FatalStageError(f"transaction failed and cannot be aborted safely: {err}") from exc
             log.warning("aborting transaction (%s); rewinding %d partitions", err, len(first))
@@ -466,6 +499,21 @@ class EnrichStage:
             for (topic, partition), offset in first.items():
                 if (topic, partition) in self.assigned:
                     self.consumer.seek(TopicPartition(topic, partition, offset))
+
+    @property
+    def transactional_id(self) -> str:
+        """Stable across restarts of one host/pod, so a restart fences (aborts) its predecessor's open transaction."""
+        return f"{self.cfg.transactional_id}-{socket.gethostname()}"
+
+    def _fenced_hint(self, err: KafkaError) -> str:
+        """What to do when another producer took our transactional.id (or the broker says we are stale)."""
+        fenced = {getattr(KafkaError, name, None) for name in ("_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH")}
+        if err.code() not in fenced:
+            return ""
+        return (
+            f" — another producer now uses transactional.id {self.transactional_id!r}: two exactly-once processes on "
+            "one host need different SHOPPULSE_ENRICH__TRANSACTIONAL_ID prefixes (the host name is appended)"
+        )
 
     def _eos_callback(self, err: KafkaError | None, msg: Message) -> None:
         if err is None:

@@ -108,3 +108,17 @@ def test_zero_interval_commits_after_every_batch(clock: Clock) -> None:
         deliver(stage, offset)
         stage._step()
     assert consumer.commits == [{TP: 1}, {TP: 2}, {TP: 3}]
+
+
+def test_a_loop_turn_near_max_poll_interval_is_warned_about(
+    clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    stage, _ = make_stage(commit_interval_ms=1_000)
+    stage._last_poll = clock.now
+    budget_s = stage.settings.kafka.max_poll_interval_ms / 1000
+    clock.now += budget_s * 0.4
+    stage._step()
+    assert "max.poll.interval.ms" not in caplog.text
+    clock.now += budget_s * 0.6
+    stage._step()
+    assert caplog.text.count("max.poll.interval.ms") == 1 and "enrich.max_batch" in caplog.text
