@@ -219,6 +219,9 @@ class Enricher:
     def finish(self, plan: Plan, probs: dict[str, np.ndarray]) -> list[Enriched]:
         """Records of every event of the plan, from the model's probabilities for its texts."""
         texts = plan.texts
+        # This batch's titles come from its own results, not back from the cache: a cache smaller than
+        # the batch's distinct titles (or size 0) would otherwise drop them for the category fallback.
+        fresh = {key: probs["interest"][idx] for key, idx in plan.title_slots.items()}
         for key_text_index in plan.title_slots.values():
             self.cache.put(texts[key_text_index], probs["interest"][key_text_index])
         out = []
@@ -227,7 +230,7 @@ class Enricher:
                 idx, clause_slots = plan.review_slots[i]
                 out.append(self._review(event, source, probs, idx, clause_slots))
             else:
-                out.append(Enriched(event, source, None, self._signal(event, source, self._tags_for(event))))
+                out.append(Enriched(event, source, None, self._signal(event, source, self._tags_for(event, fresh))))
         return out
 
     def infer(self, texts: list[str]) -> dict[str, np.ndarray]:
@@ -262,11 +265,18 @@ class Enricher:
     def _category_tags(self, category: str) -> dict[str, float]:
         return {self.taxonomy.fine_to_tag.get(category, category): 1.0}
 
-    def _tags_for(self, event: Event) -> dict[str, float]:
-        """Tags of a click or order: title via the model (cached), else the catalog category."""
+    def _title_probs(self, title: str | None, fresh: dict[bytes, np.ndarray]) -> np.ndarray | None:
+        """The interest probabilities of ``title``: inferred in this batch, else cached, else None."""
+        if not title or not self.interest_labels:
+            return None
+        found = fresh.get(TitleCache.key(title))
+        return found if found is not None else self.cache.peek(title)
+
+    def _tags_for(self, event: Event, fresh: dict[bytes, np.ndarray]) -> dict[str, float]:
+        """Tags of a click or order: title via the model (this batch or the cache), else the catalog category."""
         if event.kind == "click":
             title = event.title or event.query
-            cached = self.cache.peek(title) if (title and self.interest_labels) else None
+            cached = self._title_probs(title, fresh)
             if cached is not None:
                 return _normalise(self._tag_distribution(cached))
             return _normalise(self._category_tags(event.category)) if event.category else {}
@@ -275,7 +285,7 @@ class Enricher:
         total = sum(amounts, Decimal("0")) or Decimal(len(event.items))
         for item, amount in zip(event.items, amounts, strict=True):
             share = float(amount / total) if total else 1.0 / len(event.items)
-            cached = self.cache.peek(item.title) if (item.title and self.interest_labels) else None
+            cached = self._title_probs(item.title, fresh)
             if cached is not None:
                 dist = self._tag_distribution(cached)
             elif item.category:

@@ -129,6 +129,7 @@ class EnrichStage:
         # already taken in would straddle.
         self.pipelined = not self.exactly_once
         self._last_poll = time.monotonic()
+        self._drain_deadline: float | None = None
         self._pending: _Pending | None = None
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
@@ -213,7 +214,7 @@ class EnrichStage:
         log.info("revoked %s: delivering and committing what is done", sorted(f"{t}[{p}]" for t, p in tps))
         if not self.exactly_once:
             self._finish_pending()  # the batch in the model still holds these partitions' events
-            self.producer.flush(self.cfg.shutdown_timeout_s)
+            self.producer.flush(self._flush_budget())
             self._commit(sync=True, only=set(tps))
         self._forget(tps)
 
@@ -577,9 +578,17 @@ class EnrichStage:
         if self.paused:
             self.producer.poll(0.1)
 
+    def _flush_budget(self) -> float:
+        """How long a flush may wait: the shutdown budget, or what is left of it once draining began
+        (closing the consumer revokes the partitions, and that flush must not restart the clock)."""
+        if self._drain_deadline is None:
+            return self.cfg.shutdown_timeout_s
+        return max(0.1, self._drain_deadline - time.monotonic())
+
     def _drain(self) -> None:
         """Deliver what is in flight, commit it, leave the group: within shutdown_timeout_s."""
         deadline = time.monotonic() + self.cfg.shutdown_timeout_s
+        self._drain_deadline = deadline
         try:
             self._finish_pending()
             if not self.exactly_once:

@@ -113,3 +113,35 @@ def test_title_cache_is_a_bounded_lru() -> None:
     assert cache.get("a") is not None  # a is now the most recent
     cache.put("c", np.zeros(1))
     assert len(cache) == 2 and cache.get("b") is None and cache.get("a") is not None
+
+
+def test_a_zero_title_cache_still_tags_titles_from_the_model(tiny_bundle: Path) -> None:
+    no_cache = Enricher(Predictor.from_dir(tiny_bundle), default_taxonomy(), load_aspects(), title_cache_size=0)
+    # the category would say 个护; the title goes through the model, whose tags are the taxonomy's
+    [out] = no_cache.enrich([(click("c1", title="华为平板电脑 新款", category="洗发水"), Source("clicks", 0, 1))])
+    with_cache = Enricher(Predictor.from_dir(tiny_bundle), default_taxonomy(), load_aspects(), title_cache_size=10)
+    [same] = with_cache.enrich([(click("c1", title="华为平板电脑 新款", category="洗发水"), Source("clicks", 0, 1))])
+    assert out.signal["tags"] == same.signal["tags"] and len(no_cache.cache) == 0
+
+
+def test_keywords_keep_dictionary_words_whole_and_drop_stop_words() -> None:
+    found = keywords("这款平板电脑性价比很高，但是物流一般，游戏本也不错", 10)
+    assert {"平板电脑", "性价比", "游戏本"} <= set(found)  # userdict.txt words, not 平板/电脑 or 游戏/本
+    assert not {"一般", "不错", "但是", "这款"} & set(found)  # stopwords.txt
+
+
+def test_each_aspect_carries_the_sentiment_of_its_own_clause(enricher: Enricher) -> None:
+    text = "物流很快，质量很差"
+    [out] = enricher.enrich([(review("r3", text), Source("reviews", 0, 7))])
+    assert out.insight is not None
+    by_aspect = {a["aspect"]: a for a in out.insight["aspects"]}
+    assert by_aspect["物流"]["clause"] == "物流很快" and by_aspect["质量"]["clause"] == "质量很差"
+    # each clause classified on its own: the same verdict as the clause sent alone as a review
+    for aspect, clause in (("物流", "物流很快"), ("质量", "质量很差")):
+        [alone] = enricher.enrich([(review(f"r-{aspect}", clause), Source("reviews", 0, 8))])
+        assert alone.insight is not None
+        mine, theirs = by_aspect[aspect]["sentiment"], alone.insight["sentiment"]
+        assert mine["label"] == theirs["label"]
+        assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-3)  # INT8: per-batch scales
+    assert out.signal["aspects"] == {k: v["sentiment"]["label"] for k, v in by_aspect.items()}
+    assert out.signal["sentiment"] == out.insight["sentiment"]
