@@ -75,8 +75,10 @@ def resolve_providers(providers: str | Sequence[str] | None) -> list[str]:
     if providers == "cuda":
         if CUDA not in available:
             raise RuntimeError(
-                "CUDA was requested but this ONNX Runtime has no CUDAExecutionProvider; "
-                "install the gpu extra (pip install 'shoppulse[gpu]', which brings onnxruntime-gpu)"
+                "CUDA was requested but this ONNX Runtime has no CUDAExecutionProvider; replace the CPU "
+                "build with the GPU one (pip uninstall -y onnxruntime && pip install 'shoppulse[gpu]': both "
+                "install the same `onnxruntime` module, so the CPU one must go first), or build the image "
+                "with --build-arg ORT=gpu"
             )
         return [CUDA, CPU]
     if isinstance(providers, str):

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from export.cli import register
-from tests.unit.export.tiny import save_classifier, toy_reviews
+from models.bundle import load_bundle
+from tests.unit.export.tiny import FAMILIES, save_classifier, toy_reviews
 
 
 def run_cli(argv: list[str]) -> int:
@@ -113,3 +114,23 @@ def test_importing_the_cli_and_serving_code_does_not_import_torch() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[3])
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_every_family_exports_through_the_command(family: str, tmp_path: Path) -> None:
+    """The command a user types, for each family, with the opset and gate flags passed through."""
+    model_dir = save_classifier(tmp_path / "model", family, labels=["negative", "positive"])
+    out = tmp_path / "bundle"
+    code = run_cli(
+        [
+            "export", "--model", str(model_dir), "--out", str(out), "--task", "sentiment", "--opset", "17",
+            "--quantize", "int8", "--max-length", "32", "--parity-samples", "12", "--fp32-max-diff", "1e-4",
+            "--int8-min-agreement", "0", "--max-unk-rate", "0.5",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    bundle = load_bundle(out)  # verifies every hash and the ONNX input signature
+    manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["opset"] == 17 and manifest["heads"] == {"sentiment": ["negative", "positive"]}
+    assert manifest["parity"]["thresholds"]["fp32_max_abs_diff"] == 1e-4
+    assert bundle.model_path("int8").exists() and bundle.model_path("fp32").exists()

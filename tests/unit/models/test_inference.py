@@ -167,10 +167,19 @@ def test_providers() -> None:
     has_cuda = "CUDAExecutionProvider" in ort.get_available_providers()
     assert resolve_providers("auto")[0] == ("CUDAExecutionProvider" if has_cuda else "CPUExecutionProvider")
     if not has_cuda:
-        with pytest.raises(RuntimeError, match="gpu extra"):
+        with pytest.raises(RuntimeError, match=r"pip uninstall -y onnxruntime && pip install 'shoppulse\[gpu\]'"):
             resolve_providers("cuda")
     with pytest.raises(ValueError, match="unknown providers"):
         resolve_providers("tpu")
+
+
+def test_sessions_run_sequentially_with_one_inter_op_thread_and_no_spinning() -> None:
+    import onnxruntime as ort
+
+    options = session_options(3)
+    assert options.intra_op_num_threads == 3 and options.inter_op_num_threads == 1
+    assert options.execution_mode == ort.ExecutionMode.ORT_SEQUENTIAL
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_async_predictions_queue_behind_each_other_and_match_the_sync_ones(bundles: dict[str, Path]) -> None:
