@@ -347,6 +347,7 @@ def test_keda_authenticates_with_the_same_secrets(render: Render) -> None:
         (["settings.enrich.max_batchh=8"], "max_batchh"),
         (["settings.profiles.store=postgres"], "store"),
         (["kafka.sasl.mechanism=GSSAPI"], "mechanism"),
+        (["enrich.resources.limits.cpu=null"], "cpu"),  # the ONNX session layout reads the CPU quota
     ],
 )
 def test_broken_values_fail_the_render(helm: str, set_values: list[str], message: str) -> None:

@@ -198,6 +198,18 @@ def test_wheel_built_like_the_image_holds_what_serving_needs(tmp_path: Path) -> 
     assert not [n for n in names if n.startswith("tests/")]
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "shoppulse = consumers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    # The image installs "<wheel>[${EXTRAS}]" (default rocksdb): the extra exists and resolves, and the
+    # runtime requirements hold no torch/transformers outside the train/export extras.
+    metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
+    requires = [line.split(":", 1)[1].strip() for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert "Provides-Extra: rocksdb" in metadata
+    heavy = [r for r in requires if r.split(";")[0].strip().lower().startswith(("torch", "transformers"))]
+    assert heavy and all("extra ==" in r for r in heavy), heavy
+    dry_run = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", f"{wheel}[rocksdb]"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert dry_run.returncode == 0, dry_run.stdout[-2000:] + dry_run.stderr[-2000:]
     bundle = ROOT / "models" / "bundles" / "default"
     if not (bundle / "manifest.json").is_file():
         if os.environ.get("CI"):
