@@ -248,7 +248,14 @@ class ProfilesStage:
                 )
         row = self.table.get(key)
         state = ProfileState.from_row(row) if row is not None else ProfileState(user_id=signal.user_id)
-        if not apply_signal(state, signal, self.params):
+        try:
+            applied = apply_signal(state, signal, self.params)
+        except Exception as exc:  # a fold bug must not crash the agent (faust would stop consuming)
+            log.exception("folding %s[%d]@%d failed; dead-lettered, the profile is unchanged", topic, partition, offset)
+            err = SignalError("fold_failed", f"the fold failed: {type(exc).__name__}")
+            await self._dead_letter(value, key, topic, partition, offset, err)
+            return False
+        if not applied:
             metrics.SIGNALS_DUPLICATE.labels(STAGE).inc()
             return False
         state.partition = partition

@@ -64,6 +64,14 @@ class FoldParams:
         )
 
 
+# Bounds of a signal the fold accepts: enrich never writes past them, so a record beyond is a bad one
+# (and would otherwise overflow a score or a total, or poison a profile for good).
+MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
+MAX_WEIGHT = 1_000.0  # action weights are 1-6
+MAX_TAGS = 64
+MAX_AMOUNT = Decimal("1e12")  # the input contract's money bound
+
+
 @dataclass(frozen=True)
 class Signal:
     """The part of a ``user-signals`` record the profile uses, validated."""
@@ -92,15 +100,21 @@ class Signal:
         ts = data.get("ts")
         if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
             raise SignalError("wrong_type", "ts must be a non-negative integer (epoch ms)")
+        if ts > MAX_TS_MS:
+            raise SignalError("bad_value", "ts is past the year 9999")
         weight = _number(data.get("weight", 0.0), "weight")
-        if weight < 0:
-            raise SignalError("bad_value", "weight must be >= 0")
+        if not 0 <= weight <= MAX_WEIGHT:
+            raise SignalError("bad_value", f"weight must be within [0, {MAX_WEIGHT:g}]")
         raw_tags = data.get("tags") or {}
         if not isinstance(raw_tags, dict):
             raise SignalError("wrong_type", "tags must be an object")
+        if len(raw_tags) > MAX_TAGS:
+            raise SignalError("bad_value", f"more than {MAX_TAGS} tags")
         tags = {str(tag): _number(w, f"tags.{tag}") for tag, w in raw_tags.items()}
-        if any(w < 0 for w in tags.values()):
-            raise SignalError("bad_value", "tag weights must be >= 0")
+        # A distribution (enrich normalises to a sum of 1 and rounds to 6 places): a weight past 1 is a bad
+        # record, and a huge one would overflow the decayed scores to inf (not JSON).
+        if any(not 0 <= w <= 1 + 1e-6 for w in tags.values()):
+            raise SignalError("bad_value", "tag weights must be within [0, 1]")
         products = data.get("product_ids") or ()
         if not isinstance(products, list | tuple) or not all(isinstance(p, str) for p in products):
             raise SignalError("wrong_type", "product_ids must be a list of strings")
@@ -126,8 +140,8 @@ class Signal:
                 amount = Decimal(str(data["amount"]))
             except InvalidOperation:
                 raise SignalError("bad_value", "amount must be a decimal string") from None
-            if not amount.is_finite():
-                raise SignalError("bad_value", "amount must be finite")
+            if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
+                raise SignalError("bad_value", f"amount must be a finite decimal within [0, {MAX_AMOUNT}]")
             currency = data.get("currency")
             if not isinstance(currency, str) or not currency:
                 raise SignalError("missing_field", "an order amount needs a currency")

@@ -183,6 +183,13 @@ def test_sentiment_is_counted_per_dominant_tag_and_per_aspect() -> None:
         ({"amount": "12.3x", "currency": "CNY"}, "bad_value"),
         ({"amount": "12.30", "currency": None}, "missing_field"),
         ({"sentiment": {"label": "positive", "probability": 1.5}}, "bad_value"),
+        # values that crashed the fold or poisoned a profile before they were bounded (fuzzing, 2026-11-30)
+        ({"tags": {"数码": 1e308}}, "bad_value"),  # the decayed score overflowed to inf: not JSON
+        ({"amount": -1e308, "currency": "CNY"}, "bad_value"),  # Decimal arithmetic raised InvalidOperation
+        ({"amount": "1e13", "currency": "CNY"}, "bad_value"),
+        ({"weight": 1e300}, "bad_value"),
+        ({"ts": 10**30}, "bad_value"),
+        ({"tags": {f"t{i}": 0.01 for i in range(65)}}, "bad_value"),
     ],
 )
 def test_bad_signals_are_refused_with_a_reason(patch: dict, reason: str) -> None:
