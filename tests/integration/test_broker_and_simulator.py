@@ -110,23 +110,26 @@ def test_watermarks_from_fetch_are_right_on_kafka(kafka_settings: Settings) -> N
     assert seen == 300 and total == 300
 
 
-def test_broker_command_starts_and_stops_cleanly() -> None:
+@pytest.mark.parametrize(("backend", "fixture"), [("kafka", "kafka_broker"), ("tansu", "tansu_broker")])
+def test_broker_command_starts_and_stops_cleanly(backend: str, fixture: str, request: pytest.FixtureRequest) -> None:
+    request.getfixturevalue(fixture)  # the backend's prerequisites (Java and Maven, or the tansu extra)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "broker", "--backend", "tansu"],
+        [sys.executable, "-m", "consumers.cli", "broker", "--backend", backend, "--ensure-topics"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
     try:
         lines = []
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         assert proc.stdout is not None
         while time.monotonic() < deadline:
             line = proc.stdout.readline()
             lines.append(line)
-            if line.startswith("bootstrap:"):
+            if line.startswith("bootstrap:") or not line:
                 break
         assert any(line.startswith("bootstrap: 127.0.0.1:") for line in lines), lines
+        assert "  topic user-profiles: created\n" in lines, lines
         proc.terminate()
         rest, _ = proc.communicate(timeout=30)
         assert proc.returncode == 0
