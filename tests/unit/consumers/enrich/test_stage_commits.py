@@ -122,3 +122,38 @@ def test_a_loop_turn_near_max_poll_interval_is_warned_about(
     clock.now += budget_s * 0.6
     stage._step()
     assert caplog.text.count("max.poll.interval.ms") == 1 and "enrich.max_batch" in caplog.text
+
+
+class PausingConsumer(RecordingConsumer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.paused: list[tuple[str, int]] = []
+        self.resumed: list[tuple[str, int]] = []
+
+    def pause(self, parts: list[Any]) -> None:
+        self.paused += [(p.topic, p.partition) for p in parts]
+
+    def resume(self, parts: list[Any]) -> None:
+        self.resumed += [(p.topic, p.partition) for p in parts]
+
+
+def test_partitions_pause_when_too_many_outputs_await_delivery_and_resume_at_half(clock: Clock) -> None:
+    settings = load_settings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"}, enrich={"max_in_flight": 10}
+    )
+    stage = EnrichStage(settings, enricher=object(), install_signals=False)  # type: ignore[arg-type]
+    stage.consumer.close()
+    consumer = PausingConsumer()
+    stage.consumer = consumer  # type: ignore[assignment]
+    stage.assigned = {TP, ("clicks", 2)}
+    for offset in range(10):  # ten inputs whose outputs are not acknowledged yet
+        stage.tracker.begin(TP, offset, 1)
+    stage._apply_backpressure()
+    assert stage.paused and sorted(consumer.paused) == sorted(stage.assigned)
+    for offset in range(4):
+        stage.tracker.ack(TP, offset)
+    stage._apply_backpressure()  # 6 in flight: above half, still paused
+    assert stage.paused and consumer.resumed == []
+    stage.tracker.ack(TP, 4)
+    stage._apply_backpressure()  # 5 = half: resume
+    assert not stage.paused and sorted(consumer.resumed) == sorted(stage.assigned)
