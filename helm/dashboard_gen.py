@@ -72,6 +72,13 @@ def _share(metric: str, label: str, window: str = RATE) -> str:
 
 
 _CACHE_HITS = _rate("shoppulse_cache_requests_total", 'result="hit"')
+# prometheus-client's process_* series carry no `stage` label: join them to one shoppulse series per
+# process (the broker gauge, one per stage and pod) to filter by $stage and name the stage.
+_STAGE_OF_INSTANCE = f"group by (instance, stage) (shoppulse_broker_reachable{{{SEL}}})"
+
+
+def _per_stage(expr: str) -> str:
+    return f"{expr} * on (instance) group_left (stage) {_STAGE_OF_INSTANCE}"
 
 ROWS: list[Row] = [
     Row(
@@ -321,6 +328,38 @@ ROWS: list[Row] = [
                 "rebalance): idempotence at work, not an error.",
                 [Target(f"sum by (stage) ({_rate('shoppulse_signals_duplicate_total')})", "{{stage}}")],
                 unit="ops",
+                width=12,
+            ),
+        ],
+    ),
+    Row(
+        "Resources",
+        [
+            Panel(
+                "Resident memory per process",
+                "RSS of each stage process. It should level off once the model is loaded and the "
+                "first batches ran: librdkafka's prefetch and in-flight outputs are capped, so a "
+                "backlog must not make it grow (a steady climb is a leak).",
+                [
+                    Target(
+                        _per_stage('process_resident_memory_bytes{namespace=~"$namespace"}'),
+                        "{{stage}} {{instance}}",
+                    )
+                ],
+                unit="bytes",
+                width=12,
+            ),
+            Panel(
+                "CPU per process",
+                "Cores used by each stage process. Enrich near its CPU limit means it is "
+                "model-bound: add replicas (partitions permitting) or a GPU; see Deployment.",
+                [
+                    Target(
+                        _per_stage(f'rate(process_cpu_seconds_total{{namespace=~"$namespace"}}{RATE})'),
+                        "{{stage}} {{instance}}",
+                    )
+                ],
+                unit="short",
                 width=12,
             ),
         ],

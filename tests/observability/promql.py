@@ -111,6 +111,12 @@ def defined_series() -> dict[str, frozenset[str]]:
             raise TypeError(f"no series mapping for {type(value).__name__} {name}")
         for suffix, label_names in suffixes.items():
             series[name + suffix] = label_names
+    # prometheus-client's process collector (registered by default, served by both stages).
+    from prometheus_client.process_collector import PROCESS_COLLECTOR
+
+    for family in PROCESS_COLLECTOR.collect():
+        for sample in family.samples:
+            series[sample.name] = frozenset(sample.labels)
     return series
 
 

@@ -22,6 +22,7 @@ from tests.observability.promql import (
 
 GENERATOR = ROOT / "helm" / "dashboard_gen.py"
 ROWS = {
+    "Resources",
     "Throughput",
     "Lag and back-pressure",
     "Latency",
