@@ -1,7 +1,7 @@
 """Find and re-read ``user-signals`` records that faust-streaming never handed to the agent.
 
 Why this exists: faust-streaming 0.15.3 sometimes skips one record right after a worker
-starts (docs/profiles.md, "Known issue"). Measured on 2026-11-30 with an offset log in the
+starts (docs/profiles.md, "Skipped records are re-read"). Measured on 2026-11-30 with an offset log in the
 agent: the restarted worker received offsets 0…185, 187… of a partition; 186 was never
 delivered, in the same millisecond as faust's "Seek stream partitions to committed offsets"
 finished (faust resumes the stream partitions *before* that seek and streams while it runs).
@@ -15,7 +15,8 @@ a profile does not depend on the order of its signals (decay in event time) and 
 ignored by ``event_id``. A hole may also be legitimate: a transaction marker occupies an offset
 and is never delivered, so reading it finds nothing (counted as ``empty``); with transactional
 upstream (enrich in exactly-once mode) that is one read per transaction and partition, 2.2 ms
-median on the embedded broker (``fetch.wait.max.ms`` below).
+median on the embedded broker (``fetch.wait.max.ms`` below). The end of a partition has no later
+record to reveal a hole: ``TailWatch`` covers it from the stage's gauge timer.
 """
 
 from __future__ import annotations
