@@ -173,6 +173,8 @@ def run(args: argparse.Namespace) -> int:
         enrich={"bundle_dir": str(base.enrich.bundle_dir)},
     )
     procs: list[subprocess.Popen[bytes]] = []
+    stop_producing = threading.Event()
+    producer: threading.Thread | None = None
     watcher = _OutputWatcher(settings)
     prometheus: tuple[subprocess.Popen[bytes], int] | None = None
     code = 1
@@ -195,7 +197,9 @@ def run(args: argparse.Namespace) -> int:
         sim = Simulator(seed=7, users=args.users, bad_fraction=args.bad_fraction)
         total = args.events or 10**12
         producer = threading.Thread(
-            target=lambda: produce_stream(settings, sim, total, args.rate), daemon=True, name="simulator"
+            target=lambda: produce_stream(settings, sim, total, args.rate, stop=stop_producing),
+            daemon=True,
+            name="simulator",
         )
         producer.start()
         started = time.monotonic()
@@ -242,8 +246,13 @@ def run(args: argparse.Namespace) -> int:
         code = 0
         return code
     finally:
-        print("[demo] stopping: stages drain and commit, then the broker stops", flush=True)
+        print("[demo] stopping: the simulator, then the stages drain and commit, then the broker", flush=True)
+        stop_producing.set()
+        if producer is not None:
+            producer.join(30)  # it flushes what it produced, while the broker is still up
         watcher.stop.set()
+        if watcher.is_alive():
+            watcher.join(10)  # its consumer leaves the group while the broker is up
         for proc in reversed(procs):
             _stop(proc)
         if prometheus:

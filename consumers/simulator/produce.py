@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -29,8 +30,13 @@ def produce_stream(
     rate: float | None = None,
     kinds: tuple[str, ...] = KINDS,
     progress: bool = False,
+    stop: threading.Event | None = None,
 ) -> Counter[str]:
-    """Produce ``n`` events; every record is acknowledged before this returns. Returns counts per topic."""
+    """Produce ``n`` events; every record is acknowledged before this returns. Returns counts per topic.
+
+    ``stop`` ends the stream early (what was produced is still flushed): the demo sets it before it
+    stops the broker, so the producer is not left retrying against a broker that is gone.
+    """
     producer = Producer(
         settings.librdkafka(
             **{
@@ -50,6 +56,8 @@ def produce_stream(
 
     started = time.monotonic()
     for i, event in enumerate(simulator.events(n, kinds), start=1):
+        if stop is not None and stop.is_set():
+            break
         topic = topic_for(settings, event.kind)
         while True:
             try:
@@ -62,7 +70,10 @@ def produce_stream(
         if rate:
             ahead = i / rate - (time.monotonic() - started)
             if ahead > 0:
-                time.sleep(ahead)
+                if stop is not None:
+                    stop.wait(ahead)
+                else:
+                    time.sleep(ahead)
         if progress and i % 5_000 == 0:
             print(f"  produced {i}/{n}", file=sys.stderr, flush=True)
     remaining = producer.flush(60)
