@@ -67,10 +67,20 @@ def produce_signals(settings: Settings, signals: list[dict[str, Any]], transacti
 class Worker:
     """One ``python -m consumers.profiles.cli`` process with its own store and HTTP port."""
 
-    def __init__(self, settings: Settings, tmp: Path, name: str, store: str = "memory") -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        tmp: Path,
+        name: str,
+        store: str = "memory",
+        module: str = "consumers.profiles.cli",
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.settings = settings
         self.name = name
         self.store = store
+        self.module = module  # tests.integration.faust_drop injects faust's record skip
+        self.extra_env = env or {}
         self.port = free_port()
         self.data_dir = tmp / f"store-{name}"
         self.log_path = tmp / f"worker-{name}.log"
@@ -89,9 +99,10 @@ class Worker:
         env = {**os.environ, "SHOPPULSE_CONFIG": str(self.config), "PYTHONUNBUFFERED": "1"}
         env = {k: v for k, v in env.items() if not (k.startswith("SHOPPULSE_") and k != "SHOPPULSE_CONFIG")}
         env["SHOPPULSE_CONFIG"] = str(self.config)
+        env.update(self.extra_env)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "consumers.profiles.cli", "--log-level", "INFO"],
+            [sys.executable, "-m", self.module, "--log-level", "INFO"],
             cwd=REPO,
             env=env,
             stdout=log,

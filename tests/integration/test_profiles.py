@@ -152,6 +152,63 @@ def test_transaction_markers_in_the_input_are_holes_read_back_empty(
         assert worker.stop() == 0, worker.log_tail()
 
 
+def _end_offsets(settings: Settings) -> dict[int, int]:
+    """High watermark of every ``user-signals`` partition."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer(settings.librdkafka(**{"group.id": f"ends-{uuid.uuid4().hex[:6]}"}))
+    try:
+        topic = settings.topics.user_signals
+        return {
+            p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
+            for p in range(settings.kafka.partitions)
+        }
+    finally:
+        consumer.close()
+
+
+def test_records_faust_skips_mid_partition_and_at_its_end_are_applied(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """faust made to skip two records as 0.15.3 sometimes does (tests/integration/faust_drop.py).
+
+    The one in the middle of a partition is revealed by the next record and re-read from the
+    broker; the one at the end of a partition has no next record, so the gauge timer finds the
+    still tail and seeks the stream back to re-deliver it. Both must end up applied.
+    """
+    settings = _fold_settings(kafka_broker)
+    clean = make_signals(seed=77, users=20, n=300)
+    expected = _expected(clean)
+    produce_signals(settings, clean)
+    ends = _end_offsets(settings)
+    assert ends[0] > 0 and ends[1] > 2, ends
+    topic = settings.topics.user_signals
+    drop = f"{topic}:0:{ends[0] - 1},{topic}:1:{ends[1] // 2}"
+    worker = Worker(
+        settings, tmp_path, "skips", module="tests.integration.faust_drop", env={"SHOPPULSE_TEST_DROP": drop}
+    ).start()
+    reader = ProfileReader(settings)
+    try:
+        wait_for(
+            lambda: _all_published(reader, expected),
+            90,
+            "every profile although faust skipped two records",
+            [worker],
+            details=lambda: f"behind (published, expected): {reader.behind}",
+        )
+        assert _mismatches(reader, expected) == {}
+        assert worker.log_tail(10**7).count("test drop:") == 2  # the skips really happened
+        holes = {
+            outcome: _metric(worker, "shoppulse_offset_holes_total", f'outcome="{outcome}"')
+            for outcome in ("recovered", "redelivered", "failed")
+        }
+        assert holes == {"recovered": 1, "redelivered": 1, "failed": 0}, holes
+        assert _metric(worker, "shoppulse_signals_reread_total") == 1
+    finally:
+        reader.close()
+        assert worker.stop() == 0, worker.log_tail()
+
+
 def _lag_series(worker: Worker) -> dict[str, float]:
     """The profiles stage's ``shoppulse_consumer_lag`` samples, by partition."""
     import re
