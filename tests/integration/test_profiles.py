@@ -152,6 +152,20 @@ def test_transaction_markers_in_the_input_are_holes_read_back_empty(
         assert worker.stop() == 0, worker.log_tail()
 
 
+def _wait_for_reference(
+    reader: ProfileReader, expected: dict[str, dict], worker: Worker, what: str, timeout_s: float
+) -> None:
+    """Until every user's latest published profile has the reference version, then compare them all."""
+    wait_for(
+        lambda: _all_published(reader, expected),
+        timeout_s,
+        what,
+        [worker],
+        details=lambda: f"behind (published, expected): {reader.behind}",
+    )
+    assert _mismatches(reader, expected) == {}
+
+
 def _end_offsets(settings: Settings) -> dict[int, int]:
     """High watermark of every ``user-signals`` partition."""
     from confluent_kafka import TopicPartition
@@ -189,14 +203,7 @@ def test_records_faust_skips_mid_partition_and_at_its_end_are_applied(
     ).start()
     reader = ProfileReader(settings)
     try:
-        wait_for(
-            lambda: _all_published(reader, expected),
-            90,
-            "every profile although faust skipped two records",
-            [worker],
-            details=lambda: f"behind (published, expected): {reader.behind}",
-        )
-        assert _mismatches(reader, expected) == {}
+        _wait_for_reference(reader, expected, worker, "every profile although faust skipped two records", 90)
         assert worker.log_tail(10**7).count("test drop:") == 2  # the skips really happened
         holes = {
             outcome: _metric(worker, "shoppulse_offset_holes_total", f'outcome="{outcome}"')
@@ -275,14 +282,7 @@ def test_kill_9_mid_stream_recovers_the_reference_without_double_applying(
             # Strict: faust-streaming 0.15.3 can skip a record right after a restart (docs/profiles.md);
             # the stage re-reads skips in the middle of a partition and has the stream re-deliver a skipped
             # last record, so every profile must come out equal to the reference.
-            wait_for(
-                lambda: _all_published(reader, expected),
-                120,
-                "every profile after restart",
-                [second],
-                details=lambda: f"behind (published, expected): {reader.behind}",
-            )
-            assert _mismatches(reader, expected) == {}
+            _wait_for_reference(reader, expected, second, "every profile after restart", 120)
             for user in list(expected)[:5]:
                 status, body = second.get(f"/profiles/{user}?as_of={expected[user]['as_of']}")
                 assert status == 200
