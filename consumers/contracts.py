@@ -46,6 +46,7 @@ R_TOO_MANY_ITEMS = "too_many_items"
 R_EMPTY = "empty_payload"
 R_PARSE_FAILED = "parse_failed"  # the validator itself failed: a bug to fix, never a crash of the stage
 
+MAX_AMOUNT = Decimal("1e12")  # prices and totals
 MAX_NUMBER_EXPONENT = 20  # numbers are ids, counts, times or money: nothing needs 10^20 or more
 _LONE_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
 REASONS = (
@@ -140,12 +141,17 @@ def _opt_str(obj: dict[str, Any], name: str, path: str, limit: int, clipped: lis
     return value
 
 
+def _huge(number: Decimal) -> bool:
+    """10^MAX_NUMBER_EXPONENT or more: never a valid number here, and too costly to turn into an int."""
+    return number.adjusted() >= MAX_NUMBER_EXPONENT
+
+
 def parse_ts(value: Any, path: str = "ts", now: int | None = None) -> int:
     """Epoch milliseconds, or ISO-8601 with a zone; returns epoch ms within [2000, now + 1 day]."""
     if isinstance(value, bool):
         raise ContractError(R_WRONG_TYPE, "must be epoch milliseconds or an ISO-8601 string", path)
     if isinstance(value, int | Decimal | float):
-        if isinstance(value, Decimal) and (not value.is_finite() or value.adjusted() >= MAX_NUMBER_EXPONENT):
+        if isinstance(value, Decimal) and (not value.is_finite() or _huge(value)):
             raise ContractError(R_BAD_VALUE, "not epoch milliseconds (too large or not finite)", path)
         try:
             ms = int(value)
@@ -175,24 +181,19 @@ def _decimal(value: Any, path: str) -> Decimal:
         number = Decimal(str(value))
     except InvalidOperation as exc:
         raise ContractError(R_BAD_VALUE, f"not a decimal number: {str(value)[:40]!r}", path) from exc
-    if not number.is_finite() or number < 0 or number > Decimal("1e12"):
+    if not number.is_finite() or number < 0 or number > MAX_AMOUNT:
         raise ContractError(R_BAD_VALUE, "must be a finite amount in [0, 1e12]", path)
     return number
 
 
 def _int(value: Any, path: str, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        if (
-            isinstance(value, Decimal)
-            and value.is_finite()
-            and value.adjusted() < MAX_NUMBER_EXPONENT
-            and value == value.to_integral_value()
-        ):
-            value = int(value)
-        elif isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= MAX_NUMBER_EXPONENT:
+    if isinstance(value, Decimal) and value.is_finite():
+        if _huge(value):  # int() of it could run for minutes
             raise ContractError(R_BAD_VALUE, f"must be in [{low}, {high}]", path)
-        else:
-            raise ContractError(R_WRONG_TYPE, "must be an integer", path)
+        if value == value.to_integral_value():
+            value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ContractError(R_WRONG_TYPE, "must be an integer", path)
     if not low <= value <= high:
         shown = value if abs(value) < 10**MAX_NUMBER_EXPONENT else "a larger number"
         raise ContractError(R_BAD_VALUE, f"must be in [{low}, {high}], got {shown}", path)

@@ -221,9 +221,10 @@ class Enricher:
         texts = plan.texts
         # This batch's titles come from its own results, not back from the cache: a cache smaller than
         # the batch's distinct titles (or size 0) would otherwise drop them for the category fallback.
-        fresh = {key: probs["interest"][idx] for key, idx in plan.title_slots.items()}
-        for key_text_index in plan.title_slots.values():
-            self.cache.put(texts[key_text_index], probs["interest"][key_text_index])
+        fresh: dict[bytes, np.ndarray] = {}
+        for key, idx in plan.title_slots.items():
+            fresh[key] = probs["interest"][idx]
+            self.cache.put(texts[idx], fresh[key])
         out = []
         for i, (event, source) in enumerate(plan.batch):
             if i in plan.review_slots:

@@ -587,17 +587,16 @@ class EnrichStage:
 
     def _drain(self) -> None:
         """Deliver what is in flight, commit it, leave the group: within shutdown_timeout_s."""
-        deadline = time.monotonic() + self.cfg.shutdown_timeout_s
-        self._drain_deadline = deadline
+        self._drain_deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         try:
             self._finish_pending()
             if not self.exactly_once:
-                remaining = self.producer.flush(max(0.1, deadline - time.monotonic()))
+                remaining = self.producer.flush(self._flush_budget())
                 if remaining:
                     log.warning("%d outputs undelivered at shutdown; their inputs stay uncommitted", remaining)
                 self._commit(sync=True)  # the tracker never passes an undelivered output
             else:
-                self.producer.flush(max(0.1, deadline - time.monotonic()))
+                self.producer.flush(self._flush_budget())
         finally:
             self.consumer.close()
             log.info("enrich stopped (pid %s)", os.getpid())

@@ -123,7 +123,6 @@ class ProfilesStage:
         )
         self.coalescer = Coalescer(settings.profiles.publish_interval_s)
         self.stall = StallWatch(STALL_TIMEOUT_S)
-        self.last_offsets: dict[int, int] = {}
         self.offsets = OffsetTracker()
         self.tail_watch = TailWatch()
         self.gap_reader = GapReader(settings, topics.user_signals)
@@ -195,7 +194,6 @@ class ProfilesStage:
         hole = self.offsets.observe(partition, offset, start=self._committed(message.tp))
         if hole is not None:
             await self._fill(hole)
-        self.last_offsets[partition] = offset
         await self._apply(event.key, event.value, topic, partition, offset)
 
     async def _fill(self, hole: Hole) -> None:
@@ -377,7 +375,7 @@ class ProfilesStage:
         if ready:
             await self._settle_still_tails(progress)
         was_stalled = self.stall.stalled()
-        self.stall.observe(ready and broker_up and total_lag > 0, tuple(sorted(self.last_offsets.items())))
+        self.stall.observe(ready and broker_up and total_lag > 0, self.offsets.positions())
         if self.stall.stalled() and not was_stalled:
             log.error("no progress for %.0fs with %d signals waiting: failing /healthz", STALL_TIMEOUT_S, total_lag)
 

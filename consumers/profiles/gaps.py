@@ -21,7 +21,6 @@ record to reveal a hole: ``TailWatch`` covers it from the stage's gauge timer.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Iterable
@@ -29,8 +28,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -65,6 +62,10 @@ class OffsetTracker:
     def next(self, partition: int) -> int | None:
         """The offset the agent expects next in ``partition`` (None until it was handed one)."""
         return self._next.get(partition)
+
+    def positions(self) -> tuple[tuple[int, int], ...]:
+        """Every tracked partition's next offset: it changes whenever the agent makes progress."""
+        return tuple(sorted(self._next.items()))
 
     def advance(self, partition: int, offset: int) -> None:
         """Offsets below ``offset`` hold nothing to apply (transaction markers): expect ``offset`` next."""

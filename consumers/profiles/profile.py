@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
+from consumers.contracts import MAX_AMOUNT
+
 PROFILE_SCHEMA_VERSION = 1
 MS_PER_DAY = 86_400_000
 
@@ -69,7 +71,6 @@ class FoldParams:
 MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
 MAX_WEIGHT = 1_000.0  # action weights are 1-6
 MAX_TAGS = 64
-MAX_AMOUNT = Decimal("1e12")  # the input contract's money bound
 
 
 @dataclass(frozen=True)
@@ -141,7 +142,7 @@ class Signal:
             except InvalidOperation:
                 raise SignalError("bad_value", "amount must be a decimal string") from None
             if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
-                raise SignalError("bad_value", f"amount must be a finite decimal within [0, {MAX_AMOUNT}]")
+                raise SignalError("bad_value", "amount must be a finite decimal within [0, 1e12]")
             currency = data.get("currency")
             if not isinstance(currency, str) or not currency:
                 raise SignalError("missing_field", "an order amount needs a currency")

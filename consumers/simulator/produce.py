@@ -54,9 +54,10 @@ def produce_stream(
         if err is not None:
             failures.append(str(err))
 
+    stop = stop or threading.Event()  # never set: the whole stream
     started = time.monotonic()
     for i, event in enumerate(simulator.events(n, kinds), start=1):
-        if stop is not None and stop.is_set():
+        if stop.is_set():
             break
         topic = topic_for(settings, event.kind)
         while True:
@@ -70,10 +71,7 @@ def produce_stream(
         if rate:
             ahead = i / rate - (time.monotonic() - started)
             if ahead > 0:
-                if stop is not None:
-                    stop.wait(ahead)
-                else:
-                    time.sleep(ahead)
+                stop.wait(ahead)
         if progress and i % 5_000 == 0:
             print(f"  produced {i}/{n}", file=sys.stderr, flush=True)
     remaining = producer.flush(60)
