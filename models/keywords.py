@@ -17,12 +17,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from models.text import clean_text, mask_pii
+from models.text import PLACEHOLDER, clean_text, mask_and_cut, mask_pii
 
 log = logging.getLogger(__name__)
 
 _CLAUSE_SPLIT = re.compile(r"[，,。.!！？?；;\n~～]+|(?:但是|不过|可是|然而)")
-_PLACEHOLDER = re.compile(r"\[(?:EMAIL|ID|PHONE|CARD)\]")
+MAX_KEYWORD_CHARS = 16  # a longer "word" is a run of letters or symbols, never a useful keyword
 _lock = threading.Lock()
 _initialised = False
 
@@ -59,9 +59,11 @@ def keywords(text: str, top_k: int = 5) -> list[str]:
     init_jieba()
     import jieba.analyse
 
-    masked = _PLACEHOLDER.sub(" ", mask_pii(clean_text(text)))
+    masked = PLACEHOLDER.sub(" ", mask_pii(clean_text(text)))
     words = jieba.analyse.extract_tags(masked, topK=top_k * 3)
-    out = [w for w in words if len(w.strip()) >= 2 and not any(ch.isdigit() for ch in w)]
+    out = [
+        w for w in words if 2 <= len(w.strip()) <= MAX_KEYWORD_CHARS and not any(ch.isdigit() for ch in w)
+    ]
     return out[:top_k]
 
 
@@ -76,15 +78,19 @@ class AspectLexicon:
     triggers: dict[str, tuple[str, ...]]
 
     def find(self, text: str, max_clause_chars: int = 64) -> list[AspectMention]:
-        """The first clause mentioning each aspect, masked and cut to ``max_clause_chars``."""
+        """The first clause mentioning each aspect, masked and cut to ``max_clause_chars``.
+
+        The text is masked before it is split: the split points include ".", which would cut an
+        e-mail address into pieces that no longer look like one.
+        """
         found: dict[str, AspectMention] = {}
-        for clause in _CLAUSE_SPLIT.split(clean_text(text)):
+        for clause in _CLAUSE_SPLIT.split(mask_pii(clean_text(text))):
             clause = clause.strip()
             if not clause:
                 continue
             for aspect, pattern in self._patterns.items():
                 if aspect not in found and pattern.search(clause):
-                    found[aspect] = AspectMention(aspect, mask_pii(clause)[:max_clause_chars])
+                    found[aspect] = AspectMention(aspect, mask_and_cut(clause, max_clause_chars))
         return list(found.values())
 
     @functools.cached_property

@@ -157,6 +157,7 @@ class Enricher:
         self.interest_labels: list[str] | None = heads.get("interest")
         self._positive = self._positive_index(self.sentiment_labels)
         self._head_label = "+".join(heads)
+        self._known_tags = frozenset(taxonomy.fine_to_tag.values())
 
     @staticmethod
     def _positive_index(labels: list[str] | None) -> int | None:
@@ -264,7 +265,16 @@ class Enricher:
         return tags
 
     def _category_tags(self, category: str) -> dict[str, float]:
-        return {self.taxonomy.fine_to_tag.get(category, category): 1.0}
+        """The tag of a catalog category the taxonomy knows (a fine category or a tag); else none.
+
+        Tags come from the taxonomy alone: a shop's free-text category passed through as a tag
+        would carry whatever it holds (personal data included) into every profile, and let a
+        profile's interests grow without bound.
+        """
+        tag = self.taxonomy.fine_to_tag.get(category)
+        if tag is None and category in self._known_tags:
+            tag = category
+        return {tag: 1.0} if tag is not None else {}
 
     def _title_probs(self, title: str | None, fresh: dict[bytes, np.ndarray]) -> np.ndarray | None:
         """The interest probabilities of ``title``: inferred in this batch, else cached, else None."""
@@ -384,7 +394,7 @@ class Enricher:
             "action": action,
             "weight": ACTION_WEIGHTS[action],
             "tags": tags,
-            "category": mask_pii(category) if category else None,  # free text from the shop: masked too
+            "category": mask_pii(category) if category else None,  # free text from the shop (bounded): masked
             "product_id": event.product_id,
             "product_ids": [item.product_id for item in event.items] if event.kind == "order" else None,
             "query": mask_pii(event.query) if event.query else None,

@@ -20,7 +20,6 @@ SIGTERM drains: finish the batch, deliver, commit, leave the group.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
@@ -37,18 +36,14 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from consumers import metrics
 from consumers.contracts import R_PARSE_FAILED, ContractError, Event, dumps, parse_event
+from consumers.deadletter import dead_letter_key, dead_letter_record
 from consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
 from consumers.enrich.offsets import OffsetTracker, TopicPart
 from consumers.settings import Settings
-from models.text import mask_pii
 
 log = logging.getLogger(__name__)
 
 _KIND_BY_TOPIC_FIELD = {"reviews": "review", "clicks": "click", "orders": "order"}
-
-
-# Raw bytes kept in a dead letter: base64 grows them by 4/3 and the broker's default limit is 1 MB.
-DEAD_LETTER_MAX_RAW_BYTES = 256 * 1024
 
 
 class FatalStageError(RuntimeError):
@@ -67,35 +62,6 @@ def _parse_failure(exc: Exception, source: Source) -> ContractError:
         exc_info=exc,
     )
     return ContractError(R_PARSE_FAILED, f"the validator failed: {type(exc).__name__}")
-
-
-def dead_letter_record(
-    raw: bytes | None, key: bytes | None, source: Source, reason: str, message: str, field: str | None
-) -> dict[str, Any]:
-    """The dead-letter envelope: the raw bytes (base64, for replay), why, and where it came from.
-
-    Everything readable in it is masked (``mask_pii``): a message may quote a field's value
-    (a phone number sent as ``ts``), and a key may be one. Only the base64 bytes stay raw, because
-    replaying a fixed record needs them.
-    """
-    preview = ""
-    kept = raw[:DEAD_LETTER_MAX_RAW_BYTES] if raw else raw
-    if raw:
-        preview = mask_pii(raw[:400].decode("utf-8", errors="replace"))[:200]
-    return {
-        "schema_version": 1,
-        "reason": reason,
-        "message": mask_pii(message),
-        "field": field,
-        "source": source.as_dict(),
-        "key": mask_pii(key.decode("utf-8", errors="replace")) if key else None,
-        "value_base64": base64.b64encode(kept).decode("ascii") if kept else None,
-        "value_bytes": len(raw) if raw else 0,
-        "value_truncated": bool(raw) and len(raw) > DEAD_LETTER_MAX_RAW_BYTES,
-        "value_preview": preview,
-        "stage": STAGE,
-        "time": int(time.time() * 1000),
-    }
 
 
 @dataclass
@@ -385,7 +351,15 @@ class EnrichStage:
                 event = parse_event(self.kind_of[topic], msg.value(), now=now_ms)  # type: ignore[arg-type]
             except Exception as exc:  # a ContractError, or a validator bug: never a crash loop on one record
                 err = exc if isinstance(exc, ContractError) else _parse_failure(exc, source)
-                record = dead_letter_record(msg.value(), msg.key(), source, err.reason, err.message, err.field)
+                record = dead_letter_record(
+                    stage=STAGE,
+                    raw=msg.value(),
+                    key=msg.key(),
+                    source=(topic, source.partition, source.offset),
+                    reason=err.reason,
+                    message=err.message,
+                    field=err.field,
+                )
                 metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
                 dead[(topic, source.partition, source.offset)] = (msg, source, record)
                 continue
@@ -421,7 +395,7 @@ class EnrichStage:
 
     def _outputs(self, msg: Message, item: Enriched | dict[str, Any]) -> list[tuple[str, bytes | None, bytes]]:
         if isinstance(item, dict):
-            return [(self.topics.dead_letter, msg.key(), dumps(item))]
+            return [(self.topics.dead_letter, dead_letter_key(msg.key()), dumps(item))]
         key = item.event.user_id.encode("utf-8")
         out = []
         if item.insight is not None:

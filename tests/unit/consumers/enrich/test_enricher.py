@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from consumers.contracts import Event, OrderItem
+from consumers.deadletter import dead_letter_record
 from consumers.enrich.enricher import Enricher, Source, TitleCache
-from consumers.enrich.stage import dead_letter_record
 from models.inference import Predictor
 from models.keywords import keywords, load_aspects
 from models.taxonomy import default_taxonomy
@@ -67,7 +67,9 @@ def test_personal_data_never_reaches_an_output(enricher: Enricher) -> None:
 
 def test_dead_letter_preview_is_masked_but_raw_bytes_are_kept_for_replay() -> None:
     raw = json.dumps({"text": PII_TEXT}, ensure_ascii=False).encode()
-    record = dead_letter_record(raw, b"u1", Source("reviews", 1, 9), "missing_field", "is required", "event_id")
+    record = dead_letter_record(
+        stage="enrich", raw=raw, key=b"u1", source=("reviews", 1, 9), reason="missing_field", message="is required"
+    )
     assert "13812345678" not in record["value_preview"]
     assert record["value_bytes"] == len(raw) and record["value_truncated"] is False
     assert record["source"] == {"topic": "reviews", "partition": 1, "offset": 9}

@@ -1,0 +1,85 @@
+"""Dead-letter records: nothing readable echoes personal data, every part is bounded, a validator bug is a record."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+
+from consumers.contracts import ContractError, dumps, parse_event
+from consumers.deadletter import MAX_RAW_BYTES, dead_letter_key, dead_letter_record
+from consumers.enrich.enricher import Source
+from consumers.enrich.stage import _parse_failure
+
+NOW = 1_780_000_000_000
+SOURCE = Source("reviews", 1, 88)
+PLACE = ("reviews", 1, 88)
+SECRETS = ("13812345678", "zhang.san@example.com", "110101199003071234", "6222021234567890123")
+
+
+def _record(raw: bytes | None, key: bytes | None, message: str = "m", field: str | None = None) -> dict:
+    return dead_letter_record(
+        stage="enrich", raw=raw, key=key, source=PLACE, reason="bad_json", message=message, field=field
+    )
+
+
+def _readable(record: dict) -> str:
+    return json.dumps({k: v for k, v in record.items() if k != "value_base64"}, ensure_ascii=False)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("ts", 13812345678), ("ts", "zhang.san@example.com"), ("rating", 6222020200112233445)],
+)
+def test_messages_that_quote_a_field_are_masked(field: str, value: object) -> None:
+    body = {"event_id": "r-1", "user_id": "u1", "product_id": "p1", "text": "好", "ts": NOW, field: value}
+    payload = json.dumps(body).encode()
+    with pytest.raises(ContractError) as err:
+        parse_event("review", payload, now=NOW)
+    assert str(value) in err.value.message  # the validator quotes it: the record must not
+    e = err.value
+    record = _record(payload, b"13812345678", e.message, e.field)
+    readable = _readable(record)
+    assert str(value) not in readable and "13812345678" not in readable, readable
+    assert base64.b64decode(record["value_base64"]) == payload  # the raw bytes stay, for replay
+
+
+def test_a_field_name_that_is_personal_data_is_masked() -> None:
+    payload = b'{"13812345678": "\\ud800"}'
+    with pytest.raises(ContractError) as err:
+        parse_event("review", payload, now=NOW)
+    assert err.value.field == "13812345678"
+    record = _record(payload, None, err.value.message, err.value.field)
+    assert "13812345678" not in _readable(record)
+
+
+def test_the_preview_is_masked_even_where_it_is_cut() -> None:
+    for pad in range(0, 220, 7):
+        raw = dumps({"text": "好" * pad + "电话13812345678，邮箱zhang.san@example.com，" + "好" * 300})
+        preview = _record(raw, b"u1")["value_preview"]
+        assert len(preview) <= 200
+        assert not any(run in preview for run in ("1381", "2345", "5678", "zhang", "example")), (pad, preview)
+
+
+@pytest.mark.parametrize("key", [b"k" * 200_000, b"\x01" * 200_000, "张".encode() * 70_000, b"13812345678" * 1000])
+def test_huge_keys_give_a_bounded_record_and_a_bounded_kafka_key(key: bytes) -> None:
+    record = _record(b"{not json" * 200_000, key)  # 1.8 MB value, 200 KB key
+    assert len(dumps(record)) < 400_000  # the broker's default limit is 1 MB
+    assert len(record["key"]) <= 256
+    assert len(base64.b64decode(record["value_base64"])) == MAX_RAW_BYTES and record["value_truncated"]
+    kafka_key = dead_letter_key(key)
+    assert kafka_key is not None and len(kafka_key) <= 4 * 256
+    assert b"13812345678" not in kafka_key
+
+
+def test_personal_data_in_the_key_is_masked_in_the_record_and_the_kafka_key() -> None:
+    for secret in SECRETS:
+        key = f"user-{secret}".encode()
+        assert secret.encode() not in (dead_letter_key(key) or b"")
+        assert secret not in _readable(_record(b"x", key))
+
+
+def test_a_validator_bug_becomes_a_parse_failed_record() -> None:
+    err = _parse_failure(KeyError("oops"), SOURCE)
+    assert (err.reason, err.message) == ("parse_failed", "the validator failed: KeyError")
