@@ -87,6 +87,19 @@ def test_titles_are_cached_and_category_only_clicks_use_the_taxonomy(enricher: E
     assert cat_only.signal["tags"] == {"个护": 1.0}
 
 
+def test_a_category_the_taxonomy_does_not_know_is_no_tag(enricher: Enricher) -> None:
+    """A free-text catalog category once became a tag: personal data in profiles, and unbounded interests."""
+    outs = enricher.enrich(
+        [
+            (click("c20", category="张三13812345678的店"), Source("clicks", 0, 20)),
+            (click("c21", category="数码"), Source("clicks", 0, 21)),  # a tag name itself is known
+        ]
+    )
+    assert outs[0].signal["tags"] == {}
+    assert "13812345678" not in json.dumps(outs[0].signal, ensure_ascii=False)
+    assert outs[1].signal["tags"] == {"数码": 1.0}
+
+
 def test_order_tags_are_weighted_by_amount(enricher: Enricher) -> None:
     order = Event(
         kind="order",
