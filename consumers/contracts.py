@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 import re
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
+
+from models.text import clean_text
 
 SCHEMA_VERSION = 1
 SUPPORTED_SCHEMA_VERSIONS = frozenset({1})
@@ -45,10 +48,17 @@ R_SCHEMA = "unsupported_schema_version"
 R_TOO_MANY_ITEMS = "too_many_items"
 R_EMPTY = "empty_payload"
 R_PARSE_FAILED = "parse_failed"  # the validator itself failed: a bug to fix, never a crash of the stage
+# Reasons only stage 2 gives (a user-signals record it cannot fold).
+R_MISSING_KEY = "missing_key"
+R_KEY_MISMATCH = "key_mismatch"
+R_FOLD_FAILED = "fold_failed"
 
 MAX_AMOUNT = Decimal("1e12")  # prices and totals
 MAX_NUMBER_EXPONENT = 20  # numbers are ids, counts, times or money: nothing needs 10^20 or more
 _LONE_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+# Control and format characters (NUL, zero-width space and joiners, BOM, bidi marks): not in an id.
+_INVISIBLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u00ad\u200b-\u200f\u202a-\u202e\u2060-\u206f\ufeff]")
+MAX_AMOUNT_PLACES = 4  # ISO 4217 minor units go to 3; more would be rounded away in exact sums
 REASONS = (
     R_TOO_LARGE,
     R_NOT_UTF8,
@@ -126,6 +136,9 @@ def _id(obj: dict[str, Any], name: str, path: str, required: bool = True) -> str
     value = str(value)
     if not value or len(value) > MAX_ID_CHARS:
         raise ContractError(R_BAD_VALUE, f"must be 1..{MAX_ID_CHARS} characters", path)
+    if not value.strip() or _INVISIBLE.search(value):
+        # " ", "\x00" and "\u200b" would each be a user of their own, unreadable in any output
+        raise ContractError(R_BAD_VALUE, "must be visible text: no control or format characters, not blank", path)
     return value
 
 
@@ -183,6 +196,8 @@ def _decimal(value: Any, path: str) -> Decimal:
         raise ContractError(R_BAD_VALUE, f"not a decimal number: {str(value)[:40]!r}", path) from exc
     if not number.is_finite() or number < 0 or number > MAX_AMOUNT:
         raise ContractError(R_BAD_VALUE, "must be a finite amount in [0, 1e12]", path)
+    if number.as_tuple().exponent < -MAX_AMOUNT_PLACES:  # type: ignore[operator]
+        raise ContractError(R_BAD_VALUE, f"at most {MAX_AMOUNT_PLACES} decimal places", path)
     return number
 
 
@@ -264,8 +279,8 @@ def parse_review(obj: dict[str, Any], now: int | None = None) -> Event:
     text = _require(obj, "text", "text")
     if not isinstance(text, str):
         raise ContractError(R_WRONG_TYPE, f"must be a string, got {type(text).__name__}", "text")
-    if not text.strip():
-        raise ContractError(R_BAD_VALUE, "must not be empty", "text")
+    if not text.strip() or not clean_text(text[:MAX_TEXT_CHARS]):
+        raise ContractError(R_BAD_VALUE, "must hold readable text (not only control or zero-width characters)", "text")
     if len(text) > MAX_TEXT_CHARS:
         text = text[:MAX_TEXT_CHARS]
         clipped.append("text")
@@ -336,9 +351,12 @@ def parse_order(obj: dict[str, Any], now: int | None = None) -> Event:
             )
         )
     currency = _require(obj, "currency", "currency")
+    if isinstance(currency, str) and not currency.isascii():
+        currency = unicodedata.normalize("NFKC", currency)  # ＣＮＹ is CNY, not a currency of its own
     if (
         not isinstance(currency, str)
         or len(currency) != 3
+        or not currency.isascii()
         or not currency.isalpha()
         or not currency.isupper()
     ):

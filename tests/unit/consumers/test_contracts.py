@@ -169,6 +169,16 @@ BAD_CASES = [
      "bad_value", "items[0].quantity"),
     ("review", raw(_with(REVIEW, user_id=Literal('"u\\ud800"'))), "not_utf8", "user_id"),  # a lone surrogate escape
     ("review", raw(_with(REVIEW, text=Literal('"好\\udfff"'))), "not_utf8", "text"),
+    # the red team's edges: invisible users and texts, money that would be rounded, a full-width twin currency
+    ("review", raw(_with(REVIEW, user_id="   ")), "bad_value", "user_id"),
+    ("review", raw(_with(REVIEW, user_id="u\x001")), "bad_value", "user_id"),
+    ("review", raw(_with(REVIEW, user_id="u\u200b1")), "bad_value", "user_id"),
+    ("click", raw(_with(CLICK, product_id="\ufeffp1")), "bad_value", "product_id"),
+    ("review", raw(_with(REVIEW, text="\u200b\u200b\u200b")), "bad_value", "text"),
+    ("review", raw(_with(REVIEW, text="\x00\x00")), "bad_value", "text"),
+    ("order", raw(_with(ORDER, total="1E-999999999")), "bad_value", "total"),
+    ("order", raw(_with(ORDER, total="0.00001")), "bad_value", "total"),
+    ("order", raw(_with(ORDER, currency="ＣＮＹＸ")), "bad_value", "currency"),
 ]
 
 
@@ -180,6 +190,11 @@ def test_bad_inputs_are_rejected_with_precise_reasons(
         parse_event(kind, payload, now=NOW)  # type: ignore[arg-type]
     assert err.value.reason == reason
     assert err.value.field == field
+
+
+def test_a_full_width_currency_is_the_ascii_one() -> None:
+    event = parse_event("order", raw(_with(ORDER, currency="ＣＮＹ")), now=NOW)
+    assert event.currency == "CNY"
 
 
 def test_long_texts_are_clipped_with_a_note() -> None:
