@@ -46,6 +46,10 @@ log = logging.getLogger(__name__)
 _KIND_BY_TOPIC_FIELD = {"reviews": "review", "clicks": "click", "orders": "order"}
 
 
+BROKER_PROBE_INTERVAL_S = 5.0
+BROKER_PROBE_TIMEOUT_S = 1.0  # the loop waits this long at most, only while the broker is unreachable
+
+
 class FatalStageError(RuntimeError):
     """The stage cannot go on safely (fenced producer, undeliverable output); exit, restart resumes."""
 
@@ -88,6 +92,7 @@ class EnrichStage:
         self.assigned: set[TopicPart] = set()
         self.paused = False
         self._next_commit = 0.0  # monotonic time of the next between-batch commit (see _step)
+        self._next_probe = 0.0  # monotonic time of the next broker probe while it is unreachable
         self.broker_up = False
         self.exactly_once = self.cfg.exactly_once
         # At-least-once: batch N's model call runs while batch N-1 is finished and produced. Exactly-once
@@ -142,6 +147,9 @@ class EnrichStage:
             # The Java client's partitioner, as faust/aiokafka use: stage 2 finds a user's partition by it.
             "partitioner": "murmur2_random",
             "message.timeout.ms": 600_000,
+            # Stage 2 deduplicates exactly by each input partition's highest offset applied, which needs a
+            # user's signals in input order with no gap: a failed batch that would leave one is fatal.
+            "enable.gapless.guarantee": True,
             "error_cb": self._on_error,
         }
         if self.exactly_once:
@@ -157,8 +165,8 @@ class EnrichStage:
 
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
-            self.broker_up = False
-            metrics.BROKER_UP.labels(STAGE).set(0)
+            self._set_broker_up(False)
+            self._next_probe = time.monotonic() + BROKER_PROBE_INTERVAL_S
             log.warning("all brokers are down; librdkafka keeps retrying: %s", err)
         elif err.fatal():
             log.error("fatal Kafka error: %s", err)
@@ -168,7 +176,12 @@ class EnrichStage:
 
     _fatal: KafkaError | None = None
 
+    def _set_broker_up(self, up: bool) -> None:
+        self.broker_up = up
+        metrics.BROKER_UP.labels(STAGE).set(1 if up else 0)
+
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self._set_broker_up(True)  # the group coordinator answered
         self.assigned |= {(p.topic, p.partition) for p in partitions}
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
         log.info("assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
@@ -219,8 +232,7 @@ class EnrichStage:
         while not self.stop_event.is_set():
             try:
                 self.consumer.list_topics(timeout=5)
-                self.broker_up = True
-                metrics.BROKER_UP.labels(STAGE).set(1)
+                self._set_broker_up(True)
                 return True
             except KafkaException as exc:
                 log.warning(
@@ -288,9 +300,10 @@ class EnrichStage:
         batch = [m for m in messages if self._usable(m)]
         started = None
         if batch:
-            self.broker_up = True
-            metrics.BROKER_UP.labels(STAGE).set(1)
+            self._set_broker_up(True)
             started = self._start(batch)
+        elif not self.broker_up:
+            self._probe_broker()
         self._finish_pending()
         if started is not None:
             if self.pipelined:
@@ -304,6 +317,21 @@ class EnrichStage:
             self._next_commit = time.monotonic() + self.cfg.commit_interval_ms / 1000.0
             self._commit(sync=False)
         metrics.IN_FLIGHT.labels(STAGE).set(self.tracker.in_flight())
+
+    def _probe_broker(self) -> None:
+        """After an outage with no input arriving, ask for metadata now and then: readiness must not wait
+        for the next record to notice that the broker is back."""
+        now = time.monotonic()
+        if now < self._next_probe:
+            return
+        self._next_probe = now + BROKER_PROBE_INTERVAL_S
+        try:
+            self.consumer.list_topics(timeout=BROKER_PROBE_TIMEOUT_S)
+        except KafkaException as exc:
+            log.info("broker still unreachable: %s", exc)
+            return
+        log.info("broker reachable again")
+        self._set_broker_up(True)
 
     def _check_poll_gap(self) -> None:
         """Warn when one loop turn nears ``max.poll.interval.ms``: past it the group evicts this member.

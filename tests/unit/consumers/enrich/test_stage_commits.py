@@ -26,6 +26,9 @@ class RecordingConsumer:
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
         return []
 
+    def list_topics(self, timeout: float) -> Any:  # the stage's broker probe (its clients never connect)
+        return object()
+
     def commit(self, offsets: list[Any], asynchronous: bool) -> None:
         self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
 

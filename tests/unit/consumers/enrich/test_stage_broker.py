@@ -1,0 +1,69 @@
+"""Broker reachability: after an outage the stage notices the broker is back without waiting for input."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import KafkaError, KafkaException
+
+from consumers.broker import free_port
+from consumers.enrich import stage as stage_module
+from consumers.enrich.stage import BROKER_PROBE_INTERVAL_S, EnrichStage
+from consumers.settings import load_settings
+
+
+class IdleConsumer:
+    """No input arrives; metadata requests fail while ``down``."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.probes = 0
+
+    def consume(self, num_messages: int, timeout: float) -> list[Any]:
+        return []
+
+    def list_topics(self, timeout: float) -> Any:
+        self.probes += 1
+        if self.down:
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        return object()
+
+    def commit(self, offsets: list[Any], asynchronous: bool) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_reachability_returns_after_an_outage_with_no_input(monkeypatch: Any) -> None:
+    clock = Clock()
+    monkeypatch.setattr(stage_module.time, "monotonic", clock.monotonic)
+    settings = load_settings(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    stage = EnrichStage(settings, enricher=object(), install_signals=False)  # type: ignore[arg-type]
+    stage.consumer.close()
+    consumer = IdleConsumer()
+    stage.consumer = consumer  # type: ignore[assignment]
+    stage._set_broker_up(True)
+    stage._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    assert stage.broker_up is False
+
+    stage._step()
+    assert consumer.probes == 0  # not before the probe interval
+    clock.now += BROKER_PROBE_INTERVAL_S
+    stage._step()
+    assert consumer.probes == 1 and stage.broker_up is False  # still down
+    consumer.down = False
+    stage._step()
+    assert consumer.probes == 1  # one probe per interval, not one per loop turn
+    clock.now += BROKER_PROBE_INTERVAL_S
+    stage._step()
+    assert consumer.probes == 2 and stage.broker_up is True
+    stage.producer.flush(0)
