@@ -113,8 +113,12 @@ class ProfileSettings(_Group):
     app_id: str = Field("shoppulse-profiles", description="faust app id = consumer group of stage 2")
     half_life_days: float = Field(7.0, gt=0, description="interest decay half-life (event time)")
     top_k: int = Field(5, ge=1, le=100, description="top interest tags in a profile")
-    recent_products: int = Field(20, ge=0, le=1000, description="recent products kept per user")
-    dedup_window: int = Field(512, ge=1, description="event_ids remembered per user for idempotence")
+    recent_products: int = Field(20, ge=0, le=200, description="recent products kept per user")
+    dedup_window: int = Field(
+        256, ge=1, le=1024, description="event_ids remembered per user (a shop's repeated events; replays are exact)"
+    )
+    max_interests: int = Field(64, ge=1, le=256, description="interest tags kept per user (the strongest)")
+    interest_floor: float = Field(1e-6, ge=0, lt=1, description="decayed interest scores below this are forgotten")
     publish_interval_s: float = Field(1.0, ge=0, description="at most one publish per user per interval")
     store: Literal["memory", "rocksdb"] = Field("memory", description="table store; rocksdb in production")
     data_dir: Path = Field(Path("./.cache/profiles"), description="local table store (one per worker)")

@@ -11,8 +11,12 @@ Semantics, and why they hold:
   faust's HTTP router finds the owner by hashing the same bytes.
 - faust runs at-least-once: the changelog write and the input offset commit are not atomic
   (faust flushes the producer, then commits). After a crash some signals are replayed onto a
-  state that already contains them; the last ``dedup_window`` event_ids stored *inside the
-  row* make those replays no-ops, so no signal is applied twice.
+  state that already contains them; the per-input-partition offset marks stored *inside the
+  row* (``consumers.profiles.profile``) make any replay a no-op, however far back it starts.
+- ``user-signals`` is read ``read_committed`` (faust only does so in its own exactly-once
+  mode): with enrich in exactly-once mode, records of an aborted transaction are never seen,
+  and the transaction markers between committed ones are handed to faust's gap tracking so
+  its committed offset moves past them.
 - Each change marks the user in a ``Coalescer``; the agent publishes at once after a quiet
   period, a timer publishes the rest once their interval has passed, reading the current row.
 - A crash can lose a pending publish. So after a rebalance completes (recovery done) the
@@ -23,7 +27,7 @@ Semantics, and why they hold:
 from __future__ import annotations
 
 import asyncio
-import base64
+import json
 import logging
 import time
 from collections.abc import Iterable
@@ -33,11 +37,13 @@ import faust
 from aiokafka.partitioner import murmur2
 
 from consumers import metrics
-from consumers.contracts import dumps
+from consumers.contracts import R_BAD_JSON, R_EMPTY, R_FOLD_FAILED, R_KEY_MISMATCH, R_MISSING_KEY, R_PARSE_FAILED, dumps
+from consumers.deadletter import dead_letter_key, dead_letter_record
 from consumers.profiles.connection import faust_connection
 from consumers.profiles.gaps import GapReader, Hole, OffsetTracker, PartitionProgress, TailWatch
 from consumers.profiles.profile import FoldParams, ProfileState, Signal, SignalError, apply_signal, render
 from consumers.profiles.publish import Coalescer
+from consumers.profiles.transport import read_committed
 from consumers.profiles.watchdog import StallWatch
 from consumers.settings import Settings
 
@@ -60,7 +66,8 @@ def make_faust_app(settings: Settings, partitions: int) -> faust.App:
     p, http = settings.profiles, settings.http
     store = "rocksdb://" if p.store == "rocksdb" else "memory://"
     session_s = settings.kafka.session_timeout_ms / 1000
-    return faust.App(
+    p.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
+    app = faust.App(
         p.app_id,
         broker=conn.brokers,
         broker_credentials=conn.credentials,
@@ -89,6 +96,7 @@ def make_faust_app(settings: Settings, partitions: int) -> faust.App:
         key_serializer="raw",
         value_serializer="raw",
     )
+    return read_committed(app)
 
 
 class ProfilesStage:
@@ -128,6 +136,7 @@ class ProfilesStage:
         self.gap_reader = GapReader(settings, topics.user_signals)
         self.partitioner_mismatches = 0
         self.broker_up: bool | None = None
+        self.agent_failure: str | None = None  # set when the fold agent died: /healthz fails
         self._republished: set[int] = set()
         self._recovered = asyncio.Event()
         self._init_metrics()
@@ -139,6 +148,7 @@ class ProfilesStage:
             counter.labels(STAGE)
         metrics.EVENTS_CONSUMED.labels(STAGE, self.signals_topic_name)
         metrics.EVENTS_PRODUCED.labels(STAGE, self.settings.topics.user_profiles)
+        metrics.PRODUCE_ERRORS.labels(STAGE, self.settings.topics.user_profiles)
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(0)
         metrics.BROKER_UP.labels(STAGE).set(0)
 
@@ -147,8 +157,15 @@ class ProfilesStage:
         app = self.app
 
         async def fold_signals(stream: Any) -> None:
-            async for event in stream.events():
-                await self.handle(event)
+            try:
+                async for event in stream.events():
+                    await self.handle(event)
+            except asyncio.CancelledError:
+                raise
+            except BaseException as exc:  # faust would log it and go on without the agent: fail /healthz
+                self.agent_failure = f"{type(exc).__name__}: {exc}"[:500]
+                log.critical("the profiles agent stopped (%s): failing /healthz so the pod is restarted", exc)
+                raise
 
         app.agent(self.signals_topic, name=f"{self.settings.profiles.app_id}.fold")(fold_signals)
         interval = self.settings.profiles.publish_interval_s
@@ -194,6 +211,9 @@ class ProfilesStage:
         hole = self.offsets.observe(partition, offset, start=self._committed(message.tp))
         if hole is not None:
             await self._fill(hole)
+            # faust commits only up to the first offset it was not handed: a transaction marker right
+            # after its committed offset (with no record read before it) held its commits back for good.
+            await self.app.consumer._add_gap(message.tp, hole.start, hole.end - 1)
         await self._apply(event.key, event.value, topic, partition, offset)
 
     async def _fill(self, hole: Hole) -> None:
@@ -227,11 +247,16 @@ class ProfilesStage:
         metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
         try:
             if not key:
-                raise SignalError("missing_key", "user-signals records must be keyed by user_id")
+                raise SignalError(R_MISSING_KEY, "user-signals records must be keyed by user_id")
             signal = Signal.from_json(_json_loads(value))
             if signal.user_id.encode("utf-8") != key:
-                raise SignalError("key_mismatch", f"key {key!r} differs from user_id {signal.user_id!r}")
+                raise SignalError(R_KEY_MISMATCH, "the record key differs from user_id")
         except SignalError as err:
+            await self._dead_letter(value, key, topic, partition, offset, err)
+            return False
+        except Exception as exc:  # a validator bug must not stop the agent (faust would skip the record)
+            log.exception("validating %s[%d]@%d failed; dead-lettered", topic, partition, offset)
+            err = SignalError(R_PARSE_FAILED, f"the validator failed: {type(exc).__name__}")
             await self._dead_letter(value, key, topic, partition, offset, err)
             return False
         if murmur2_partition(key, self.partitions) != partition:
@@ -248,9 +273,10 @@ class ProfilesStage:
         state = ProfileState.from_row(row) if row is not None else ProfileState(user_id=signal.user_id)
         try:
             applied = apply_signal(state, signal, self.params)
-        except Exception as exc:  # a fold bug must not crash the agent (faust would stop consuming)
-            log.exception("folding %s[%d]@%d failed; dead-lettered, the profile is unchanged", topic, partition, offset)
-            err = SignalError("fold_failed", f"the fold failed: {type(exc).__name__}")
+        except Exception as exc:  # a refused or failing fold must not crash the agent (faust would skip it)
+            if not isinstance(exc, SignalError):
+                log.exception("folding %s[%d]@%d failed; dead-lettered, profile unchanged", topic, partition, offset)
+            err = exc if isinstance(exc, SignalError) else SignalError(R_FOLD_FAILED, f"the fold failed: {exc!r}")
             await self._dead_letter(value, key, topic, partition, offset, err)
             return False
         if not applied:
@@ -270,23 +296,14 @@ class ProfilesStage:
         self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
     ) -> None:
         metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
-        log.warning("dead-lettering %s[%d]@%d: %s (%s)", topic, partition, offset, err, err.reason)
-        record = {
-            "schema_version": 1,
-            "reason": err.reason,
-            "message": str(err),
-            "field": None,
-            "source": {"topic": topic, "partition": partition, "offset": offset},
-            "key": key.decode("utf-8", errors="replace") if key else None,
-            "value_base64": base64.b64encode(raw[: 256 * 1024]).decode("ascii") if raw else None,
-            "value_bytes": len(raw) if raw else 0,
-            "value_truncated": bool(raw) and len(raw) > 256 * 1024,
-            "stage": STAGE,
-            "time": int(time.time() * 1000),
-        }
+        log.warning("dead-lettering %s[%d]@%d (%s)", topic, partition, offset, err.reason)
+        record = dead_letter_record(
+            stage=STAGE, raw=raw, key=key, source=(topic, partition, offset), reason=err.reason, message=str(err)
+        )
         dead_letter = self.settings.topics.dead_letter
         await self.dead_letter_topic.send(
-            key=key, value=dumps(record), callback=lambda _: metrics.EVENTS_PRODUCED.labels(STAGE, dead_letter).inc()
+            key=dead_letter_key(key),
+            value=dumps(record), callback=lambda _: metrics.EVENTS_PRODUCED.labels(STAGE, dead_letter).inc()
         )
 
     # --- publishing -----------------------------------------------------------------------------
@@ -308,12 +325,16 @@ class ProfilesStage:
         if state.partition not in self.active_partitions():
             return  # revoked meanwhile: the new owner republishes it
         value = dumps(render(state, self.params))
-        await self.profiles_topic.send(
-            key=key,
-            value=value,
-            partition=state.partition if self.same_partitioning else None,
-            callback=self._count_published,
-        )
+        try:
+            await self.profiles_topic.send(
+                key=key,
+                value=value,
+                partition=state.partition if self.same_partitioning else None,
+                callback=self._count_published,
+            )
+        except Exception as exc:  # the row is kept and goes out on its next change; the agent goes on
+            metrics.PRODUCE_ERRORS.labels(STAGE, self.settings.topics.user_profiles).inc()
+            log.error("publishing a profile (%d bytes) failed: %r", len(value), exc)
 
     def _count_published(self, _: Any) -> None:
         """Delivery callback of a profile record (faust calls it once the broker acknowledged it)."""
@@ -443,11 +464,13 @@ class ProfilesStage:
 
 
 def _json_loads(raw: bytes | None) -> Any:
-    import json
-
     if raw is None:
-        raise SignalError("empty_payload", "the record has no value")
+        raise SignalError(R_EMPTY, "the record has no value")
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise SignalError("bad_json", f"not JSON: {exc}") from None
+        raise SignalError(R_BAD_JSON, f"not JSON: {exc}") from None
+    except RecursionError:
+        raise SignalError(R_BAD_JSON, "not JSON: nested too deep") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits (Python's int/str limit)
+        raise SignalError(R_BAD_JSON, f"not JSON: {exc}") from None

@@ -8,8 +8,9 @@
   owner's headers: ``X-Served-By`` names the worker that answered, ``X-Routed-By`` the one
   that forwarded. 404 JSON for an unknown user, 400 JSON for bad input, 503 JSON while
   rebalancing or recovering, 502 JSON when the owner is unreachable.
-- ``GET /metrics``: Prometheus exposition; ``/healthz``: liveness (503 when the worker has lag
-  but made no progress for a while); ``/readyz``: 200 once the table is recovered, else 503.
+- ``GET /metrics``: Prometheus exposition; ``/healthz``: liveness (503 when the fold agent
+  stopped, or the worker has lag but made no progress for a while); ``/readyz``: 200 once the
+  table is recovered, else 503.
 """
 
 from __future__ import annotations
@@ -119,6 +120,8 @@ def register_pages(stage: ProfilesStage) -> None:
 
     @app.page("/healthz", name="healthz")
     async def healthz(self: View, request: Request) -> Response:
+        if stage.agent_failure is not None:
+            return _json(self, {"status": "agent stopped", "reason": stage.agent_failure}, 503)
         if stage.stall.stalled():
             reason = "signals are waiting but no offset moved (see consumers/profiles/watchdog.py)"
             return _json(self, {"status": "stalled", "stalled_for_s": stage.stall.stalled_for(), "reason": reason}, 503)

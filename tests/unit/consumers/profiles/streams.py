@@ -78,14 +78,33 @@ def make_signals(seed: int, users: int, n: int, start_ms: int = 1_780_000_000_00
 
 
 def disorder(signals: list[dict[str, Any]], seed: int, duplicate_fraction: float = 0.2) -> list[dict[str, Any]]:
-    """The same signals shuffled, with some repeated soon after (as an at-least-once producer would)."""
+    """The signals as the pipeline may deliver them, with about ``duplicate_fraction`` more records.
+
+    Each input partition's signals keep their offset order (enrich writes a user's signals in input
+    order) but the partitions' streams interleave at random, so event time is out of order; runs of
+    records are replayed later, as a restart of either stage replays what was not committed.
+    """
     rng = random.Random(seed)
-    out = list(signals)
-    rng.shuffle(out)
-    for _ in range(int(len(signals) * duplicate_fraction)):
+    streams: dict[tuple[str, int], list[dict[str, Any]]] = defaultdict(list)
+    for s in sorted(signals, key=lambda s: s["source"]["offset"]):
+        streams[(s["source"]["topic"], s["source"]["partition"])].append(s)
+    queues = [list(stream) for stream in streams.values()]
+    out: list[dict[str, Any]] = []
+    while any(queues):
+        out.append(rng.choice([q for q in queues if q]).pop(0))
+    replayed = 0
+    while replayed < len(signals) * duplicate_fraction:
         at = rng.randrange(len(out))
-        out.insert(min(len(out), at + rng.randint(1, 5)), out[at])
+        run = out[at : at + rng.randint(1, 10)]
+        later = min(len(out), at + len(run) + rng.randint(0, 50))
+        out[later:later] = run
+        replayed += len(run)
     return out
+
+
+def on_own_partitions(signals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each signal from an input partition of its own: any arrival order is then one the pipeline can produce."""
+    return [{**s, "source": {"topic": "inputs", "partition": i, "offset": 0}} for i, s in enumerate(signals)]
 
 
 def reference_profiles(

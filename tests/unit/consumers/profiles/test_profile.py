@@ -21,6 +21,7 @@ from consumers.profiles.profile import (
 from tests.unit.consumers.profiles.streams import (
     disorder,
     make_signals,
+    on_own_partitions,
     profile_mismatches,
     reference_profiles,
 )
@@ -53,7 +54,7 @@ def test_fold_equals_reference_for_shuffled_and_duplicated_streams() -> None:
 
 
 def test_arrival_order_does_not_change_the_state_beyond_rounding() -> None:
-    raw = make_signals(seed=5, users=1, n=200)
+    raw = on_own_partitions(make_signals(seed=5, users=1, n=200))
     in_time_order = sorted(raw, key=lambda s: s["ts"])
     reversed_order = list(reversed(in_time_order))
     a = render(_fold_all(in_time_order)["u000000"], PARAMS)
@@ -69,13 +70,15 @@ def test_arrival_order_does_not_change_the_state_beyond_rounding() -> None:
 
 def test_late_event_is_decayed_from_its_own_time() -> None:
     day = 86_400_000
+    t0 = 1_780_000_000_000
     base = make_signals(seed=1, users=1, n=1)[0]
-    now = {**base, "event_id": "new", "ts": 10 * day, "weight": 1.0, "tags": {"图书": 1.0}}
-    late = {**base, "event_id": "old", "ts": 3 * day, "weight": 4.0, "tags": {"图书": 1.0}}
-    profile = render(_fold_all([now, late])["u000000"], PARAMS)
-    assert profile["as_of"] == 10 * day
+    now = {**base, "event_id": "new", "ts": t0 + 10 * day, "weight": 1.0, "tags": {"图书": 1.0}}
+    late = {**base, "event_id": "old", "ts": t0 + 3 * day, "weight": 4.0, "tags": {"图书": 1.0}}
+    pair = on_own_partitions([now, late])
+    profile = render(_fold_all(pair)["u000000"], PARAMS)
+    assert profile["as_of"] == t0 + 10 * day
     assert profile["interests"]["图书"] == pytest.approx(1.0 + 4.0 * 2 ** (-7 / 7), rel=1e-12)
-    later = render(_fold_all([now, late])["u000000"], PARAMS, as_of=17 * day)
+    later = render(_fold_all(pair)["u000000"], PARAMS, as_of=t0 + 17 * day)
     assert later["interests"]["图书"] == pytest.approx(profile["interests"]["图书"] / 2, rel=1e-12)
 
 
@@ -86,19 +89,48 @@ def test_as_of_before_the_latest_signal_is_refused() -> None:
         render(state, PARAMS, as_of=state.as_of - 1)
 
 
-def test_duplicate_is_ignored_inside_the_window_and_reapplied_beyond_it() -> None:
+def test_a_replay_is_ignored_however_late_it_comes() -> None:
+    """The 512-event window once let a late replay through (a user's 232 orders became 432)."""
     params = FoldParams(dedup_window=3)
-    raw = make_signals(seed=4, users=1, n=5)
+    raw = make_signals(seed=4, users=1, n=50)
     state = ProfileState(user_id="u000000")
     signals = [Signal.from_json(s) for s in raw]
-    for signal in signals[:3]:
+    for signal in signals:
         assert apply_signal(state, signal, params)
-    assert not apply_signal(state, signals[0], params)  # still remembered
+    assert len(state.seen) == 3
+    for signal in signals:  # everything again, long after the event_id window forgot it
+        assert not apply_signal(state, signal, params)
+    assert state.version == 50
+
+
+def test_a_replay_is_recognised_after_the_row_went_through_the_changelog() -> None:
+    raw = make_signals(seed=4, users=1, n=20)
+    state = _fold_all(raw)["u000000"]
+    restored = ProfileState.from_row(json.loads(json.dumps(state.to_row())))
+    assert not any(apply_signal(restored, Signal.from_json(s), PARAMS) for s in raw)
+    assert restored.version == 20
+
+
+def test_a_repeated_event_id_at_a_new_offset_is_ignored_inside_the_window() -> None:
+    """A shop that sends one event twice makes two input records: the event_id window catches it."""
+    params = FoldParams(dedup_window=3)
+    first, other = make_signals(seed=4, users=1, n=2)
+    again = {**first, "source": {**first["source"], "offset": 10_000}}
+    state = ProfileState(user_id="u000000")
+    assert apply_signal(state, Signal.from_json(first), params)
+    assert not apply_signal(state, Signal.from_json(again), params)
+    assert apply_signal(state, Signal.from_json(other), params)
+    assert state.version == 2
+
+
+def test_offset_marks_are_kept_per_input_partition() -> None:
+    base = make_signals(seed=4, users=1, n=1)[0]
+    a = {**base, "event_id": "a", "source": {"topic": "clicks", "partition": 1, "offset": 500}}
+    b = {**base, "event_id": "b", "source": {"topic": "clicks", "partition": 2, "offset": 7}}
+    c = {**base, "event_id": "c", "source": {"topic": "orders", "partition": 1, "offset": 8}}
+    state = _fold_all([a, b, c])["u000000"]
+    assert state.applied == {"clicks:1": 500, "clicks:2": 7, "orders:1": 8}
     assert state.version == 3
-    assert apply_signal(state, signals[3], params)  # pushes signals[0] out of the window
-    assert state.seen == [s.event_id for s in signals[1:4]]
-    assert apply_signal(state, signals[0], params)  # older than the window: applied again (documented)
-    assert state.version == 5
 
 
 def test_row_round_trips_through_json_and_continues_the_fold() -> None:
@@ -113,7 +145,7 @@ def test_row_round_trips_through_json_and_continues_the_fold() -> None:
 
 
 def test_recent_products_keeps_the_latest_distinct_products_whatever_the_order() -> None:
-    raw = make_signals(seed=11, users=1, n=150)
+    raw = on_own_partitions(make_signals(seed=11, users=1, n=150))
     params = FoldParams(recent_products=4)
     expected = None
     for seed in range(5):
@@ -136,7 +168,7 @@ def test_order_totals_are_exact_per_currency() -> None:
         for i, a in enumerate(amounts)
     ]
     raw.append({**base, "event_id": "usd", "kind": "order", "action": "order", "amount": "5", "currency": "USD"})
-    orders = render(_fold_all(raw)["u000000"], PARAMS)["orders"]
+    orders = render(_fold_all(on_own_partitions(raw))["u000000"], PARAMS)["orders"]
     assert orders["count"] == 5
     assert orders["totals"] == {"CNY": "3000.35", "USD": "5"}
     assert orders["average_order_value"] == {"CNY": "750.09", "USD": "5"}
@@ -162,7 +194,7 @@ def test_sentiment_is_counted_per_dominant_tag_and_per_aspect() -> None:
         {**review, "event_id": "r1"},
         {**review, "event_id": "r2", "sentiment": {"label": "positive", "probability": 0.6}, "aspects": {}},
     ]
-    sentiment = render(_fold_all(raw)["u000000"], PARAMS)["sentiment"]
+    sentiment = render(_fold_all(on_own_partitions(raw))["u000000"], PARAMS)["sentiment"]
     assert sentiment["overall"] == {"positive": 1, "negative": 1, "reviews": 2, "mean_probability": 0.7}
     assert set(sentiment["by_tag"]) == {"数码"}
     assert sentiment["by_aspect"]["物流"] == {
@@ -190,6 +222,22 @@ def test_sentiment_is_counted_per_dominant_tag_and_per_aspect() -> None:
         ({"weight": 1e300}, "bad_value"),
         ({"ts": 10**30}, "bad_value"),
         ({"tags": {f"t{i}": 0.01 for i in range(65)}}, "bad_value"),
+        # the edges found by the red team: each crashed the agent, skipped silently, or bloated a profile
+        ({"weight": 10**400}, "bad_value"),  # OverflowError
+        ({"ts": 0}, "bad_value"),
+        ({"sentiment": {"label": "😀", "probability": 0.9}}, "bad_value"),
+        ({"aspects": {"物流": "great"}}, "bad_value"),
+        ({"tags": {"t" * 2000: 1.0}}, "bad_value"),
+        ({"product_ids": [f"p{i}" for i in range(20_000)]}, "bad_value"),
+        ({"product_ids": ["p" * 200]}, "bad_value"),
+        ({"user_id": "u" * 200}, "bad_value"),
+        ({"action": "x" * 2000}, "bad_value"),
+        ({"kind": "poke"}, "bad_value"),
+        ({"amount": "1E-999999999", "currency": "CNY"}, "bad_value"),
+        ({"amount": "12.30", "currency": "ＣＮＹ"}, "bad_value"),
+        ({"source": None}, "missing_field"),
+        ({"source": {"topic": "clicks", "partition": -1, "offset": 3}}, "bad_value"),
+        ({"source": {"topic": "clicks", "partition": 0, "offset": "3"}}, "bad_value"),
     ],
 )
 def test_bad_signals_are_refused_with_a_reason(patch: dict, reason: str) -> None:
