@@ -10,9 +10,10 @@ Faust marks the record read and later commits past it, so without help it is los
 The agent therefore watches its own offsets: within one partition the next record it is handed
 must be the one after the last. When a record arrives past a hole, ``GapReader`` reads the hole
 from the broker with confluent-kafka (same settings object, so SASL/SSL apply) and the agent
-applies what it finds *before* the record that revealed the hole. Applying late is safe because
-a profile does not depend on the order of its signals (decay in event time) and replays are
-ignored by ``event_id``. A hole may also be legitimate: a transaction marker occupies an offset
+applies what it finds *before* the record that revealed the hole (both read ``read_committed``:
+a hole may also be an aborted transaction's records). Applying them then keeps each
+input partition's order, which the exact deduplication relies on (``consumers.profiles.profile``).
+A hole may also be legitimate: a transaction marker occupies an offset
 and is never delivered, so reading it finds nothing (counted as ``empty``); with transactional
 upstream (enrich in exactly-once mode) that is one read per transaction and partition, 2.2 ms
 median on the embedded broker (``fetch.wait.max.ms`` below). The end of a partition has no later
@@ -27,6 +28,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from consumers.profiles.transport import ISOLATION_LEVEL
 from consumers.settings import Settings
 
 
@@ -99,9 +101,9 @@ class GapReader:
                         "group.id": f"{self.settings.profiles.app_id}-gap-reader",
                         "enable.auto.commit": False,
                         "enable.partition.eof": True,
-                        # faust reads user-signals uncommitted (at-least-once), so the hole holds
-                        # exactly what faust would have delivered.
-                        "isolation.level": "read_uncommitted",
+                        # As the stage's faust consumer reads (consumers/profiles/transport.py): a hole
+                        # may be an aborted transaction's records, which must stay unread.
+                        "isolation.level": ISOLATION_LEVEL,
                         # Reads are short and the partition is unassigned after each; with the default
                         # 500 ms long poll the next assign waits for the previous fetch: 502 ms per hole
                         # read against 2.2 ms with 1 ms (median of 59 marker holes, embedded Kafka).
