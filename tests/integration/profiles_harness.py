@@ -75,8 +75,11 @@ class Worker:
         store: str = "memory",
         module: str = "consumers.profiles.cli",
         env: dict[str, str] | None = None,
+        cwd: Path | None = None,
     ) -> None:
+        """``cwd``: run there with the default ``data_dir`` (a new user's empty directory), not a temp store."""
         self.settings = settings
+        self.cwd = cwd
         self.name = name
         self.store = store
         self.module = module  # tests.integration.faust_drop injects faust's record skip
@@ -94,6 +97,8 @@ class Worker:
     def start(self) -> Worker:
         data = self.settings.model_dump(mode="json")
         data["profiles"].update(store=self.store, data_dir=str(self.data_dir))
+        if self.cwd is not None:
+            del data["profiles"]["data_dir"]
         data["http"].update(host="127.0.0.1", profiles_port=self.port)
         self.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         env = {**os.environ, "SHOPPULSE_CONFIG": str(self.config), "PYTHONUNBUFFERED": "1"}
@@ -103,7 +108,7 @@ class Worker:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", self.module, "--log-level", "INFO"],
-            cwd=REPO,
+            cwd=self.cwd or REPO,
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

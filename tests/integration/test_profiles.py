@@ -217,6 +217,74 @@ def test_aborted_transactions_and_late_replays_are_never_folded_and_commits_pass
         assert worker.stop() == 0, worker.log_tail()
 
 
+PII = ("13812345678", "zhang.san@example.com", "110101199003071234")
+
+
+def _read_with_keys(settings: Settings, topic: str, expected: int, timeout_s: float = 60) -> list[tuple[bytes, dict]]:
+    consumer = Consumer(
+        settings.librdkafka(**{"group.id": f"read-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
+    )
+    consumer.subscribe([topic])
+    out: list[tuple[bytes, dict]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            out += [(m.key() or b"", json.loads(m.value())) for m in consumer.consume(100, 0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    return out
+
+
+def test_poison_signals_are_dead_lettered_masked_and_the_worker_goes_on(
+    kafka_broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    """Red team: these crashed the agent (faust then skipped them silently), stopped it for 30 s, or grew a
+    profile past Kafka's limit; the profiles dead letters carried personal data unmasked. The worker
+    also runs from an empty directory, where `shoppulse run profiles` crashed (no .cache/)."""
+    settings = _fold_settings(kafka_broker)
+    good = make_signals(seed=71, users=4, n=40)
+    base = {**good[0], "user_id": "u-poison", "weight": 2.0}
+    body = json.dumps(base)
+
+    def enc(**changes: object) -> bytes:
+        return json.dumps({**base, **changes}).encode()
+
+    poison: list[tuple[bytes, bytes, str]] = [
+        (b"u-poison", enc(tags={"长" * 2000 + str(i): 0.01 for i in range(64)}), "bad_value"),
+        (b"u-poison", body.replace('"weight": 2.0', '"weight": 1' + "0" * 400).encode(), "bad_value"),
+        (b"u-poison", b'{"a": ' * 100_000 + b"1" + b"}" * 100_000, "bad_json"),
+        (b"u-poison", b'{"ts": ' + b"1" * 5000 + b"}", "bad_json"),
+        (b"u-poison", enc(product_ids=[f"p{i}" for i in range(20_000)]), "bad_value"),
+        (PII[0].encode(), enc(user_id=PII[0], event_id=None, note=PII[1]), "missing_field"),
+        (PII[2].encode(), enc(user_id=PII[1]), "key_mismatch"),
+    ]
+    assert '"weight": 2.0' in body
+    empty = tmp_path / "new-user"
+    empty.mkdir()
+    worker = Worker(settings, tmp_path, "p", cwd=empty).start()
+    reader = ProfileReader(settings)
+    try:
+        wait_for(worker.ready, 60, "worker ready (started in an empty directory)", [worker])
+        producer = Producer(settings.librdkafka(**{"partitioner": "murmur2_random"}))
+        for key, value, _ in poison:
+            producer.produce(settings.topics.user_signals, value, key)
+        assert producer.flush(30) == 0
+        produce_signals(settings, good)
+        _wait_for_reference(reader, _expected(good), worker, "profiles of the good signals", 90)
+        dead = _read_with_keys(settings, settings.topics.dead_letter, len(poison))
+        assert worker.get("/healthz")[0] == 200
+    finally:
+        reader.close()
+        assert worker.stop() == 0, worker.log_tail()
+    assert (empty / ".cache" / "profiles").is_dir()
+    assert sorted(r["reason"] for _, r in dead) == sorted(reason for _, _, reason in poison)
+    for key, record in dead:
+        assert record["stage"] == "profiles" and len(json.dumps(record)) < 400_000
+        readable = json.dumps({k: v for k, v in record.items() if k != "value_base64"}, ensure_ascii=False)
+        for secret in PII:
+            assert secret not in readable and secret.encode() not in key, (secret, readable[:300])
+
+
 def _wait_for_reference(
     reader: ProfileReader, expected: dict[str, dict], worker: Worker, what: str, timeout_s: float
 ) -> None:
