@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 import time
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from confluent_kafka import Consumer, Producer
 
 from consumers.broker import free_port
+from consumers.contracts import dumps
 from consumers.settings import Settings
 from consumers.simulator import Simulator
 from consumers.simulator.produce import produce_stream
@@ -85,6 +88,62 @@ def test_every_event_has_its_outputs_and_bad_ones_are_dead_lettered(kafka_broker
     }
     # a clean stop committed everything
     assert committed_total(settings, settings.enrich.group_id) == 1500
+
+
+PII = ("13812345678", "zhang.san@example.com", "110101199003071234")
+
+
+def _dead_letters_with_keys(settings: Settings, expected: int, timeout_s: float = 60) -> list[tuple[bytes, bytes]]:
+    consumer = Consumer(
+        settings.librdkafka(**{"group.id": f"dl-{time.monotonic_ns()}", "auto.offset.reset": "earliest"})
+    )
+    consumer.subscribe([settings.topics.dead_letter])
+    out: list[tuple[bytes, bytes]] = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            out += [(m.key() or b"", m.value()) for m in consumer.consume(100, 0.5) if m.error() is None]
+    finally:
+        consumer.close()
+    return out
+
+
+def test_hostile_records_are_dead_lettered_bounded_and_masked_without_stalling(
+    kafka_broker, tiny_bundle: Path, tmp_path: Path
+):
+    """Red team: a 200 KB key froze the stage for 40 s (quadratic masking); a 200 KB key of control
+    characters escaped past the broker's message limit and crash-looped it; keys, field names and
+    previews carried personal data into dead letters."""
+    settings = _settings(kafka_broker)
+    t = settings.topics
+    hostile = [
+        (t.clicks, b"{not json", b"k" * 200_000),
+        (t.clicks, b"{not json", b"\x01" * 200_000),
+        (t.reviews, dumps({"user_id": PII[0], "text": f"电话{PII[0]}，邮箱{PII[1]}"}), PII[0].encode()),
+        (t.orders, b'{"' + PII[2].encode() + b'": "\\ud800"}', PII[1].encode()),  # the field name is the datum
+        (t.reviews, b'{"text": "' + "好".encode() * 186 + PII[0].encode() + b'"', b"u1"),  # preview cut near it
+    ]
+    producer = Producer(settings.librdkafka())
+    for topic, value, key in hostile:
+        producer.produce(topic, value, key)
+    assert producer.flush(30) == 0
+    sim = Simulator(seed=23, users=20, start_ms=START)
+    produce_stream(settings, sim, 200)
+    proc = start_enrich(settings, tiny_bundle, log_path=tmp_path / "enrich.log")
+    try:
+        out = read_all(settings, [t.user_signals], {t.user_signals: len(sim.truth.valid_event_ids)}, timeout_s=90)
+        dead = _dead_letters_with_keys(settings, len(hostile))
+        assert proc.poll() is None, "the stage died"
+    finally:
+        assert stop(proc) == 0, (tmp_path / "enrich.log").read_text()[-3000:]
+    assert out.event_ids(t.user_signals) == Counter(sim.truth.valid_event_ids)
+    assert len(dead) == len(hostile)
+    for key, value in dead:
+        assert len(value) < 400_000 and len(key) <= 1024
+        record = json.loads(value)
+        readable = json.dumps({k: v for k, v in record.items() if k != "value_base64"}, ensure_ascii=False)
+        for secret in PII:
+            assert secret not in readable and secret.encode() not in key, (secret, readable[:300])
 
 
 def test_default_model_gets_simulated_sentiment_right(kafka_broker, default_bundle: Path, tmp_path: Path):
