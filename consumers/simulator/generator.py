@@ -52,6 +52,7 @@ class GroundTruth:
     bad: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(KINDS, 0))
     valid_event_ids: list[str] = field(default_factory=list)
+    personal_data: list[str] = field(default_factory=list)  # planted: no output may carry any of them
 
     def to_json(self) -> str:
         return json.dumps(
@@ -60,6 +61,7 @@ class GroundTruth:
                 "bad": self.bad,
                 "counts": self.counts,
                 "valid_event_ids": self.valid_event_ids,
+                "personal_data": self.personal_data,
             },
             ensure_ascii=False,
             indent=1,
@@ -81,9 +83,13 @@ class Simulator:
         bad_fraction: float = 0.0,
         products_per_category: int = 40,
         clock: Callable[[], float] = time.time,
+        pii_fraction: float = 0.0,
     ) -> None:
         if not 0.0 <= bad_fraction < 1.0:
             raise ValueError("bad_fraction must be in [0, 1)")
+        if not 0.0 <= pii_fraction <= 1.0:
+            raise ValueError("pii_fraction must be in [0, 1]")
+        self.pii_fraction = pii_fraction
         if users < 1:
             raise ValueError("users must be >= 1")
         self.rng = random.Random(seed)
@@ -146,7 +152,33 @@ class Simulator:
             item = rng.choice(words["items"])
             clauses.insert(0, f"买的{item}")
         closer = rng.choice(vocab.CLOSERS_POS if positive else vocab.CLOSERS_NEG)
+        if self.pii_fraction and rng.random() < self.pii_fraction:  # no draw at 0: streams stay byte for byte
+            clauses.append(self._personal_clause())
         return f"{opener}{'，'.join(clauses)}{closer}"
+
+    def _personal_datum(self) -> str:
+        """A phone number, e-mail address, ID or bank-card number in one of the forms masking knows."""
+        rng = self.rng
+        kind = rng.randrange(6)
+        if kind == 0:
+            datum = f"1{rng.choice('3456789')}{rng.randrange(10**9):09d}"
+        elif kind == 1:
+            head = f"1{rng.choice('3456789')}{rng.randrange(10):d}"
+            datum = f"+86 {head} {rng.randrange(10**4):04d} {rng.randrange(10**4):04d}"
+        elif kind == 2:
+            name = rng.choice(["zhang.san", "li_si", "wangwu"])
+            datum = f"{name}{rng.randrange(10**4)}@{rng.choice(['qq.com', 'example.com.cn', '163.com'])}"
+        elif kind == 3:
+            datum = f"{rng.randrange(10**16, 10**17)}{rng.choice('0123456789X')}"
+        elif kind == 4:
+            datum = " ".join(f"{rng.randrange(10**4):04d}" for _ in range(4))
+        else:
+            datum = f"0{rng.randrange(10, 1000)}-{rng.randrange(10**7, 10**8)}"
+        self.truth.personal_data.append(datum)
+        return datum
+
+    def _personal_clause(self) -> str:
+        return f"{self.rng.choice(['快递员电话', '有问题联系', '我的号码', '客服说发到'])}{self._personal_datum()}"
 
     def _click(self, user: str, product: Product, action: str, query: str | None = None) -> SimulatedEvent:
         body: dict[str, Any] = {
@@ -157,6 +189,8 @@ class Simulator:
             "ts": self._ts(),
         }
         if action == "search":
+            if self.pii_fraction and self.rng.random() < self.pii_fraction:
+                query = f"{query} {self._personal_datum()}"
             body["query"] = query
         else:
             body.update(product_id=product.product_id, title=product.title)

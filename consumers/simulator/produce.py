@@ -88,6 +88,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--seed", type=int, default=7)
     sim.add_argument("--rate", type=float, help="events per second (default: as fast as possible)")
     sim.add_argument("--bad-fraction", type=float, default=0.0, help="share of malformed events, e.g. 0.01")
+    sim.add_argument(
+        "--pii-fraction",
+        type=float,
+        default=0.0,
+        help="share of review texts and searches carrying a phone, e-mail, ID or card number (listed by --truth)",
+    )
     sim.add_argument("--kinds", default="review,click,order", help="comma-separated subset of review,click,order")
     sim.add_argument("--start-ts", type=int, help="event time of the first event in epoch ms (default: wall clock)")
     sim.add_argument("--truth", type=Path, help="write the ground truth (JSON) to this file")
@@ -103,7 +109,13 @@ def _run(args: argparse.Namespace) -> int:
     if unknown:
         print(f"unknown kinds: {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    simulator = Simulator(seed=args.seed, users=args.users, start_ms=args.start_ts, bad_fraction=args.bad_fraction)
+    simulator = Simulator(
+        seed=args.seed,
+        users=args.users,
+        start_ms=args.start_ts,
+        bad_fraction=args.bad_fraction,
+        pii_fraction=args.pii_fraction,
+    )
     started = time.monotonic()
     counts = produce_stream(settings, simulator, args.events, args.rate, kinds, progress=True)
     took = time.monotonic() - started

@@ -69,3 +69,21 @@ def test_live_mode_stamps_wall_clock() -> None:
     sim = Simulator(seed=1, users=10, clock=lambda: 1_800_000_000.0)
     first = json.loads(next(iter(sim.events(1))).value)
     assert first["ts"] == 1_800_000_000_000
+
+
+def test_planted_personal_data_is_listed_and_masking_knows_every_form() -> None:
+    from models.text import mask_pii
+
+    sim = Simulator(seed=5, users=30, start_ms=1_790_000_000_000, pii_fraction=0.5)
+    values = b"".join(e.value for e in sim.events(2000)).decode("utf-8")
+    planted = sim.truth.personal_data
+    assert len(planted) > 20
+    assert all(datum in values for datum in planted)
+    assert [d for d in planted if mask_pii(f"联系{d}好") == f"联系{d}好"] == []
+
+
+def test_no_personal_data_is_planted_by_default_and_the_stream_is_unchanged() -> None:
+    plain = [e.value for e in Simulator(seed=5, users=30, start_ms=1_790_000_000_000).events(300)]
+    zero = Simulator(seed=5, users=30, start_ms=1_790_000_000_000, pii_fraction=0.0)
+    assert [e.value for e in zero.events(300)] == plain
+    assert zero.truth.personal_data == []
