@@ -47,7 +47,7 @@ def _produce_in_background(settings: Settings, sim: Simulator, n: int, rate: flo
 
 def test_every_event_has_its_outputs_and_bad_ones_are_dead_lettered(kafka_broker, tiny_bundle: Path, tmp_path: Path):
     settings = _settings(kafka_broker)
-    sim = Simulator(seed=21, users=60, start_ms=START, bad_fraction=0.05)
+    sim = Simulator(seed=21, users=60, start_ms=START, bad_fraction=0.05, pii_fraction=0.3)
     produce_stream(settings, sim, 1500)
     proc = start_enrich(settings, tiny_bundle, log_path=tmp_path / "enrich.log")
     try:
@@ -88,6 +88,14 @@ def test_every_event_has_its_outputs_and_bad_ones_are_dead_lettered(kafka_broker
     }
     # a clean stop committed everything
     assert committed_total(settings, settings.enrich.group_id) == 1500
+    # personal data planted in review texts and searches: no readable output carries any of it
+    assert len(sim.truth.personal_data) > 20
+    readable = json.dumps(
+        [{k: v for k, v in r.items() if k != "value_base64"} for records in out.by_topic.values() for r in records],
+        ensure_ascii=False,
+    )
+    leaked = [datum for datum in sim.truth.personal_data if datum in readable]
+    assert leaked == [], leaked[:5]
 
 
 PII = ("13812345678", "zhang.san@example.com", "110101199003071234")
