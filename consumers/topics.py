@@ -31,19 +31,23 @@ def topic_specs(settings: Settings, partitions: int | None = None) -> list[Topic
     k, t = settings.kafka, settings.topics
     n = partitions or k.partitions
     rf = k.replication_factor
-    retention = {"retention.ms": str(k.input_retention_ms), "cleanup.policy": "delete"}
+    # With 3 copies a write needs 2 in sync: one broker may fail without losing or blocking a write.
+    durability = {"min.insync.replicas": str(max(1, min(2, rf - 1)))}
+    retention = {"retention.ms": str(k.input_retention_ms), "cleanup.policy": "delete", **durability}
     return [
         TopicSpec(t.reviews, n, rf, dict(retention)),
         TopicSpec(t.clicks, n, rf, dict(retention)),
         TopicSpec(t.orders, n, rf, dict(retention)),
         TopicSpec(t.review_insights, n, rf, dict(retention)),
         TopicSpec(t.user_signals, n, rf, dict(retention)),
-        TopicSpec(t.dead_letter, n, rf, {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete"}),
+        TopicSpec(
+            t.dead_letter, n, rf, {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete", **durability}
+        ),
         TopicSpec(
             t.user_profiles,
             n,
             rf,
-            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000"},
+            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000", **durability},
         ),
     ]
 

@@ -46,6 +46,19 @@ def kafka_broker() -> Iterator[EmbeddedBroker]:
 
 
 @pytest.fixture(scope="session")
+def kafka_cluster() -> Iterator[EmbeddedBroker]:
+    """Three real Kafka nodes (replication factor 3, min.insync.replicas 2), for failover and scale tests;
+    the same code path as ``shoppulse broker --brokers 3``."""
+    from consumers.broker.kafka import kafka_available
+
+    require(kafka_available(), "Java 17+ and Maven (the Kafka backend)", "install them")
+    cluster = make_broker("kafka", brokers=3)
+    cluster.start()
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
 def tansu_broker() -> Iterator[EmbeddedBroker]:
     from consumers.broker.tansu import tansu_available
 
@@ -57,11 +70,8 @@ def isolated_settings(bootstrap: str, partitions: int = 3, **overrides: object) 
     """Settings whose topic names are unique to one test, with those topics created."""
     suffix = uuid.uuid4().hex[:8]
     topics = {name: f"{value}-{suffix}" for name, value in TopicSettings().model_dump().items()}
-    settings = load_settings(
-        kafka={"bootstrap_servers": bootstrap, "partitions": partitions, "session_timeout_ms": 6000},
-        topics=topics,
-        **overrides,
-    )
+    kafka = {"bootstrap_servers": bootstrap, "partitions": partitions, "session_timeout_ms": 6000}
+    settings = load_settings(kafka=kafka | dict(overrides.pop("kafka", {})), topics=topics, **overrides)  # type: ignore[call-overload]
     ensure_topics(settings)
     return settings
 

@@ -57,6 +57,10 @@ class EmbeddedBroker(ABC):
     def start(self, timeout_s: float = 90.0) -> str:
         """Start and wait until the broker serves metadata; return the bootstrap address."""
 
+    def running(self) -> bool:
+        """The broker process is up."""
+        return self.proc is not None and self.proc.poll() is None
+
     def stop(self, timeout_s: float = 20.0) -> None:
         """SIGTERM, wait, then SIGKILL: never leave a broker behind."""
         proc, self.proc = self.proc, None

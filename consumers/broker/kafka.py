@@ -7,12 +7,15 @@ them. The jars are resolved once into a cache and reused.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -119,22 +122,43 @@ def resolve_kafka_jars(version: str = KAFKA_VERSION) -> Path:
 
 
 class KafkaBroker(EmbeddedBroker):
-    """Single-node KRaft broker+controller; storage in ``data_dir`` or a temp folder."""
+    """One KRaft node (broker and controller); storage in ``data_dir`` or a temp folder.
+
+    Alone it is a single-node cluster. ``KafkaCluster`` starts several that share a cluster id
+    and a controller quorum (``voters``), with ``replication`` copies of the internal topics.
+    """
 
     name = "kafka"
 
-    def __init__(self, port: int | None = None, data_dir: Path | None = None, heap: str = "768m") -> None:
+    def __init__(
+        self,
+        port: int | None = None,
+        data_dir: Path | None = None,
+        heap: str = "768m",
+        node_id: int = 1,
+        controller_port: int | None = None,
+        voters: str | None = None,
+        cluster_id: str | None = None,
+        replication: int = 1,
+    ) -> None:
         super().__init__(port, data_dir)
-        self.controller_port = free_port()
+        self.controller_port = controller_port or free_port()
         self.heap = heap
+        self.node_id = node_id
+        self.voters = voters or f"{node_id}@127.0.0.1:{self.controller_port}"
+        self.cluster_id = cluster_id
+        self.replication = replication
         self._tmp: str | None = None
+        self._work: Path | None = None
 
     def _config(self, log_dir: Path) -> str:
+        rf = self.replication
+        min_isr = max(1, min(2, rf - 1))  # 3 copies: a write needs 2, so one node may be down
         return "\n".join(
             [
                 "process.roles=broker,controller",
-                "node.id=1",
-                f"controller.quorum.voters=1@127.0.0.1:{self.controller_port}",
+                f"node.id={self.node_id}",
+                f"controller.quorum.voters={self.voters}",
                 f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
                 f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
                 "controller.listener.names=CONTROLLER",
@@ -142,33 +166,39 @@ class KafkaBroker(EmbeddedBroker):
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={log_dir}",
                 "num.partitions=1",
-                "offsets.topic.replication.factor=1",
+                f"default.replication.factor={rf}",
+                f"min.insync.replicas={min_isr}",
+                f"offsets.topic.replication.factor={rf}",
                 "offsets.topic.num.partitions=10",
-                "transaction.state.log.replication.factor=1",
-                "transaction.state.log.min.isr=1",
+                f"transaction.state.log.replication.factor={rf}",
+                f"transaction.state.log.min.isr={min_isr}",
                 "transaction.state.log.num.partitions=10",
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=false",
                 "log.cleaner.backoff.ms=1000",
+                # A node that comes back takes its partitions' leadership back soon (failover tests).
+                "leader.imbalance.check.interval.seconds=5",
                 "",
             ]
         )
 
-    def start(self, timeout_s: float = 120.0) -> str:
+    def prepare(self) -> list[str]:
+        """Write the config, format the storage once; return the command that runs the node."""
         libs = resolve_kafka_jars()
-        if self.data_dir is None:
-            self._tmp = tempfile.mkdtemp(prefix="shoppulse-kafka-")
-            work = Path(self._tmp)
-        else:
-            work = Path(self.data_dir)
-            work.mkdir(parents=True, exist_ok=True)
+        if self._work is None:
+            if self.data_dir is None:
+                self._tmp = tempfile.mkdtemp(prefix="shoppulse-kafka-")
+                self._work = Path(self._tmp)
+            else:
+                self._work = Path(self.data_dir)
+                self._work.mkdir(parents=True, exist_ok=True)
+        work = self._work
         log_dir = work / "data"
         props = work / "server.properties"
         # Ports may differ between runs of a persistent data dir: rewrite the config every start.
         props.write_text(self._config(log_dir), encoding="utf-8")
         classpath = f"{libs}/*"
         if not (log_dir / "meta.properties").exists():
-            cluster_id = _random_cluster_id()
             fmt = subprocess.run(
                 [
                     "java",
@@ -177,7 +207,7 @@ class KafkaBroker(EmbeddedBroker):
                     "kafka.tools.StorageTool",
                     "format",
                     "-t",
-                    cluster_id,
+                    self.cluster_id or _random_cluster_id(),
                     "-c",
                     str(props),
                 ],
@@ -188,28 +218,138 @@ class KafkaBroker(EmbeddedBroker):
             if fmt.returncode != 0:
                 raise BrokerError(f"kafka storage format failed: {fmt.stdout}{fmt.stderr}")
         log4j = libs.parent / "log4j2.yaml"
-        return self._spawn_and_wait(
-            [
-                "java",
-                f"-Xmx{self.heap}",
-                "-Xms256m",
-                "-XX:+UseG1GC",
-                "-Djava.awt.headless=true",
-                f"-Dlog4j2.configurationFile={log4j}",
-                "-cp",
-                classpath,
-                "kafka.Kafka",
-                str(props),
-            ],
-            work / "broker.log",
-            timeout_s,
-        )
+        return [
+            "java",
+            f"-Xmx{self.heap}",
+            "-Xms256m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={log4j}",
+            "-cp",
+            classpath,
+            "kafka.Kafka",
+            str(props),
+        ]
+
+    @property
+    def node_log(self) -> Path:
+        assert self._work is not None, "prepare() first"
+        return self._work / "broker.log"
+
+    def start(self, timeout_s: float = 120.0) -> str:
+        argv = self.prepare()
+        return self._spawn_and_wait(argv, self.node_log, timeout_s)
+
+    def spawn(self) -> None:
+        """Start the node without waiting (a cluster's nodes need each other to become ready)."""
+        self._spawn(self.prepare(), self.node_log)
+
+    def kill(self) -> None:
+        """SIGKILL the node, keeping its storage (a crash, for failover tests)."""
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
 
     def stop(self, timeout_s: float = 20.0) -> None:
         super().stop(timeout_s)
         if self._tmp:
             shutil.rmtree(self._tmp, ignore_errors=True)
             self._tmp = None
+            self._work = None
+
+
+class KafkaCluster(EmbeddedBroker):
+    """``size`` KRaft nodes on 127.0.0.1, each broker and controller, in one quorum.
+
+    Replication factor ``size`` for the internal topics and as the default, ``min.insync.replicas``
+    2 (for 3 nodes): any one node may stop without losing a write or blocking one. ``kill(i)`` and
+    ``restart(i)`` stop and bring back one node, keeping its storage.
+    """
+
+    name = "kafka"
+
+    def __init__(self, size: int = 3, data_dir: Path | None = None, heap: str = "512m") -> None:
+        if size < 1:
+            raise BrokerError("a cluster needs at least one node")
+        self.size = size
+        controller_ports = [free_port() for _ in range(size)]
+        voters = ",".join(f"{i + 1}@127.0.0.1:{port}" for i, port in enumerate(controller_ports))
+        cluster_id = _random_cluster_id()
+        self.nodes = [
+            KafkaBroker(
+                data_dir=data_dir / f"node-{i + 1}" if data_dir else None,
+                heap=heap,
+                node_id=i + 1,
+                controller_port=controller_ports[i],
+                voters=voters,
+                cluster_id=cluster_id,
+                replication=size,
+            )
+            for i in range(size)
+        ]
+        super().__init__(self.nodes[0].port, data_dir)
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def start(self, timeout_s: float = 180.0) -> str:
+        try:
+            for node in self.nodes:
+                node.spawn()
+            for node in self.nodes:
+                node.wait_ready(timeout_s)
+            self._wait_for_all_brokers(timeout_s)
+        except BaseException:
+            self.stop()
+            raise
+        self.proc = self.nodes[0].proc
+        self.log_path = self.nodes[0].log_path
+        return self.bootstrap
+
+    def _wait_for_all_brokers(self, timeout_s: float) -> None:
+        from confluent_kafka.admin import AdminClient
+
+        admin = AdminClient({"bootstrap.servers": self.bootstrap})
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with contextlib.suppress(Exception):
+                if len(admin.list_topics(timeout=2).brokers) == self.size:
+                    return
+            time.sleep(0.3)
+        raise BrokerError(f"the {self.size} nodes did not all join the cluster within {timeout_s:.0f}s")
+
+    def kill(self, index: int) -> None:
+        self.nodes[index].kill()
+
+    def restart(self, index: int, timeout_s: float = 120.0) -> None:
+        node = self.nodes[index]
+        node.spawn()
+        node.wait_ready(timeout_s)
+
+    def running(self) -> bool:
+        return all(node.running() for node in self.nodes)
+
+    def stop(self, timeout_s: float = 20.0) -> None:
+        """SIGTERM to every node at once (one by one, the last ones wait for a quorum that is gone), then
+        SIGKILL whatever is left at the deadline; storage in temp folders is removed."""
+        procs = [node.proc for node in self.nodes if node.proc is not None and node.proc.poll() is None]
+        for proc in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout_s
+        for proc in procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        for node in self.nodes:
+            node.stop(timeout_s)  # the process is gone: this removes a temp folder
+        self.proc = None
 
 
 def _random_cluster_id() -> str:

@@ -22,12 +22,20 @@ def default_backend() -> Backend:
 
 
 def make_broker(
-    backend: Backend | None = None, port: int | None = None, data_dir: Path | None = None
+    backend: Backend | None = None, port: int | None = None, data_dir: Path | None = None, brokers: int = 1
 ) -> EmbeddedBroker:
     backend = backend or default_backend()
+    if brokers < 1:
+        raise BrokerError(f"--brokers must be 1 or more, got {brokers}")
+    if brokers > 1 and backend != "kafka":
+        raise BrokerError("a cluster of several brokers needs the Kafka backend (Java 17+ and Maven)")
+    if brokers > 1 and port is not None:
+        raise BrokerError("--port picks one node's port: leave it out with --brokers (each node gets a free port)")
     if backend == "kafka":
-        from consumers.broker.kafka import KafkaBroker
+        from consumers.broker.kafka import KafkaBroker, KafkaCluster
 
+        if brokers > 1:
+            return KafkaCluster(size=brokers, data_dir=data_dir)
         return KafkaBroker(port=port, data_dir=data_dir)
     if backend == "tansu":
         from consumers.broker.tansu import TansuBroker
