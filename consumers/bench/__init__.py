@@ -1,4 +1,4 @@
-"""``shoppulse bench model`` and ``shoppulse bench pipeline``: numbers, never assertions.
+"""``shoppulse bench model``, ``bench pipeline`` and ``bench soak``: numbers, never assertions.
 
 ``register`` only builds the parsers; the benchmark modules (and torch, which only the
 model benchmark's torch rows use, in their own processes) are imported when a command runs.
@@ -11,9 +11,9 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from consumers.bench import model, pipeline
+    from consumers.bench import model, pipeline, soak
 
-    bench = subparsers.add_parser("bench", help="benchmarks: model-only speed and the whole enrich pipeline")
+    bench = subparsers.add_parser("bench", help="benchmarks: model-only speed, the enrich pipeline, a soak")
     commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")
     model_parser = commands.add_parser(
         "model",
@@ -31,3 +31,11 @@ def register(subparsers: Any) -> None:
     )
     pipeline.add_arguments(pipeline_parser)
     pipeline_parser.set_defaults(func=pipeline.run)
+    soak_parser = commands.add_parser(
+        "soak",
+        help="both stages at half capacity for --minutes: memory, lag and errors per minute",
+        description=soak.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    soak.add_arguments(soak_parser)
+    soak_parser.set_defaults(func=soak.run)

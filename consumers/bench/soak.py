@@ -1,0 +1,210 @@
+"""``shoppulse bench soak``: both stages under a steady load for minutes; memory, lag and errors per minute.
+
+1. Starts the embedded broker (or uses ``--bootstrap``) with fresh topics, then the enrich and
+   profiles stages as child processes (exactly as deployed).
+2. Without ``--rate``: measures enrich's capacity on ``--capacity-events`` preloaded events (as
+   ``bench pipeline`` does) and offers half of it.
+3. Offers the simulated mixed stream at that rate for ``--minutes``, stamped with the wall clock,
+   and once a minute samples each stage's resident memory, each group's lag (end offsets minus
+   committed offsets, summed over partitions), the stages' error counters (produce errors and
+   dead letters, from their ``/metrics``), and whether both processes are alive.
+
+A line per minute on stderr; last line one JSON object with every minute and a summary. What a
+healthy run looks like: memory flat after the first minutes, lag bounded (a few seconds of
+events), zero errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from consumers.bench.pipeline import CommittedCounter, measure_capacity, start_stage, stop_process
+from consumers.bench.stats import json_line
+
+ERROR_SERIES = re.compile(r"^shoppulse_(produce_errors|events_dead_lettered)_total\{[^}]*\} (\S+)$", re.M)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from consumers.settings import DEFAULT_BUNDLE
+
+    parser.add_argument("--minutes", type=float, default=30.0, help="minutes under load (default 30)")
+    parser.add_argument("--rate", type=float, help="events/s offered (default: half the measured enrich capacity)")
+    parser.add_argument("--capacity-events", type=int, default=4_000, help="events for the capacity run (default 4000)")
+    parser.add_argument("--kinds", default="review,click,order", help="event kinds (default: the mixed stream)")
+    parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle (default: the packaged one)")
+    parser.add_argument("--backend", choices=["kafka", "tansu"], help="embedded broker (default: kafka if Java)")
+    parser.add_argument("--bootstrap", help="use this running cluster instead of an embedded broker")
+    parser.add_argument("--partitions", type=int, default=3, help="partitions per topic (default 3)")
+    parser.add_argument("--users", type=int, default=2_000)
+    parser.add_argument("--seed", type=int, default=17)
+    parser.add_argument("--sample-s", type=float, default=60.0, help="seconds between samples (default 60)")
+
+
+def soak_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any:
+    from consumers.broker import free_port
+    from consumers.settings import load_settings
+
+    names = ("reviews", "clicks", "orders", "review_insights", "user_signals", "user_profiles", "dead_letter")
+    return load_settings(
+        kafka={"bootstrap_servers": bootstrap, "partitions": args.partitions, "session_timeout_ms": 6000},
+        topics={name: f"soak-{run_id}-{name}" for name in names},
+        enrich={"bundle_dir": str(args.bundle), "group_id": f"soak-enrich-{run_id}"},
+        profiles={"app_id": f"soak-profiles-{run_id}", "data_dir": str(Path(args.work) / "profiles")},
+        http={"enrich_port": free_port(), "profiles_port": free_port(), "host": "127.0.0.1"},
+    )
+
+
+class Lag:
+    """End offsets minus a group's committed offsets, summed over a set of topics."""
+
+    def __init__(self, settings: Any, group: str, topics: list[str]) -> None:
+        from confluent_kafka import Consumer, TopicPartition
+
+        self.consumer = Consumer(settings.librdkafka(**{"group.id": group}))
+        self.parts = [TopicPartition(t, p) for t in topics for p in range(settings.kafka.partitions)]
+
+    def total(self) -> int | None:
+        from confluent_kafka import KafkaException, TopicPartition
+
+        try:
+            committed = self.consumer.committed(self.parts, timeout=10)
+            ends = [
+                self.consumer.get_watermark_offsets(TopicPartition(tp.topic, tp.partition), timeout=10)[1]
+                for tp in self.parts
+            ]
+        except KafkaException:
+            return None
+        return sum(end - max(0, tp.offset) for end, tp in zip(ends, committed, strict=True))
+
+    def close(self) -> None:
+        self.consumer.close()
+
+
+def error_count(port: int) -> float | None:
+    """Produce errors plus dead letters the stage reports on /metrics (the stream has no bad events)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode("utf-8")
+    except OSError:
+        return None
+    return sum(float(value) for _, value in ERROR_SERIES.findall(text))
+
+
+def rss_mib(pid: int) -> float | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmRSS:"):
+                return round(int(line.split()[1]) / 1024.0, 1)
+    except (OSError, ValueError):
+        return None
+    return None
+
+
+def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
+    """Growth of memory after the first sample, the largest lags, and the errors at the end."""
+
+    def series(key: str) -> list[float]:
+        return [m[key] for m in minutes if m.get(key) is not None]
+
+    out: dict[str, Any] = {}
+    for stage in ("enrich", "profiles"):
+        rss = series(f"{stage}_rss_mib")
+        out[f"{stage}_rss_mib_first"] = rss[0] if rss else None
+        out[f"{stage}_rss_mib_last"] = rss[-1] if rss else None
+        out[f"{stage}_rss_mib_max"] = max(rss) if rss else None
+        lag = series(f"{stage}_lag")
+        out[f"{stage}_lag_max"] = max(lag) if lag else None
+        errors = series(f"{stage}_errors")
+        out[f"{stage}_errors"] = errors[-1] if errors else None
+    out["both_alive_throughout"] = all(m["alive"] for m in minutes)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from consumers.broker import make_broker
+    from consumers.simulator import Simulator
+    from consumers.simulator.produce import produce_stream
+    from consumers.topics import ensure_topics
+
+    kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
+    if args.minutes <= 0 or (args.rate is not None and args.rate <= 0):
+        print("--minutes and --rate must be positive", file=sys.stderr)
+        return 2
+    run_id = f"{os.getpid()}-{int(time.time())}"
+    args.work = tempfile.mkdtemp(prefix="shoppulse-bench-soak-")
+    broker = enrich = profiles = None
+    stop = threading.Event()
+    try:
+        if args.bootstrap:
+            bootstrap = args.bootstrap
+        else:
+            broker = make_broker(args.backend)
+            print(f"[soak] starting the embedded {broker.name} broker ...", file=sys.stderr, flush=True)
+            bootstrap = broker.start()
+        settings = soak_settings(bootstrap, args, run_id)
+        ensure_topics(settings)
+        work = Path(args.work)
+        enrich = start_stage(settings, work / "enrich.log")
+        profiles = start_stage(settings, work / "profiles.log", f"{sys.executable} -m consumers.cli run profiles")
+        rate = args.rate
+        if rate is None:
+            print(f"[soak] capacity run on {args.capacity_events} events ...", file=sys.stderr, flush=True)
+            produce_stream(settings, Simulator(seed=args.seed + 1, users=args.users), args.capacity_events, None, kinds)
+            counter = CommittedCounter(settings)
+            capacity, _ = measure_capacity(counter, args.capacity_events, enrich, timeout_s=600)
+            counter.close()
+            if capacity is None:
+                raise RuntimeError("capacity could not be measured: raise --capacity-events")
+            rate = capacity / 2
+            print(f"[soak] capacity {capacity:.0f} events/s: offering {rate:.0f}/s", file=sys.stderr, flush=True)
+        total = int(rate * args.minutes * 60) + 1
+        sim = Simulator(seed=args.seed, users=args.users)
+        producer = threading.Thread(
+            target=produce_stream, args=(settings, sim, total, rate, kinds), kwargs={"stop": stop}, daemon=True
+        )
+        lags = {
+            "enrich": Lag(settings, settings.enrich.group_id, settings.topics.inputs()),
+            "profiles": Lag(settings, settings.profiles.app_id, [settings.topics.user_signals]),
+        }
+        ports = {"enrich": settings.http.enrich_port, "profiles": settings.http.profiles_port}
+        procs = {"enrich": enrich, "profiles": profiles}
+        minutes: list[dict[str, Any]] = []
+        started = time.monotonic()
+        producer.start()
+        end = started + args.minutes * 60
+        while time.monotonic() < end:
+            time.sleep(min(args.sample_s, max(0.0, end - time.monotonic())))
+            sample: dict[str, Any] = {"minute": round((time.monotonic() - started) / 60, 2)}
+            for stage, proc in procs.items():
+                sample[f"{stage}_rss_mib"] = rss_mib(proc.pid)
+                sample[f"{stage}_lag"] = lags[stage].total()
+                sample[f"{stage}_errors"] = error_count(ports[stage])
+            sample["alive"] = all(p.poll() is None for p in procs.values())
+            minutes.append(sample)
+            print(f"[soak] {json.dumps(sample)}", file=sys.stderr, flush=True)
+            if not sample["alive"]:
+                break
+        stop.set()
+        producer.join(60)
+        for lag in lags.values():
+            lag.close()
+        payload = {"rate": round(rate, 1), "minutes_requested": args.minutes, "kinds": list(kinds)}
+        payload |= {"summary": summarise(minutes), "samples": minutes}
+        print(json_line(payload), flush=True)
+        return 0 if payload["summary"]["both_alive_throughout"] else 1
+    finally:
+        stop.set()
+        for proc in (enrich, profiles):
+            stop_process(proc)
+        if broker is not None:
+            broker.stop()
