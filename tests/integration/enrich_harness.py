@@ -153,3 +153,31 @@ def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, proc
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+
+
+def read_signals(settings: Settings, expected: int, timeout_s: float = 120) -> list[dict]:
+    """Every user-signals record a read_committed reader sees, once enough distinct sources arrived."""
+    consumer = Consumer(
+        settings.librdkafka(
+            **{
+                "group.id": f"check-{time.monotonic_ns()}",
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+            }
+        )
+    )
+    consumer.subscribe([settings.topics.user_signals])
+    out: list[dict] = []
+    deadline = time.monotonic() + timeout_s
+    quiet_until = None
+    try:
+        while time.monotonic() < deadline:
+            batch = [json.loads(m.value()) for m in consumer.consume(500, 0.5) if m.error() is None]
+            out += batch
+            if len({s["event_id"] for s in out}) >= expected:
+                quiet_until = quiet_until or time.monotonic() + 3.0
+                if time.monotonic() > quiet_until:
+                    break
+    finally:
+        consumer.close()
+    return out

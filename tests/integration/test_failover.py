@@ -7,7 +7,6 @@ what is in ``user-signals`` (read_committed, one signal per input record).
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -15,14 +14,13 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient
 
 from consumers.broker.kafka import KafkaCluster
 from consumers.simulator import Simulator
 from consumers.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
-from tests.integration.enrich_harness import start_enrich, stop, wait_for
+from tests.integration.enrich_harness import read_signals, start_enrich, stop, wait_for
 from tests.integration.profiles_harness import ProfileReader, Worker, profile_settings
 from tests.unit.consumers.profiles.streams import profile_mismatches, reference_profiles
 
@@ -35,34 +33,6 @@ HALF_LIFE, TOP_K, RECENT = 7.0, 3, 5
 def _leader_of(bootstrap: str, topic: str, partition: int) -> int:
     metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(topic=topic, timeout=10)
     return metadata.topics[topic].partitions[partition].leader
-
-
-def _signals(settings, expected: int, timeout_s: float = 120) -> list[dict]:
-    """Every user-signals record a read_committed reader sees, once enough distinct sources arrived."""
-    consumer = Consumer(
-        settings.librdkafka(
-            **{
-                "group.id": f"check-{uuid.uuid4().hex[:6]}",
-                "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
-            }
-        )
-    )
-    consumer.subscribe([settings.topics.user_signals])
-    out: list[dict] = []
-    deadline = time.monotonic() + timeout_s
-    quiet_until = None
-    try:
-        while time.monotonic() < deadline:
-            batch = [json.loads(m.value()) for m in consumer.consume(500, 0.5) if m.error() is None]
-            out += batch
-            if len({s["event_id"] for s in out}) >= expected:
-                quiet_until = quiet_until or time.monotonic() + 3.0
-                if time.monotonic() > quiet_until:
-                    break
-    finally:
-        consumer.close()
-    return out
 
 
 @pytest.mark.parametrize("exactly_once", [False, True], ids=["at-least-once", "exactly-once"])
@@ -96,7 +66,7 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         producer.join(120)
         assert not producer.is_alive(), "the producer did not finish"
         valid = Counter(sim.truth.valid_event_ids)
-        signals = _signals(settings, len(valid))
+        signals = read_signals(settings, len(valid))
         # A replayed input gives a second signal for the same source; the first is the one stage 2 applies
         # (a copy may differ in the last digits: INT8 scales are per batch).
         by_source: dict[tuple[str, int, int], dict] = {}
