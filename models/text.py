@@ -88,8 +88,9 @@ def mask_pii(text: str) -> str:
     return _BANK_CARD.sub("[CARD]", text)
 
 
-# What may be part of a datum (or of a placeholder) at the end of a cut: dropped rather than shown.
+# Characters a datum (or a placeholder) can be made of: the run that a cut may split.
 _TRAILING_FRAGMENT = re.compile(r"[A-Za-z0-9._%+@\[-]+$")
+_LEADING_FRAGMENT = re.compile(r"[A-Za-z0-9._%+@\[\]-]*")
 # Every datum but an e-mail address is shorter than this many characters.
 _CUT_MARGIN = 32
 
@@ -99,15 +100,25 @@ def mask_and_cut(text: str, limit: int) -> str:
 
     Cutting first can split a phone number or an address so that its pieces no longer match
     (``客服邮箱wangwu@qq`` | ``.com``). Masking a window a little longer than the cut finds whatever
-    crosses it; when the text is cut, a trailing run of characters that could belong to a datum the
-    window did not hold whole (a very long e-mail address), or to a placeholder, is dropped too.
+    crosses it. When the cut still splits a run of such characters, the part before the cut is
+    dropped if the run holds a digit, an ``@`` or a placeholder's ``[``, or runs past the window
+    (an e-mail address too long to see whole); a word of plain letters is kept.
     """
     if len(text) <= limit:
         return mask_pii(text)
-    masked = mask_pii(text[: limit + _CUT_MARGIN])
-    if len(masked) <= limit:
-        return masked
-    return _TRAILING_FRAGMENT.sub("", masked[:limit])
+    window = mask_pii(text[: limit + _CUT_MARGIN])
+    if len(window) <= limit:
+        return window
+    cut = window[:limit]
+    tail = _TRAILING_FRAGMENT.search(cut)
+    rest = _LEADING_FRAGMENT.match(window, limit)
+    if tail is None or rest is None or rest.end() == limit:
+        return cut  # no run is split by the cut
+    run = tail.group() + rest.group()
+    unbounded = rest.end() == len(window) and len(text) > len(window)
+    if unbounded or any(ch.isdigit() or ch in "@[" for ch in run):
+        return cut[: tail.start()]
+    return cut
 
 
 def contains_pii(text: str) -> bool:

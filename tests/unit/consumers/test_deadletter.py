@@ -83,3 +83,50 @@ def test_personal_data_in_the_key_is_masked_in_the_record_and_the_kafka_key() ->
 def test_a_validator_bug_becomes_a_parse_failed_record() -> None:
     err = _parse_failure(KeyError("oops"), SOURCE)
     assert (err.reason, err.message) == ("parse_failed", "the validator failed: KeyError")
+
+
+def test_the_envelope_field_by_field() -> None:
+    raw = dumps({"text": "好评", "ts": "x"})
+    record = dead_letter_record(
+        stage="profiles", raw=raw, key=b"u1", source=PLACE, reason="bad_value", message="bad ts", field="ts", now_ms=7
+    )
+    assert record == {
+        "schema_version": 1,
+        "reason": "bad_value",
+        "message": "bad ts",
+        "field": "ts",
+        "source": {"topic": "reviews", "partition": 1, "offset": 88},
+        "key": "u1",
+        "value_base64": base64.b64encode(raw).decode("ascii"),
+        "value_bytes": len(raw),
+        "value_truncated": False,
+        "value_preview": raw.decode("utf-8"),
+        "stage": "profiles",
+        "time": 7,
+    }
+
+
+def test_an_empty_record_and_the_clock() -> None:
+    import time
+
+    before = int(time.time() * 1000)
+    for raw in (None, b""):
+        record = _record(raw, None, message="")
+        assert (record["value_base64"], record["value_bytes"], record["value_truncated"]) == (None, 0, False)
+        assert (record["value_preview"], record["key"], record["message"], record["field"]) == ("", None, "", None)
+        assert before <= record["time"] <= int(time.time() * 1000)
+    assert _record(b"x", b"")["key"] is None and dead_letter_key(b"") is None and dead_letter_key(None) is None
+
+
+def test_raw_bytes_are_kept_up_to_the_limit_exactly() -> None:
+    at_limit = _record(b"x" * MAX_RAW_BYTES, None)
+    assert at_limit["value_truncated"] is False and at_limit["value_bytes"] == MAX_RAW_BYTES
+    over = _record(b"x" * (MAX_RAW_BYTES + 1), None)
+    assert over["value_truncated"] is True and len(base64.b64decode(over["value_base64"])) == MAX_RAW_BYTES
+
+
+def test_the_preview_shows_200_characters_of_any_script() -> None:
+    for char in ("ab ", "好", "😀"):
+        raw = (char * 300).encode("utf-8")
+        assert _record(raw, None)["value_preview"] == (char * 300)[:200]
+    assert _record("好".encode() * 10, None)["value_preview"] == "好" * 10
