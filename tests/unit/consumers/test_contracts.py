@@ -213,3 +213,79 @@ def test_deeply_nested_json_does_not_crash() -> None:
 def test_an_escaped_surrogate_pair_is_one_character_and_passes() -> None:
     payload = raw(_with(REVIEW, text=Literal('"很好\\ud83d\\ude00"')))
     assert parse_event("review", payload, now=NOW).text == "很好😀"
+
+
+def test_every_simulated_event_parses_to_exactly_what_was_written() -> None:
+    """Field by field, for every kind and optional field the simulator writes (searches, catalog-only
+    clicks, ratings, order ids, item titles and categories): nothing dropped, renamed or altered."""
+    from consumers.simulator import Simulator
+
+    sim = Simulator(seed=3, users=50, start_ms=TS)
+    seen_fields: set[str] = set()
+    for e in sim.events(3000):
+        body = json.loads(e.value)
+        event = parse_event(e.kind, e.value, now=NOW)  # type: ignore[arg-type]
+        assert event.kind == e.kind and event.clipped == ()
+        assert event_to_dict(event) == body, body
+        seen_fields |= {f"{e.kind}.{name}" for name in body}
+    assert {"click.query", "click.category", "click.title", "review.rating", "review.order_id"} <= seen_fields
+
+
+# (kind, body, accepted): each limit exactly, and one past it.
+BOUNDARIES = [
+    ("review", _with(REVIEW, user_id="u" * 128), True),
+    ("review", _with(REVIEW, user_id="u" * 129), False),
+    ("review", _with(REVIEW, ts=946_684_800_000), True),  # 2000-01-01
+    ("review", _with(REVIEW, ts=946_684_799_999), False),
+    ("review", _with(REVIEW, ts=NOW + 24 * 3600 * 1000), True),  # a day of clock skew
+    ("review", _with(REVIEW, ts=NOW + 24 * 3600 * 1000 + 1), False),
+    ("review", _with(REVIEW, rating=1), True),
+    ("review", _with(REVIEW, rating=5), True),
+    ("review", _with(REVIEW, rating=0), False),
+    ("review", _with(REVIEW, rating=6), False),
+    ("review", _with(REVIEW, rating=Literal("4.0")), True),
+    ("review", _with(REVIEW, rating=Literal("4.5")), False),
+    ("order", _with(ORDER, total="0"), True),
+    ("order", _with(ORDER, total="1000000000000"), True),
+    ("order", _with(ORDER, total="1000000000000.0001"), False),
+    ("order", _with(ORDER, total="0.0001"), True),
+    ("order", _with(ORDER, total="-0.01"), False),
+    ("order", _with(ORDER, items=[{"product_id": "p", "price": 1, "quantity": 100_000}]), True),
+    ("order", _with(ORDER, items=[{"product_id": "p", "price": 1, "quantity": 100_001}]), False),
+    ("order", _with(ORDER, items=[{"product_id": "p", "price": 1, "quantity": 1}] * 1000), True),
+    ("order", _with(ORDER, items=[{"product_id": "p", "price": 1, "quantity": 1}] * 1001), False),
+    ("click", _with(CLICK, action="search", product_id=_DROP, query="平板"), True),
+    ("click", _with(CLICK, action="search", product_id=_DROP), False),
+    ("click", _with(CLICK, action="view", product_id=_DROP, query="平板"), False),
+]
+
+
+@pytest.mark.parametrize(("kind", "body", "accepted"), BOUNDARIES)
+def test_limits_hold_exactly_at_their_edge(kind: str, body: dict, accepted: bool) -> None:
+    if accepted:
+        parse_event(kind, raw(body), now=NOW)  # type: ignore[arg-type]
+    else:
+        with pytest.raises(ContractError):
+            parse_event(kind, raw(body), now=NOW)  # type: ignore[arg-type]
+
+
+def test_payload_size_limit_is_exact() -> None:
+    from consumers.contracts import MAX_PAYLOAD_BYTES
+
+    def padded(size: int) -> bytes:
+        head = raw(_with(REVIEW, text="好"))[:-1] + b', "pad": "'
+        return head + b"x" * (size - len(head) - 2) + b'"}'
+
+    parse_event("review", padded(MAX_PAYLOAD_BYTES), now=NOW)
+    with pytest.raises(ContractError) as err:
+        parse_event("review", padded(MAX_PAYLOAD_BYTES + 1), now=NOW)
+    assert err.value.reason == "too_large"
+
+
+@pytest.mark.parametrize(("field", "limit"), [("title", 200), ("query", 200), ("category", 128)])
+def test_long_optional_texts_are_clipped_at_their_limit_and_noted(field: str, limit: int) -> None:
+    action = "search" if field == "query" else "view"
+    at_limit = parse_event("click", raw(_with(CLICK, action=action, **{field: "字" * limit})), now=NOW)
+    assert getattr(at_limit, field) == "字" * limit and at_limit.clipped == ()
+    over = parse_event("click", raw(_with(CLICK, action=action, **{field: "字" * (limit + 1)})), now=NOW)
+    assert getattr(over, field) == "字" * limit and over.clipped == (field,)

@@ -59,3 +59,20 @@ def test_commits_taken_for_revoked_partitions_leave_the_others_pending() -> None
     t.begin(other, 4, 0)
     assert t.take_commits(only={TP}) == {TP: 1}
     assert t.take_commits() == {other: 5}  # not lost by the partial take
+
+
+def test_only_limits_commits_to_the_partitions_named_whatever_their_order() -> None:
+    tracker = OffsetTracker()
+    for tp in (("clicks", 0), ("reviews", 0), ("orders", 0)):
+        tracker.begin(tp, 5, 0)
+    assert tracker.take_commits(only={("orders", 0)}) == {("orders", 0): 6}  # the others come first: skipped
+    assert tracker.take_commits() == {("clicks", 0): 6, ("reviews", 0): 6}
+
+
+def test_in_flight_per_partition_and_forgetting_an_unknown_one() -> None:
+    tracker = OffsetTracker()
+    assert tracker.in_flight(("reviews", 9)) == 0
+    tracker.begin(("reviews", 1), 3, 2)
+    assert tracker.in_flight(("reviews", 1)) == 1 and tracker.in_flight(("reviews", 9)) == 0
+    tracker.forget([("reviews", 9), ("reviews", 1)])  # an unknown partition is no error
+    assert tracker.in_flight() == 0

@@ -238,6 +238,39 @@ def test_sentiment_is_counted_per_dominant_tag_and_per_aspect() -> None:
         ({"source": None}, "missing_field"),
         ({"source": {"topic": "clicks", "partition": -1, "offset": 3}}, "bad_value"),
         ({"source": {"topic": "clicks", "partition": 0, "offset": "3"}}, "bad_value"),
+        # every other way a field can be wrong, so that each check is proven to run
+        ({"event_id": ""}, "wrong_type"),
+        ({"user_id": 5}, "wrong_type"),
+        ({"ts": True}, "wrong_type"),
+        ({"ts": 946_684_799_999}, "bad_value"),
+        ({"kind": None}, "missing_field"),
+        ({"weight": "1"}, "wrong_type"),
+        ({"weight": True}, "wrong_type"),
+        ({"tags": ["数码"]}, "wrong_type"),
+        ({"tags": {"": 1.0}}, "bad_value"),
+        ({"tags": {"数码": -0.1}}, "bad_value"),
+        ({"tags": {"数码": 1.01}}, "bad_value"),
+        ({"product_ids": "p1"}, "wrong_type"),
+        ({"product_ids": [1]}, "wrong_type"),
+        ({"product_ids": [""]}, "bad_value"),
+        ({"product_ids": [], "product_id": 5}, "wrong_type"),
+        ({"sentiment": "positive"}, "wrong_type"),
+        ({"sentiment": {"probability": 0.5}}, "missing_field"),
+        ({"sentiment": {"label": "positive", "probability": -0.01}}, "bad_value"),
+        ({"aspects": ["物流"]}, "wrong_type"),
+        ({"aspects": {f"a{i}": "positive" for i in range(33)}}, "bad_value"),
+        ({"aspects": {"": "positive"}}, "bad_value"),
+        ({"aspects": {"a" * 65: "positive"}}, "bad_value"),
+        ({"amount": "-0.01", "currency": "CNY"}, "bad_value"),
+        ({"amount": "1000000000000.0001", "currency": "CNY"}, "bad_value"),
+        ({"amount": "1", "currency": "CN"}, "bad_value"),
+        ({"amount": "1", "currency": 156}, "bad_value"),
+        ({"source": "clicks:0"}, "wrong_type"),
+        ({"source": {"topic": "", "partition": 0, "offset": 3}}, "bad_value"),
+        ({"source": {"topic": "t" * 250, "partition": 0, "offset": 3}}, "bad_value"),
+        ({"source": {"topic": 5, "partition": 0, "offset": 3}}, "bad_value"),
+        ({"source": {"topic": "clicks", "partition": True, "offset": 3}}, "bad_value"),
+        ({"source": {"topic": "clicks", "partition": 0, "offset": 2**63}}, "bad_value"),
     ],
 )
 def test_bad_signals_are_refused_with_a_reason(patch: dict, reason: str) -> None:
@@ -245,3 +278,61 @@ def test_bad_signals_are_refused_with_a_reason(patch: dict, reason: str) -> None
     with pytest.raises(SignalError) as info:
         Signal.from_json(raw)
     assert info.value.reason == reason
+
+
+@pytest.mark.parametrize(
+    "patch",
+    [
+        {"tags": {"数码": 0.0, "图书": 1.0}},
+        {"ts": 946_684_800_000},
+        {"ts": 253_402_300_799_999},
+        {"weight": 0},
+        {"weight": 1000},
+        {"sentiment": {"label": "negative", "probability": 0.0}},
+        {"sentiment": {"label": "positive", "probability": 1.0}},
+        {"aspects": {f"a{i}": "positive" for i in range(32)}},
+        {"aspects": {"a" * 64: "negative"}},
+        {"tags": {"t" * 64: 1.0}},
+        {"amount": "0", "currency": "CNY"},
+        {"amount": "1000000000000", "currency": "CNY"},
+        {"amount": "0.0001", "currency": "USD"},
+        {"product_ids": ["p" * 128] * 1000},
+        {"source": {"topic": "t" * 249, "partition": 0, "offset": 2**63 - 1}},
+        {"source": {"topic": "t", "partition": 0, "offset": 0}},
+    ],
+)
+def test_signals_at_the_edge_of_every_bound_are_accepted(patch: dict) -> None:
+    raw = {**make_signals(seed=1, users=1, n=1)[0], **patch}
+    signal = Signal.from_json(raw)
+    assert signal.event_id == raw["event_id"] and signal.user_id == raw["user_id"] and signal.ts == raw["ts"]
+    assert signal.kind == raw["kind"] and signal.action == raw["action"]
+    assert signal.source == (raw["source"]["topic"], raw["source"]["partition"], raw["source"]["offset"])
+
+
+def test_a_row_round_trips_whole_and_a_small_window_still_stops_every_replay() -> None:
+    params = FoldParams(dedup_window=2)
+    raw = make_signals(seed=9, users=1, n=30)
+    state = ProfileState(user_id="u000000")
+    for item in raw:
+        apply_signal(state, Signal.from_json(item), params, now_ms=123)
+    state.partition = 4
+    restored = ProfileState.from_row(json.loads(json.dumps(state.to_row())))
+    assert restored == state
+    assert not any(apply_signal(restored, Signal.from_json(item), params) for item in raw)  # the marks did it
+
+
+def test_a_row_written_before_exact_deduplication_still_loads() -> None:
+    state = _fold_all(make_signals(seed=9, users=1, n=3))["u000000"]
+    row = json.loads(json.dumps(state.to_row()))
+    del row["applied"], row["updated_at"], row["partition"]
+    old = ProfileState.from_row(row)
+    assert (old.applied, old.updated_at, old.partition) == ({}, None, None)
+
+
+def test_dominant_tag_ignores_zero_weights_and_breaks_ties_by_name() -> None:
+    from consumers.profiles.profile import dominant_tag, event_digest
+
+    assert dominant_tag({"数码": 0.0}) is None
+    assert dominant_tag({"b": 0.5, "a": 0.5, "c": 0.0}) == "a"
+    signal = Signal.from_json(make_signals(seed=1, users=1, n=1)[0])
+    assert len(event_digest(signal)) == 16  # 64 bits: what bounds the row's size
