@@ -33,7 +33,7 @@ def register(subparsers: Any) -> None:
     pipeline_parser.set_defaults(func=pipeline.run)
     soak_parser = commands.add_parser(
         "soak",
-        help="both stages at half capacity for --minutes: memory, lag and errors per minute",
+        help="both stages at half the slower one's capacity for --minutes: memory, lag and errors per minute",
         description=soak.__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

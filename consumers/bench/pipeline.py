@@ -158,13 +158,15 @@ def bench_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any
 
 
 class CommittedCounter:
-    """Sum of the stage group's committed input offsets (an offset fetch; it does not join the group)."""
+    """Sum of a group's committed offsets (an offset fetch; it does not join the group): by default
+    the enrich group's over the input topics."""
 
-    def __init__(self, settings: Any) -> None:
+    def __init__(self, settings: Any, group: str | None = None, topics: list[str] | None = None) -> None:
         from confluent_kafka import Consumer, TopicPartition
 
-        self.consumer = Consumer(settings.librdkafka(**{"group.id": settings.enrich.group_id}))
-        self.parts = [TopicPartition(t, p) for t in settings.topics.inputs() for p in range(settings.kafka.partitions)]
+        self.consumer = Consumer(settings.librdkafka(**{"group.id": group or settings.enrich.group_id}))
+        names = topics or settings.topics.inputs()
+        self.parts = [TopicPartition(t, p) for t in names for p in range(settings.kafka.partitions)]
 
     def total(self) -> int | None:
         """The committed total, or None while the group coordinator is still loading (a transient error)."""

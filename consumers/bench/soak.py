@@ -2,8 +2,9 @@
 
 1. Starts the embedded broker (or uses ``--bootstrap``) with fresh topics, then the enrich and
    profiles stages as child processes (exactly as deployed).
-2. Without ``--rate``: measures enrich's capacity on ``--capacity-events`` preloaded events (as
-   ``bench pipeline`` does) and offers half of it.
+2. Without ``--rate``: measures each stage's capacity on ``--capacity-events`` preloaded events
+   (committed offsets over time, as ``bench pipeline`` does: enrich on the inputs, then profiles on
+   the signals enrich wrote) and offers half of the slower one.
 3. Offers the simulated mixed stream at that rate for ``--minutes``, stamped with the wall clock,
    and once a minute samples each stage's resident memory, each group's lag (end offsets minus
    committed offsets, summed over partitions), the stages' error counters (produce errors and
@@ -38,8 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from consumers.settings import DEFAULT_BUNDLE
 
     parser.add_argument("--minutes", type=float, default=30.0, help="minutes under load (default 30)")
-    parser.add_argument("--rate", type=float, help="events/s offered (default: half the measured enrich capacity)")
-    parser.add_argument("--capacity-events", type=int, default=4_000, help="events for the capacity run (default 4000)")
+    parser.add_argument("--rate", type=float, help="events/s offered (default: half the slower stage's capacity)")
+    parser.add_argument(
+        "--capacity-events", type=int, default=20_000, help="events for the capacity runs (default 20000)"
+    )
     parser.add_argument("--kinds", default="review,click,order", help="event kinds (default: the mixed stream)")
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle (default: the packaged one)")
     parser.add_argument("--backend", choices=["kafka", "tansu"], help="embedded broker (default: kafka if Java)")
@@ -157,16 +160,23 @@ def run(args: argparse.Namespace) -> int:
         enrich = start_stage(settings, work / "enrich.log")
         profiles = start_stage(settings, work / "profiles.log", f"{sys.executable} -m consumers.cli run profiles")
         rate = args.rate
+        capacities: dict[str, float] = {}
         if rate is None:
             print(f"[soak] capacity run on {args.capacity_events} events ...", file=sys.stderr, flush=True)
             produce_stream(settings, Simulator(seed=args.seed + 1, users=args.users), args.capacity_events, None, kinds)
-            counter = CommittedCounter(settings)
-            capacity, _ = measure_capacity(counter, args.capacity_events, enrich, timeout_s=600)
-            counter.close()
-            if capacity is None:
-                raise RuntimeError("capacity could not be measured: raise --capacity-events")
-            rate = capacity / 2
-            print(f"[soak] capacity {capacity:.0f} events/s: offering {rate:.0f}/s", file=sys.stderr, flush=True)
+            for stage, group, topics, proc in (
+                ("enrich", settings.enrich.group_id, settings.topics.inputs(), enrich),
+                ("profiles", settings.profiles.app_id, [settings.topics.user_signals], profiles),
+            ):
+                counter = CommittedCounter(settings, group, topics)
+                capacity, _ = measure_capacity(counter, args.capacity_events, proc, timeout_s=900)
+                counter.close()
+                if capacity is None:
+                    raise RuntimeError(f"{stage} capacity could not be measured: raise --capacity-events")
+                capacities[stage] = capacity
+            rate = min(capacities.values()) / 2
+            shown = ", ".join(f"{stage} {c:.0f}" for stage, c in capacities.items())
+            print(f"[soak] capacity (events/s) {shown}: offering {rate:.0f}/s", file=sys.stderr, flush=True)
         total = int(rate * args.minutes * 60) + 1
         sim = Simulator(seed=args.seed, users=args.users)
         producer = threading.Thread(
@@ -198,7 +208,12 @@ def run(args: argparse.Namespace) -> int:
         producer.join(60)
         for lag in lags.values():
             lag.close()
-        payload = {"rate": round(rate, 1), "minutes_requested": args.minutes, "kinds": list(kinds)}
+        payload = {
+            "rate": round(rate, 1),
+            "capacities": {k: round(v, 1) for k, v in capacities.items()},
+            "minutes_requested": args.minutes,
+            "kinds": list(kinds),
+        }
         payload |= {"summary": summarise(minutes), "samples": minutes}
         print(json_line(payload), flush=True)
         return 0 if payload["summary"]["both_alive_throughout"] else 1
