@@ -12,7 +12,14 @@ from consumers.broker.kafka import KafkaBroker
 from consumers.simulator import Simulator
 from consumers.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
-from tests.integration.enrich_harness import committed_total, read_all, start_enrich, stop, wait_for
+from tests.integration.enrich_harness import committed_total, http_json, read_all, start_enrich, stop, wait_for
+
+
+def _ready(port: int) -> bool:
+    try:
+        return http_json(f"http://127.0.0.1:{port}/readyz", timeout=2)[0] == 200
+    except OSError:
+        return False
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +34,8 @@ def test_enrich_waits_for_a_missing_broker_and_survives_a_restart(kafka_broker, 
     own.start()
     settings = isolated_settings(own.bootstrap, enrich={"group_id": f"outage-{time.monotonic_ns()}"})
     own.stop()
-    proc = start_enrich(settings, tiny_bundle, log_path=log)
+    http_port = free_port()
+    proc = start_enrich(settings, tiny_bundle, log_path=log, http_port=http_port)
     try:
         wait_for(lambda: "not reachable" in log.read_text(), 60, "a clear retry log line", procs=[proc])
         own = KafkaBroker(port=port, data_dir=data)
@@ -36,10 +44,12 @@ def test_enrich_waits_for_a_missing_broker_and_survives_a_restart(kafka_broker, 
         produce_stream(settings, sim, 400)
         wait_for(lambda: committed_total(settings, settings.enrich.group_id) == 400, 120, "first half", procs=[proc])
         own.stop()  # mid-run outage
-        time.sleep(3)
+        wait_for(lambda: not _ready(http_port), 60, "readiness reports the outage", procs=[proc])
         assert proc.poll() is None, "the stage must survive an outage"
         own = KafkaBroker(port=port, data_dir=data)
         own.start()
+        # with no input at all (red team: readiness stayed 503 until the next record arrived)
+        wait_for(lambda: _ready(http_port), 60, "ready again with the broker back", procs=[proc])
         produce_stream(settings, sim, 400)
         wait_for(lambda: committed_total(settings, settings.enrich.group_id) == 800, 180, "recovery", procs=[proc])
         out = read_all(settings, [settings.topics.user_signals], {settings.topics.user_signals: 800})
