@@ -34,6 +34,19 @@ def run_helm(helm: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([helm, *args], capture_output=True, text=True, timeout=60, check=False)
 
 
+# The custom resources of a cluster with prometheus-operator and KEDA (helm's --api-versions).
+CRD_API_VERSIONS = (
+    "monitoring.coreos.com/v1/ServiceMonitor",
+    "monitoring.coreos.com/v1/PrometheusRule",
+    "keda.sh/v1alpha1/ScaledObject",
+    "keda.sh/v1alpha1/TriggerAuthentication",
+)
+
+
+def api_version_args(versions: Sequence[str] = CRD_API_VERSIONS) -> list[str]:
+    return [arg for version in versions for arg in ("--api-versions", version)]
+
+
 def value_args(values_files: Sequence[Path] = (), set_values: Sequence[str] = ()) -> list[str]:
     args: list[str] = []
     for path in values_files:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.helm.chart import CHART, Manifest, Render, find_helm, run_helm, value_args
+from tests.helm.chart import CHART, Manifest, Render, api_version_args, find_helm, run_helm, value_args
 
 
 @pytest.fixture(scope="session")
@@ -31,12 +31,16 @@ def render(helm: str) -> Render:
     """``render(values_files, set_values)`` -> the manifests of ``helm template``, parsed."""
     cache: dict[tuple[tuple[str, ...], tuple[str, ...]], list[Manifest]] = {}
 
-    def _render(values_files: Sequence[Path] = (), set_values: Sequence[str] = ()) -> list[Manifest]:
-        key = (tuple(map(str, values_files)), tuple(set_values))
+    def _render(
+        values_files: Sequence[Path] = (), set_values: Sequence[str] = (), crds: bool = True
+    ) -> list[Manifest]:
+        """``crds``: render as for a cluster that serves the prometheus-operator and KEDA CRDs."""
+        key = (tuple(map(str, values_files)), tuple(set_values), crds)
         if key not in cache:
             proc = run_helm(
                 helm, "template", "sp", str(CHART), "--namespace", "shop",
                 *value_args(values_files, set_values),
+                *(api_version_args() if crds else []),
             )
             assert proc.returncode == 0, proc.stderr
             cache[key] = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]

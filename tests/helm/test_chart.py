@@ -398,6 +398,9 @@ def test_keda_authenticates_with_the_same_secrets(render: Render) -> None:
         (["settings.profiles.store=postgres"], "store"),
         (["kafka.sasl.mechanism=GSSAPI"], "mechanism"),
         (["enrich.resources.limits.cpu=null"], "cpu"),  # the ONNX session layout reads the CPU quota
+        (["settings.kafka.bootstrap_servers="], "bootstrap_servers"),
+        (["settings.kafka.bootstrap_servers=kafka"], "bootstrap_servers"),  # no port
+        (["networkPolicy.kafka.ports={}"], "ports"),
     ],
 )
 def test_broken_values_fail_the_render(helm: str, set_values: list[str], message: str) -> None:
@@ -549,6 +552,37 @@ def test_monitoring_objects_can_be_switched_off(render: Render) -> None:
     kinds = {m["kind"] for m in manifests}
     assert not kinds & {"ServiceMonitor", "PrometheusRule"}
     assert not [m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("-dashboard")]
+
+
+def test_monitoring_objects_need_their_crds_so_the_chart_installs_anywhere(render: Render) -> None:
+    """On a cluster without prometheus-operator, `helm install` failed on the ServiceMonitor."""
+    bare = {m["kind"] for m in render(crds=False)}
+    assert not bare & {"ServiceMonitor", "PrometheusRule"}
+    assert {"Deployment", "StatefulSet"} <= bare
+    assert {"ServiceMonitor", "PrometheusRule"} <= {m["kind"] for m in render()}
+
+
+def test_both_stages_get_a_startup_probe_before_liveness(render: Render) -> None:
+    for workload, spec in pod_specs(render()):
+        if workload["kind"] == "Job":
+            continue
+        main = spec["containers"][0]
+        assert main["startupProbe"]["httpGet"]["path"] == "/readyz", workload["metadata"]["name"]
+        assert main["startupProbe"]["failureThreshold"] * main["startupProbe"]["periodSeconds"] >= 300
+
+
+def test_the_network_policy_admits_metrics_and_lookups_and_reaches_the_brokers(render: Render) -> None:
+    assert not by_kind(render(), "NetworkPolicy")
+    policy = one(render(SCENARIOS["network-policy"]), "NetworkPolicy")["spec"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    [ingress] = policy["ingress"]
+    assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
+    assert {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "sp"}}} in ingress["from"]
+    kafka, dns, own = policy["egress"]
+    assert kafka["ports"] == [{"port": 9092, "protocol": "TCP"}]
+    assert kafka["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kafka"}}}]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert own["to"] == [{"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "sp"}}}]
 
 
 def test_every_scenario_is_documented() -> None:
