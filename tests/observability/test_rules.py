@@ -82,3 +82,18 @@ def test_alerts_carry_severity_and_text(rules: dict[str, Any]) -> None:
             assert rule["labels"]["severity"] in {"critical", "warning", "info"}, rule["alert"]
             assert rule["annotations"]["summary"] and rule["annotations"]["description"], rule["alert"]
             assert "for" in rule, f"{rule['alert']}: fires on a single bad scrape without `for`"
+
+
+def test_every_alert_links_its_runbook_section(rules: dict[str, Any]) -> None:
+    """Each alert's runbook_url points at a section of docs/runbooks.md with the three parts."""
+    import re
+
+    runbooks = (Path(__file__).resolve().parents[2] / "docs" / "runbooks.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^## (\w+)\n(.*?)(?=^## |\Z)", runbooks, re.S | re.M))
+    alerts = [rule for rule in all_rules(rules) if "alert" in rule]
+    assert alerts and set(sections) == {rule["alert"] for rule in alerts}
+    for rule in alerts:
+        url = rule["annotations"]["runbook_url"]
+        assert url == f"https://github.com/shoppulse/shoppulse/blob/main/docs/runbooks.md#{rule['alert'].lower()}"
+        for part in ("**Means**", "**Check**", "**Do**"):
+            assert part in sections[rule["alert"]], (rule["alert"], part)
