@@ -590,3 +590,11 @@ def test_every_scenario_is_documented() -> None:
     for path in SCENARIOS.values():
         for file in path:
             assert file.name in readme, f"{file.name} is not described in README.md"
+
+
+def test_the_image_the_readme_builds_is_the_chart_default() -> None:
+    values = load_values([])
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
+    image = f"{values['image']['repository']}:{chart['appVersion']}"
+    assert f"docker build -t {image} ." in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"docker build -t {image} ." in (ROOT / "Dockerfile").read_text(encoding="utf-8")
