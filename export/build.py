@@ -67,6 +67,15 @@ def _heads_file(model_dir: Path) -> dict[str, Any]:
     return dict(json.loads((model_dir / HEADS_FILE).read_text(encoding="utf-8")))
 
 
+def _portable_path(model_dir: Path) -> str:
+    """The source folder as the manifest records it: relative to the working directory when it is
+    inside it (``runs/v12/model``), else its name; never this machine's absolute path."""
+    try:
+        return str(model_dir.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return model_dir.name
+
+
 def _save_tokenizer(source: Source, staging: Path) -> None:
     """The fast tokenizer's files (tokenizer.json for serving, the rest for transformers users)."""
     source.tokenizer.save_pretrained(str(staging))
@@ -213,7 +222,7 @@ def build_bundle(
             "models": models,
             "files": _file_hashes(staging),
             "source": {
-                "path": str(model_dir),
+                "path": _portable_path(model_dir),
                 "config_sha256": source.config_sha256,
                 "family": source.family,
                 "multitask": source.multitask,

@@ -299,8 +299,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     metrics: dict[str, Any] = {"dev_torch": torch_dev, "dev_file": str(dev_path.name), "dev_n": len(dev_rows)}
     training = {
         # --resume is left out: a resumed run ends where the uninterrupted one would (tests/unit/models/test_resume.py)
-        "command": "shoppulse train "
-        + " ".join(shlex.quote(a) for a in (getattr(args, "argv", None) or _cli_args()) if a != "--resume"),
+        "command": reproduce_command(getattr(args, "argv", None) or _cli_args()),
         "resumed": bool(args.resume),
         "data": {
             TRAIN_FILE: {"sha256": sha256_of(train_path), "rows": len(train_rows)},
@@ -378,6 +377,26 @@ def _copy_tokenizer_files(src: Path, dst: Path) -> None:
     for path in src.iterdir():
         if path.is_file():
             shutil.copyfile(path, dst / path.name)
+
+
+def reproduce_command(argv: list[str]) -> str:
+    """The training command for a manifest: no machine's paths in it (``--data /home/me/x`` becomes
+    ``--data <DATA>``), and without ``--resume``, since a resumed run ends where the uninterrupted
+    one would (tests/unit/models/test_resume.py)."""
+    shown: list[str] = []
+    option = "PATH"
+    for arg in argv:
+        if arg == "--resume":
+            continue
+        if arg.startswith("--"):
+            name, eq, value = arg.partition("=")
+            if eq and Path(value).is_absolute():
+                arg = f"{name}=<{name.lstrip('-').upper().replace('-', '_')}>"
+            option = name.lstrip("-").upper().replace("-", "_")
+        elif Path(arg).is_absolute():
+            arg = f"<{option}>"
+        shown.append(arg)
+    return "shoppulse train " + " ".join(a if "<" in a else shlex.quote(a) for a in shown)
 
 
 def _cli_args() -> list[str]:

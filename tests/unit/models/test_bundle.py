@@ -156,3 +156,30 @@ def test_truncated_or_empty_onnx_file_is_refused(built: dict[str, Path], tmp_pat
     for name in ("cut.onnx", "empty.onnx"):
         with pytest.raises(BundleError, match="not a readable ONNX model"):
             onnx_signature(tmp_path / name)
+
+
+def test_the_default_manifest_holds_no_machine_path() -> None:
+    """It carried /work/main/runs/... and the training data's absolute path."""
+    import json
+
+    from consumers.settings import DEFAULT_BUNDLE
+
+    def strings(value: object) -> list[str]:
+        if isinstance(value, str):
+            return [value]
+        if isinstance(value, dict):
+            return [s for v in value.values() for s in strings(v)]
+        if isinstance(value, list):
+            return [s for v in value for s in strings(v)]
+        return []
+
+    manifest = json.loads((DEFAULT_BUNDLE / "manifest.json").read_text(encoding="utf-8"))
+    found = [s for s in strings(manifest) if s.startswith("/") or " /" in s]
+    assert found == []
+
+
+def test_the_reproduce_command_replaces_absolute_paths_with_placeholders() -> None:
+    from models.train import reproduce_command
+
+    argv = ["--data", "/home/me/reviews", "--out=/srv/runs/x", "--epochs", "3", "--resume", "--unlabeled", "shop.txt"]
+    assert reproduce_command(argv) == "shoppulse train --data <DATA> --out=<OUT> --epochs 3 --unlabeled shop.txt"

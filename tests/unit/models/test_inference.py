@@ -41,7 +41,7 @@ def torch_multitask_probabilities(bundle_dir: Path, texts: list[str]) -> dict[st
     from models.text import clean_text
 
     manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
-    model_dir = Path(manifest["source"]["path"])
+    model_dir = bundle_dir.parent / manifest["source"]["path"]  # a name: the export ran outside its folder
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = load_multitask(model_dir)
     rows: dict[str, list[np.ndarray]] = {name: [] for name in model.head_names}
