@@ -30,15 +30,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    Producer,
+    TopicPartition,
+)
 
 from consumers import metrics
-from consumers.contracts import R_PARSE_FAILED, ContractError, Event, dumps, parse_event
-from consumers.deadletter import dead_letter_key, dead_letter_record
+from consumers.contracts import R_PARSE_FAILED, SCHEMA_VERSION, ContractError, Event, dumps, parse_event
+from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
 from consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
 from consumers.enrich.offsets import OffsetTracker, TopicPart
+from consumers.headers import Headers, child_traceparent, header, output_headers
 from consumers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,6 +57,16 @@ _KIND_BY_TOPIC_FIELD = {"reviews": "review", "clicks": "click", "orders": "order
 
 BROKER_PROBE_INTERVAL_S = 5.0
 BROKER_PROBE_TIMEOUT_S = 1.0  # the loop waits this long at most, only while the broker is unreachable
+
+
+class Output(NamedTuple):
+    """One record to produce: where, what, its headers, and its timestamp (ms; 0 = the broker's time)."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: Headers
+    timestamp: int
 
 
 class FatalStageError(RuntimeError):
@@ -421,14 +440,20 @@ class EnrichStage:
         else:
             self._deliver_async(ordered)
 
-    def _outputs(self, msg: Message, item: Enriched | dict[str, Any]) -> list[tuple[str, bytes | None, bytes]]:
+    def _outputs(self, msg: Message, item: Enriched | dict[str, Any]) -> list[Output]:
+        """The records one input becomes, with headers and the input event's time as their timestamp."""
+        trace = child_traceparent(header(msg.headers(), "traceparent"))
         if isinstance(item, dict):
-            return [(self.topics.dead_letter, dead_letter_key(msg.key()), dumps(item))]
+            kind, input_ts = msg.timestamp()
+            headers = output_headers(DEAD_LETTER_SCHEMA_VERSION, None, trace)
+            ts = input_ts if kind != TIMESTAMP_NOT_AVAILABLE else 0
+            return [Output(self.topics.dead_letter, dead_letter_key(msg.key()), dumps(item), headers, ts)]
         key = item.event.user_id.encode("utf-8")
+        headers = output_headers(SCHEMA_VERSION, item.event.event_id, trace)
         out = []
         if item.insight is not None:
-            out.append((self.topics.review_insights, key, dumps(item.insight)))
-        out.append((self.topics.user_signals, key, dumps(item.signal)))
+            out.append(Output(self.topics.review_insights, key, dumps(item.insight), headers, item.event.ts_ms))
+        out.append(Output(self.topics.user_signals, key, dumps(item.signal), headers, item.event.ts_ms))
         return out
 
     def _deliver_async(self, ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]]) -> None:
@@ -437,10 +462,10 @@ class EnrichStage:
             tp = (source.topic, source.partition)
             self.tracker.begin(tp, source.offset, len(outputs))
             event_ts = item.event.ts_ms if isinstance(item, Enriched) else None
-            for i, (topic, key, value) in enumerate(outputs):
+            for i, output in enumerate(outputs):
                 last = i == len(outputs) - 1
                 callback = self._delivery_callback(tp, source.offset, source.topic, event_ts if last else None)
-                self._produce(topic, key, value, callback)
+                self._produce(output, callback)
 
     def _delivery_callback(
         self, tp: TopicPart, offset: int, input_topic: str, event_ts: int | None
@@ -457,12 +482,17 @@ class EnrichStage:
 
         return on_delivery
 
-    def _produce(
-        self, topic: str, key: bytes | None, value: bytes, callback: Callable[..., None] | None = None
-    ) -> None:
+    def _produce(self, output: Output, callback: Callable[..., None] | None = None) -> None:
         while True:
             try:
-                self.producer.produce(topic, value, key, on_delivery=callback)
+                self.producer.produce(
+                    output.topic,
+                    output.value,
+                    output.key,
+                    on_delivery=callback,
+                    headers=output.headers,
+                    timestamp=output.timestamp,
+                )
                 return
             except BufferError:
                 self.producer.poll(0.05)  # the local queue is full: serve delivery reports, then retry
@@ -478,8 +508,8 @@ class EnrichStage:
         try:
             self.producer.begin_transaction()
             for msg, _, item in ordered:
-                for topic, key, value in self._outputs(msg, item):
-                    self._produce(topic, key, value, self._eos_callback)
+                for output in self._outputs(msg, item):
+                    self._produce(output, self._eos_callback)
             offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
             self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
             self._commit_transaction()

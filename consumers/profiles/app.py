@@ -38,10 +38,19 @@ from aiokafka.partitioner import murmur2
 
 from consumers import metrics
 from consumers.contracts import R_BAD_JSON, R_EMPTY, R_FOLD_FAILED, R_KEY_MISMATCH, R_MISSING_KEY, R_PARSE_FAILED, dumps
-from consumers.deadletter import dead_letter_key, dead_letter_record
+from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from consumers.headers import child_traceparent, output_headers
 from consumers.profiles.connection import faust_connection
 from consumers.profiles.gaps import GapReader, Hole, OffsetTracker, PartitionProgress, TailWatch
-from consumers.profiles.profile import FoldParams, ProfileState, Signal, SignalError, apply_signal, render
+from consumers.profiles.profile import (
+    PROFILE_SCHEMA_VERSION,
+    FoldParams,
+    ProfileState,
+    Signal,
+    SignalError,
+    apply_signal,
+    render,
+)
 from consumers.profiles.publish import Coalescer
 from consumers.profiles.transport import read_committed
 from consumers.profiles.watchdog import StallWatch
@@ -303,7 +312,9 @@ class ProfilesStage:
         dead_letter = self.settings.topics.dead_letter
         await self.dead_letter_topic.send(
             key=dead_letter_key(key),
-            value=dumps(record), callback=lambda _: metrics.EVENTS_PRODUCED.labels(STAGE, dead_letter).inc()
+            value=dumps(record),
+            headers=output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None)),
+            callback=lambda _: metrics.EVENTS_PRODUCED.labels(STAGE, dead_letter).inc(),
         )
 
     # --- publishing -----------------------------------------------------------------------------
@@ -330,6 +341,10 @@ class ProfilesStage:
                 key=key,
                 value=value,
                 partition=state.partition if self.same_partitioning else None,
+                # Event time: the latest signal's (faust takes seconds); a new trace, as one profile
+                # record sums many inputs.
+                timestamp=state.as_of / 1000 if state.as_of else None,
+                headers=output_headers(PROFILE_SCHEMA_VERSION, None, child_traceparent(None)),
                 callback=self._count_published,
             )
         except Exception as exc:  # the row is kept and goes out on its next change; the agent goes on

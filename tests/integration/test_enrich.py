@@ -268,3 +268,41 @@ def test_flood_keeps_memory_bounded_and_lag_drains(kafka_broker, tiny_bundle: Pa
     peak = max(rss for rss, _ in samples)
     print(f"flood of {n}: rss early {early / 2**20:.0f} MiB, peak {peak / 2**20:.0f} MiB")
     assert peak - early < 150 * 2**20
+
+
+def test_outputs_carry_headers_and_the_event_time_as_their_timestamp(kafka_broker, tiny_bundle: Path, tmp_path: Path):
+    """Read back from Kafka: windowed consumers downstream see event time, and traces continue."""
+    settings = _settings(kafka_broker)
+    t = settings.topics
+    sim = Simulator(seed=29, users=10, start_ms=START)
+    events = list(sim.events(30, ("review",))) + list(sim.events(30, ("click",)))
+    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
+    producer = Producer(settings.librdkafka())
+    for i, e in enumerate(events):
+        headers = [("traceparent", f"00-{trace_id}-00f067aa0ba902b7-01".encode())] if i % 2 == 0 else None
+        producer.produce(t.reviews if e.kind == "review" else t.clicks, e.value, e.key, headers=headers)
+    assert producer.flush(30) == 0
+    ts_of = {e.event_id: json.loads(e.value)["ts"] for e in events}
+    traced = {e.event_id for i, e in enumerate(events) if i % 2 == 0}
+    proc = start_enrich(settings, tiny_bundle, log_path=tmp_path / "enrich.log")
+    reader = {"group.id": f"h-{time.monotonic_ns()}", "auto.offset.reset": "earliest"}
+    consumer = Consumer(settings.librdkafka(**reader))
+    consumer.subscribe([t.user_signals, t.review_insights])
+    seen: list = []
+    try:
+        deadline = time.monotonic() + 90
+        while len(seen) < len(events) + sum(e.kind == "review" for e in events) and time.monotonic() < deadline:
+            seen += [m for m in consumer.consume(100, 0.5) if m.error() is None]
+    finally:
+        consumer.close()
+        assert stop(proc) == 0, (tmp_path / "enrich.log").read_text()[-3000:]
+    assert {m.topic() for m in seen} == {t.user_signals, t.review_insights}
+    for msg in seen:
+        headers = dict(msg.headers())
+        event_id = headers["event-id"].decode()
+        assert json.loads(msg.value())["event_id"] == event_id
+        assert msg.timestamp() == (1, ts_of[event_id])  # CreateTime = the event's own time
+        assert headers["content-type"] == b"application/json" and headers["schema-version"] == b"1"
+        _, trace, span, flags = headers["traceparent"].decode().split("-")
+        assert len(span) == 16 and flags == "01"
+        assert (trace == trace_id) == (event_id in traced)

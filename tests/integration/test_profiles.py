@@ -235,6 +235,28 @@ def _read_with_keys(settings: Settings, topic: str, expected: int, timeout_s: fl
     return out
 
 
+def _check_profile_record_headers(settings: Settings, expected: dict[str, dict]) -> None:
+    """A profile record's Kafka timestamp is its event time (as_of) and it says what it is."""
+    consumer = Consumer(
+        settings.librdkafka(**{"group.id": f"read-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
+    )
+    consumer.subscribe([settings.topics.user_profiles])
+    latest: dict[str, object] = {}
+    deadline = time.monotonic() + 30
+    try:
+        while len(latest) < len(expected) and time.monotonic() < deadline:
+            for m in consumer.consume(100, 0.5):
+                if m.error() is None:
+                    latest[m.key().decode()] = m
+    finally:
+        consumer.close()
+    assert set(latest) == set(expected)
+    for user, msg in latest.items():
+        headers = dict(msg.headers())  # type: ignore[attr-defined]
+        assert headers["content-type"] == b"application/json" and headers["schema-version"] == b"1"
+        assert msg.timestamp() == (1, expected[user]["as_of"]), user  # type: ignore[attr-defined]
+
+
 def test_poison_signals_are_dead_lettered_masked_and_the_worker_goes_on(
     kafka_broker: EmbeddedBroker, tmp_path: Path
 ) -> None:
@@ -273,6 +295,7 @@ def test_poison_signals_are_dead_lettered_masked_and_the_worker_goes_on(
         _wait_for_reference(reader, _expected(good), worker, "profiles of the good signals", 90)
         dead = _read_with_keys(settings, settings.topics.dead_letter, len(poison))
         assert worker.get("/healthz")[0] == 200
+        _check_profile_record_headers(settings, _expected(good))
     finally:
         reader.close()
         assert worker.stop() == 0, worker.log_tail()

@@ -41,6 +41,12 @@ class FakeMessage:
     def key(self) -> bytes:
         return b"u1"
 
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_790_000_000_000)  # TIMESTAMP_CREATE_TIME
+
     def error(self) -> None:
         return None
 
@@ -77,7 +83,9 @@ class AckingProducer:
         self.produced: list[tuple[str, dict[str, Any]]] = []
         self._reports: list[tuple[Any, FakeMessage]] = []
 
-    def produce(self, topic: str, value: bytes, key: bytes | None = None, on_delivery: Any = None) -> None:
+    def produce(
+        self, topic: str, value: bytes, key: bytes | None = None, on_delivery: Any = None, **_: Any
+    ) -> None:
         self.produced.append((topic, json.loads(value)))
         self._reports.append((on_delivery, FakeMessage(topic, 0, 0, value)))
 

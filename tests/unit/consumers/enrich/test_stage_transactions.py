@@ -23,6 +23,12 @@ class FakeMessage:
     def key(self) -> bytes:
         return b"u1"
 
+    def headers(self) -> None:
+        return None
+
+    def timestamp(self) -> tuple[int, int]:
+        return (1, 1_790_000_000_000)  # TIMESTAMP_CREATE_TIME
+
     def topic(self) -> str:
         return self._where[0]
 
@@ -35,7 +41,7 @@ class Producer:
     def begin_transaction(self) -> None:
         self.calls.append("begin")
 
-    def produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: Any = None) -> None:
+    def produce(self, topic: str, value: bytes, key: bytes | None, on_delivery: Any = None, **_: Any) -> None:
         self.calls.append(f"produce {topic}")
 
     def send_offsets_to_transaction(self, offsets: list[Any], metadata: Any, timeout: float) -> None:
