@@ -9,12 +9,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import ValidationError
+
 from consumers import __version__
-from consumers.settings import Settings, load_settings
+from consumers.settings import Settings, describe_validation_error, load_settings, unknown_env_vars
 
 # Modules exposing ``register(subparsers)``; a missing optional module is skipped with a note.
 COMMAND_MODULES = (
@@ -63,10 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    level = args.log_level or load_settings().log_level
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    unknown = unknown_env_vars(os.environ)
+    if unknown:
+        print(f"shoppulse: no setting reads {', '.join(unknown)}", file=sys.stderr)
+        return 2
     try:
+        level = args.log_level or load_settings().log_level
+        logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         return int(args.func(args) or 0)
+    except ValidationError as exc:  # a user's setting, not our bug: one line that names it
+        print(f"shoppulse: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -17,11 +17,12 @@ or set one per variable as ``SHOPPULSE_KAFKA_OPT_<KEY>`` where ``_`` becomes ``.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "SHOPPULSE_"
@@ -217,6 +218,40 @@ def with_updates(group: _G, **updates: Any) -> _G:
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from file and env; ``overrides`` are nested dicts from CLI flags."""
     return Settings(**overrides)
+
+
+# Variables shoppulse reads outside the settings object.
+OTHER_ENV_VARS = frozenset({"SHOPPULSE_CACHE_DIR"})
+
+
+def unknown_env_vars(environ: Mapping[str, str]) -> list[str]:
+    """Each ``SHOPPULSE_*`` variable no setting reads, with the likeliest intended name.
+
+    pydantic-settings ignores a variable whose group is misspelt (``SHOPPULSE_ENRCH__MAX_BATCH``),
+    so a typo would silently leave the default in force.
+    """
+    import difflib
+
+    known = env_var_names() | OTHER_ENV_VARS
+    problems = []
+    for name in sorted(environ):
+        upper = name.upper()
+        if not upper.startswith(ENV_PREFIX.upper()) or upper in known or upper.startswith(KAFKA_OPT_PREFIX):
+            continue
+        close = difflib.get_close_matches(upper, sorted(known), n=1, cutoff=0.75)
+        problems.append(f"{name} (did you mean {close[0]}?)" if close else name)
+    return problems
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line for a person: which setting, what is wrong with it, where settings come from."""
+    errors = exc.errors()
+    first = errors[0]
+    where = ".".join(str(part) for part in first.get("loc", ())) or "settings"
+    variable = f"{ENV_PREFIX}{'__'.join(str(p) for p in first.get('loc', ()))}".upper()
+    more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+    message = first.get("msg", "invalid")
+    return f"setting {where}: {message}{more}; it comes from {variable}, the {CONFIG_FILE_ENV} file or a flag"
 
 
 def env_var_names() -> set[str]:

@@ -1,0 +1,68 @@
+"""A mistake in the settings ends in one line on stderr that names it, and exit code 2 (no traceback)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from consumers.cli import main
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
+    code = main(argv)
+    err = capsys.readouterr().err.strip().splitlines()
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [
+        ("SHOPPULSE_ENRCH__MAX_BATCH", "did you mean SHOPPULSE_ENRICH__MAX_BATCH?"),  # a typo in the group
+        ("SHOPPULSE_ENRICH__MAX_BATCHH", "did you mean SHOPPULSE_ENRICH__MAX_BATCH?"),
+        ("SHOPPULSE_NOTHING_LIKE_IT", "no setting reads SHOPPULSE_NOTHING_LIKE_IT"),
+    ],
+)
+def test_an_unknown_variable_is_named_with_the_likely_one(
+    variable: str, expected: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv(variable, "5")
+    code, err = _run(["topics", "ensure", "--bootstrap", "127.0.0.1:1"], capsys)
+    assert code == 2 and len(err) == 1 and expected in err[0], err
+
+
+def test_a_bad_value_names_the_setting_and_where_it_came_from(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SHOPPULSE_ENRICH__MAX_BATCH", "0")
+    code, err = _run(["topics", "ensure", "--bootstrap", "127.0.0.1:1"], capsys)
+    assert code == 2 and len(err) == 1
+    assert err[0].startswith("shoppulse: setting enrich.max_batch: ") and "SHOPPULSE_ENRICH__MAX_BATCH" in err[0]
+
+
+def test_an_unknown_key_in_the_config_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "shoppulse.yaml"
+    config.write_text("enrich:\n  max_batchh: 8\n", encoding="utf-8")
+    monkeypatch.setenv("SHOPPULSE_CONFIG", str(config))
+    code, err = _run(["topics", "ensure", "--bootstrap", "127.0.0.1:1"], capsys)
+    assert code == 2 and len(err) == 1 and "enrich.max_batchh" in err[0], err
+
+
+def test_as_a_user_types_it_from_an_empty_directory(tmp_path: Path) -> None:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", "simulate", "--bootstrap", "127.0.0.1:1", "--events", "1"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "SHOPPULSE_ENRCH__MAX_BATCH": "5"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
+    assert "did you mean SHOPPULSE_ENRICH__MAX_BATCH?" in proc.stderr
+    assert time.monotonic() - started < 30
