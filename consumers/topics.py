@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from consumers.reachable import BrokerUnreachable, require_broker
 from consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
@@ -102,6 +104,11 @@ def _run_ensure(args: argparse.Namespace) -> int:
     from consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
+    try:
+        require_broker(settings)
+    except BrokerUnreachable as exc:
+        print(f"shoppulse topics: {exc}", file=sys.stderr)
+        return 2
     settings.kafka = with_updates(settings.kafka, replication_factor=args.replication_factor)
     for name, state in ensure_topics(settings, args.partitions).items():
         print(f"{name}: {state}")

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
+from consumers.reachable import BrokerUnreachable, require_broker
 from consumers.settings import Settings
 from consumers.simulator.generator import KINDS, Simulator
 
@@ -104,6 +105,11 @@ def _run(args: argparse.Namespace) -> int:
     from consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
+    try:
+        require_broker(settings)
+    except BrokerUnreachable as exc:
+        print(f"shoppulse simulate: {exc}", file=sys.stderr)
+        return 2
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     unknown = set(kinds) - set(KINDS)
     if unknown:

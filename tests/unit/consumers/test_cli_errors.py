@@ -66,3 +66,24 @@ def test_as_a_user_types_it_from_an_empty_directory(tmp_path: Path) -> None:
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0, proc.stderr
     assert "did you mean SHOPPULSE_ENRICH__MAX_BATCH?" in proc.stderr
     assert time.monotonic() - started < 30
+
+
+@pytest.mark.parametrize("command", [["topics", "ensure"], ["simulate", "--events", "3"]])
+def test_nothing_listening_is_one_line_within_seconds(command: list[str], tmp_path: Path) -> None:
+    """`topics ensure` printed ~580 librdkafka lines over 30 s and a traceback; `simulate` hung."""
+    from consumers.broker import free_port
+
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "consumers.cli", *command, "--bootstrap", f"127.0.0.1:{free_port()}"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    took = time.monotonic() - started
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert "no Kafka broker answered" in lines[0] and "shoppulse broker" in lines[0]
+    assert took < 20, took
