@@ -112,18 +112,21 @@ def head_for(task: str, heads: dict[str, list[str]]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.bundle import load_bundle
+    from models.bundle import BundleError, load_bundle
     from models.inference import Predictor
     from models.perturb import noisy_copy, truncate
 
-    bundle = load_bundle(args.bundle)
-    predictor = Predictor(bundle, precision=args.precision, intra_op_threads=args.threads)
-    head = head_for(args.task, dict(bundle.heads))
-    rows = read_reviews(args.data)
-    if not rows:
-        print(f"{args.data}: no rows with a review", file=sys.stderr)
+    try:  # a missing bundle, a CSV without the needed columns: the user's to fix, in one line
+        bundle = load_bundle(args.bundle)
+        predictor = Predictor(bundle, precision=args.precision, intra_op_threads=args.threads)
+        head = head_for(args.task, dict(bundle.heads))
+        rows = read_reviews(args.data)
+        if not rows:
+            raise ValueError(f"{args.data}: no rows with a review")
+        gold = label_indices(args.task, rows, bundle.heads[head])
+    except (BundleError, ValueError, OSError) as exc:
+        print(f"shoppulse evaluate: {exc}", file=sys.stderr)
         return 2
-    gold = label_indices(args.task, rows, bundle.heads[head])
     texts = [row.review for row in rows]
     predictor.predict(texts[:64], batch_size=args.batch_size)  # warm-up: first-run allocations are not throughput
     result = score_predictor(predictor, texts, gold, head, args.batch_size)

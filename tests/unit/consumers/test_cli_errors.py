@@ -87,3 +87,17 @@ def test_nothing_listening_is_one_line_within_seconds(command: list[str], tmp_pa
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
     assert "no Kafka broker answered" in lines[0] and "shoppulse broker" in lines[0]
     assert took < 20, took
+
+
+def test_evaluate_with_a_missing_bundle_or_the_wrong_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from consumers.settings import DEFAULT_BUNDLE
+
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("a,b\n1,2\n", encoding="utf-8")
+    for bundle, data, expected in (
+        (tmp_path / "nope", csv, "does not exist"),
+        (DEFAULT_BUNDLE, csv, "needs a 'review' column"),
+        (DEFAULT_BUNDLE, tmp_path / "missing.csv", "No such file"),
+    ):
+        code, err = _run(["evaluate", "--bundle", str(bundle), "--data", str(data), "--task", "sentiment"], capsys)
+        assert code == 2 and len(err) == 1 and err[0].startswith("shoppulse evaluate: ") and expected in err[0], err
