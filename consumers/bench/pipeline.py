@@ -132,6 +132,17 @@ def phase_marker(seed: int) -> str:
 
 
 # --- pieces that talk to Kafka --------------------------------------------------------------------
+def embedded_or_given_broker(args: argparse.Namespace, tag: str) -> tuple[Any, str]:
+    """``--bootstrap`` when given (no broker of ours), else a started embedded ``--backend`` broker."""
+    if args.bootstrap:
+        return None, args.bootstrap
+    from consumers.broker import make_broker
+
+    broker = make_broker(args.backend)
+    print(f"[{tag}] starting the embedded {broker.name} broker ...", file=sys.stderr, flush=True)
+    return broker, broker.start()
+
+
 def bench_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any:
     from consumers.broker import free_port
     from consumers.settings import load_settings
@@ -502,7 +513,6 @@ def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumers.broker import make_broker
     from consumers.simulator import Simulator
     from consumers.simulator.produce import produce_stream
     from consumers.topics import ensure_topics
@@ -523,12 +533,7 @@ def run(args: argparse.Namespace) -> int:
     counter: CommittedCounter | None = None
     load_before = os.getloadavg()
     try:
-        if args.bootstrap:
-            bootstrap = args.bootstrap
-        else:
-            broker = make_broker(args.backend)
-            print(f"[bench] starting the embedded {broker.name} broker ...", file=sys.stderr, flush=True)
-            bootstrap = broker.start()
+        broker, bootstrap = embedded_or_given_broker(args, "bench")
         settings = bench_settings(bootstrap, args, run_id)
         ensure_topics(settings)
 

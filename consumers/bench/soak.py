@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -29,7 +30,13 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from consumers.bench.pipeline import CommittedCounter, measure_capacity, start_stage, stop_process
+from consumers.bench.pipeline import (
+    CommittedCounter,
+    embedded_or_given_broker,
+    measure_capacity,
+    start_stage,
+    stop_process,
+)
 from consumers.bench.stats import json_line
 
 ERROR_SERIES = re.compile(r"^shoppulse_(produce_errors|events_dead_lettered)_total\{[^}]*\} (\S+)$", re.M)
@@ -134,7 +141,6 @@ def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumers.broker import make_broker
     from consumers.simulator import Simulator
     from consumers.simulator.produce import produce_stream
     from consumers.topics import ensure_topics
@@ -148,12 +154,7 @@ def run(args: argparse.Namespace) -> int:
     broker = enrich = profiles = None
     stop = threading.Event()
     try:
-        if args.bootstrap:
-            bootstrap = args.bootstrap
-        else:
-            broker = make_broker(args.backend)
-            print(f"[soak] starting the embedded {broker.name} broker ...", file=sys.stderr, flush=True)
-            bootstrap = broker.start()
+        broker, bootstrap = embedded_or_given_broker(args, "soak")
         settings = soak_settings(bootstrap, args, run_id)
         ensure_topics(settings)
         work = Path(args.work)
@@ -223,3 +224,4 @@ def run(args: argparse.Namespace) -> int:
             stop_process(proc)
         if broker is not None:
             broker.stop()
+        shutil.rmtree(args.work, ignore_errors=True)
