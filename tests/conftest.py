@@ -45,10 +45,10 @@ def kafka_broker() -> Iterator[EmbeddedBroker]:
     yield from _session_broker("kafka")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def kafka_cluster() -> Iterator[EmbeddedBroker]:
-    """Three real Kafka nodes (replication factor 3, min.insync.replicas 2), for failover and scale tests;
-    the same code path as ``shoppulse broker --brokers 3``."""
+    """Three real Kafka nodes (replication factor 3, min.insync.replicas 2), for the failover tests; the
+    same code path as ``shoppulse broker --brokers 3``. Per module: its three JVMs stop when it is done."""
     from consumers.broker.kafka import kafka_available
 
     require(kafka_available(), "Java 17+ and Maven (the Kafka backend)", "install them")

@@ -155,14 +155,16 @@ def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, proc
     raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def read_signals(settings: Settings, expected: int, timeout_s: float = 120) -> list[dict]:
+def read_signals(
+    settings: Settings, expected: int, timeout_s: float = 120, isolation: str = "read_committed"
+) -> list[dict]:
     """Every user-signals record a read_committed reader sees, once enough distinct sources arrived."""
     consumer = Consumer(
         settings.librdkafka(
             **{
                 "group.id": f"check-{time.monotonic_ns()}",
                 "auto.offset.reset": "earliest",
-                "isolation.level": "read_committed",
+                "isolation.level": isolation,
             }
         )
     )
