@@ -38,12 +38,14 @@ def profile_settings(settings: Settings, **profiles: Any) -> Settings:
 
 
 def produce_signals(settings: Settings, signals: list[dict[str, Any]], transaction_size: int = 0) -> None:
-    """Keyed by user_id with the murmur2 partitioner (what faust's router assumes).
+    """Keyed by user_id with the murmur2 partitioner (what faust's router assumes), in the given order.
 
+    Idempotent, like enrich's producer: the exact deduplication relies on each input partition's
+    signals arriving in order (docs/events.md), which a plain producer breaks when it retries.
     ``transaction_size`` > 0 writes them in transactions of that many, as an exactly-once
     upstream does (each commit leaves a marker offset in every partition it wrote to).
     """
-    options: dict[str, Any] = {"partitioner": "murmur2_random", "linger.ms": 5}
+    options: dict[str, Any] = {"partitioner": "murmur2_random", "linger.ms": 5, "enable.idempotence": True}
     if transaction_size:
         options["transactional.id"] = f"signals-{uuid.uuid4().hex[:8]}"
     producer = Producer(settings.librdkafka(**options))
