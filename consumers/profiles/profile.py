@@ -359,19 +359,16 @@ def event_digest(signal: Signal) -> str:
     return hashlib.blake2b(signal.event_id.encode("utf-8"), digest_size=8).hexdigest()
 
 
-def already_applied(state: ProfileState, signal: Signal) -> bool:
-    """A replay (its input offset is at or below the mark of its input partition), or a repeated event_id."""
-    return state.applied.get(signal.source_partition, -1) >= signal.source[2] or event_digest(signal) in state.seen
-
-
 def apply_signal(state: ProfileState, signal: Signal, params: FoldParams, now_ms: int | None = None) -> bool:
-    """Fold one signal into ``state`` in place; False (and no change) when it was already applied."""
-    if already_applied(state, signal):
+    """Fold one signal into ``state`` in place; False (and no change) when it was already applied:
+    a replay (its input offset is at or below the mark of its input partition), or a repeated event_id."""
+    digest = event_digest(signal)
+    if state.applied.get(signal.source_partition, -1) >= signal.source[2] or digest in state.seen:
         return False
     if signal.source_partition not in state.applied and len(state.applied) >= MAX_INPUT_PARTITIONS:
         raise SignalError(R_BAD_VALUE, f"a user's signals come from more than {MAX_INPUT_PARTITIONS} input partitions")
     state.applied[signal.source_partition] = signal.source[2]
-    state.seen.append(event_digest(signal))
+    state.seen.append(digest)
     if len(state.seen) > params.dedup_window:
         del state.seen[: len(state.seen) - params.dedup_window]
 
