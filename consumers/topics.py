@@ -28,13 +28,17 @@ class TopicSpec:
     config: dict[str, str] = field(default_factory=dict)
 
 
+def min_insync_replicas(replication_factor: int) -> int:
+    """Copies a write needs: 2 of 3, so one broker may fail without losing or blocking a write (1 below 3)."""
+    return max(1, min(2, replication_factor - 1))
+
+
 def topic_specs(settings: Settings, partitions: int | None = None) -> list[TopicSpec]:
     """Every topic with its config. Inputs and user-signals share a partition count (co-partitioning)."""
     k, t = settings.kafka, settings.topics
     n = partitions or k.partitions
     rf = k.replication_factor
-    # With 3 copies a write needs 2 in sync: one broker may fail without losing or blocking a write.
-    durability = {"min.insync.replicas": str(max(1, min(2, rf - 1)))}
+    durability = {"min.insync.replicas": str(min_insync_replicas(rf))}
     retention = {"retention.ms": str(k.input_retention_ms), "cleanup.policy": "delete", **durability}
     return [
         TopicSpec(t.reviews, n, rf, dict(retention)),

@@ -152,8 +152,10 @@ class KafkaBroker(EmbeddedBroker):
         self._work: Path | None = None
 
     def _config(self, log_dir: Path) -> str:
+        from consumers.topics import min_insync_replicas
+
         rf = self.replication
-        min_isr = max(1, min(2, rf - 1))  # 3 copies: a write needs 2, so one node may be down
+        min_isr = min_insync_replicas(rf)
         return "\n".join(
             [
                 "process.roles=broker,controller",
