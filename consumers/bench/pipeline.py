@@ -289,15 +289,19 @@ def stop_process(proc: subprocess.Popen[bytes] | None, sig: int = signal.SIGTERM
         proc.wait(5)
 
 
-def peak_rss_mb_of(pid: int) -> float | None:
-    """VmHWM (peak resident set) of a live process, from /proc."""
+def proc_status_mib(pid: int, field: str) -> float | None:
+    """A memory figure of a live process from /proc (``VmHWM``: peak resident set, ``VmRSS``: now), MiB."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmHWM:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) / 1024.0
     except (OSError, ValueError):
         return None
     return None
+
+
+def peak_rss_mb_of(pid: int) -> float | None:
+    return proc_status_mib(pid, "VmHWM")
 
 
 def review_texts(seed: int, users: int, n: int, kinds: tuple[str, ...]) -> list[str]:

@@ -34,6 +34,7 @@ from consumers.bench.pipeline import (
     CommittedCounter,
     embedded_or_given_broker,
     measure_capacity,
+    proc_status_mib,
     start_stage,
     stop_process,
 )
@@ -111,13 +112,8 @@ def error_count(port: int) -> float | None:
 
 
 def rss_mib(pid: int) -> float | None:
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
-            if line.startswith("VmRSS:"):
-                return round(int(line.split()[1]) / 1024.0, 1)
-    except (OSError, ValueError):
-        return None
-    return None
+    rss = proc_status_mib(pid, "VmRSS")
+    return round(rss, 1) if rss is not None else None
 
 
 def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
