@@ -282,11 +282,14 @@ class ProfilesStage:
         state = ProfileState.from_row(row) if row is not None else ProfileState(user_id=signal.user_id)
         try:
             applied = apply_signal(state, signal, self.params)
-        except Exception as exc:  # a refused or failing fold must not crash the agent (faust would skip it)
-            if not isinstance(exc, SignalError):
-                log.exception("folding %s[%d]@%d failed; dead-lettered, profile unchanged", topic, partition, offset)
-            err = exc if isinstance(exc, SignalError) else SignalError(R_FOLD_FAILED, f"the fold failed: {exc!r}")
+        except SignalError as err:  # refused by the fold (e.g. too many input partitions for one user)
             await self._dead_letter(value, key, topic, partition, offset, err)
+            return False
+        except Exception as exc:  # a fold bug must not crash the agent (faust would skip the record)
+            log.exception("folding %s[%d]@%d failed; dead-lettered, profile unchanged", topic, partition, offset)
+            await self._dead_letter(
+                value, key, topic, partition, offset, SignalError(R_FOLD_FAILED, f"the fold failed: {exc!r}")
+            )
             return False
         if not applied:
             metrics.SIGNALS_DUPLICATE.labels(STAGE).inc()
