@@ -424,11 +424,12 @@ def test_kill_9_mid_stream_recovers_the_reference_without_double_applying(
         wait_for(first.ready, 60, "first worker ready", [first])
         produce_signals(settings, stream[:600])
 
-        def some_published() -> bool:
-            reader.poll(0.1)
-            return len(reader.latest) >= 5
-
-        wait_for(some_published, 60, "the first profiles", [first])
+        # Kill once the worker has applied some signals, read from its own /metrics at once: waiting for
+        # published profiles went through the reader's group join, which under load could outlast faust's
+        # 2.8 s commit interval, leaving nothing to replay.
+        wait_for(
+            lambda: _metric(first, "shoppulse_profiles_updated_total") >= 50, 60, "the first signals applied", [first]
+        )
         first.kill9()
         if wipe:
             shutil.rmtree(first.data_dir, ignore_errors=True)
