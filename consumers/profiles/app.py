@@ -69,10 +69,14 @@ def murmur2_partition(key: bytes, partitions: int) -> int:
     return (murmur2(key) & 0x7FFFFFFF) % partitions
 
 
-def make_faust_app(settings: Settings, partitions: int) -> faust.App:
-    """A ``faust.App`` configured from the one settings object (broker, TLS/SASL, store, web)."""
+def make_faust_app(settings: Settings, partitions: int, stage: Any = None, port: int | None = None) -> faust.App:
+    """A ``faust.App`` configured from the one settings object (broker, TLS/SASL, store, web).
+
+    ``stage`` is the stage's settings group (app id, store, data dir, advertised host; default
+    ``settings.profiles``) and ``port`` its HTTP port: stage 3 builds its app here too.
+    """
     conn = faust_connection(settings)
-    p, http = settings.profiles, settings.http
+    p, http = stage or settings.profiles, settings.http
     store = "rocksdb://" if p.store == "rocksdb" else "memory://"
     session_s = settings.kafka.session_timeout_ms / 1000
     p.data_dir.mkdir(parents=True, exist_ok=True)  # faust creates only the last level
@@ -86,7 +90,7 @@ def make_faust_app(settings: Settings, partitions: int) -> faust.App:
         web_enabled=True,
         web_bind=http.host,
         web_host=p.advertised_host or http.host,
-        web_port=http.profiles_port,
+        web_port=http.profiles_port if port is None else port,
         web_in_thread=False,
         # Only our pages: faust's /table would serve raw rows (dedup sets included), /router the topology.
         web_tables_enabled=False,
@@ -257,7 +261,7 @@ class ProfilesStage:
         try:
             if not key:
                 raise SignalError(R_MISSING_KEY, "user-signals records must be keyed by user_id")
-            signal = Signal.from_json(_json_loads(value))
+            signal = Signal.from_json(load_json(value))
             if signal.user_id.encode("utf-8") != key:
                 raise SignalError(R_KEY_MISMATCH, "the record key differs from user_id")
         except SignalError as err:
@@ -481,7 +485,8 @@ class ProfilesStage:
         }
 
 
-def _json_loads(raw: bytes | None) -> Any:
+def load_json(raw: bytes | None) -> Any:
+    """A record's JSON value; ``SignalError`` (a dead letter) for anything that is not JSON we read."""
     if raw is None:
         raise SignalError(R_EMPTY, "the record has no value")
     try:

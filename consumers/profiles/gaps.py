@@ -82,8 +82,9 @@ class OffsetTracker:
 class GapReader:
     """Reads the records of a hole straight from the broker (no consumer group, nothing committed)."""
 
-    def __init__(self, settings: Settings, topic: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, settings: Settings, topic: str, timeout_s: float = 10.0, group_id: str | None = None) -> None:
         self.settings = settings
+        self.group_id = group_id or f"{settings.profiles.app_id}-gap-reader"
         self.topic = topic
         self.timeout_s = timeout_s
         self._consumer: Any = None
@@ -98,7 +99,7 @@ class GapReader:
                 self.settings.librdkafka(
                     **{
                         # A group id is required by the client; nothing is ever committed under it.
-                        "group.id": f"{self.settings.profiles.app_id}-gap-reader",
+                        "group.id": self.group_id,
                         "enable.auto.commit": False,
                         "enable.partition.eof": True,
                         # As the stage's faust consumer reads (consumers/profiles/transport.py): a hole

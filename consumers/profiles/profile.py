@@ -139,8 +139,8 @@ class Signal:
         """Validate a decoded JSON value; raises ``SignalError`` with a reason code."""
         if not isinstance(data, dict):
             raise SignalError(R_NOT_OBJECT, "a signal must be a JSON object")
-        event_id = _str(data, "event_id")
-        user_id = _str(data, "user_id")
+        event_id = required_str(data, "event_id")
+        user_id = required_str(data, "user_id")
         ts = data.get("ts")
         if not isinstance(ts, int) or isinstance(ts, bool):
             raise SignalError(R_WRONG_TYPE, "ts must be an integer (epoch ms)")
@@ -192,7 +192,7 @@ class Signal:
             raise SignalError(R_BAD_VALUE, f"an aspect label must be one of {', '.join(SENTIMENT_LABELS)}")
         amount = currency = None
         if data.get("amount") is not None:
-            amount = _amount(data["amount"])
+            amount = amount_of(data["amount"])
             currency = data.get("currency")
             if currency is None:
                 raise SignalError(R_MISSING, "an order amount needs a currency")
@@ -212,7 +212,7 @@ class Signal:
             aspects={str(k): v for k, v in aspects.items()},
             amount=amount,
             currency=currency,
-            source=_source(data.get("source")),
+            source=source_of(data.get("source")),
         )
 
 
@@ -225,7 +225,7 @@ def _choice(data: dict[str, Any], key: str, allowed: tuple[str, ...], name: str 
     return str(value)
 
 
-def _source(value: Any) -> tuple[str, int, int]:
+def source_of(value: Any) -> tuple[str, int, int]:
     """The input record a signal came from: what makes deduplication exact."""
     if value is None:
         raise SignalError(R_MISSING, "source {topic, partition, offset} is required")
@@ -240,7 +240,7 @@ def _source(value: Any) -> tuple[str, int, int]:
     return topic, partition, offset  # type: ignore[return-value]
 
 
-def _amount(value: Any) -> Decimal:
+def amount_of(value: Any) -> Decimal:
     try:
         amount = Decimal(str(value))
     except (InvalidOperation, ValueError):
@@ -252,7 +252,7 @@ def _amount(value: Any) -> Decimal:
     return amount
 
 
-def _str(data: dict[str, Any], key: str) -> str:
+def required_str(data: dict[str, Any], key: str) -> str:
     value = data.get(key)
     if value is None:
         raise SignalError(R_MISSING, f"{key} is required")

@@ -78,9 +78,11 @@ class Worker:
         module: str = "consumers.profiles.cli",
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
+        stage: str = "profiles",
     ) -> None:
         """``cwd``: run there with the default ``data_dir`` (a new user's empty directory), not a temp store."""
         self.settings = settings
+        self.stage = stage  # "profiles" or "insights": which settings group and HTTP port it uses
         self.cwd = cwd
         self.name = name
         self.store = store
@@ -98,10 +100,10 @@ class Worker:
 
     def start(self) -> Worker:
         data = self.settings.model_dump(mode="json")
-        data["profiles"].update(store=self.store, data_dir=str(self.data_dir))
+        data[self.stage].update(store=self.store, data_dir=str(self.data_dir))
         if self.cwd is not None:
-            del data["profiles"]["data_dir"]
-        data["http"].update(host="127.0.0.1", profiles_port=self.port)
+            del data[self.stage]["data_dir"]
+        data["http"].update({"host": "127.0.0.1", f"{self.stage}_port": self.port})
         self.config.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
         env = {**os.environ, "SHOPPULSE_CONFIG": str(self.config), "PYTHONUNBUFFERED": "1"}
         env = {k: v for k, v in env.items() if not (k.startswith("SHOPPULSE_") and k != "SHOPPULSE_CONFIG")}
@@ -123,6 +125,10 @@ class Worker:
 
     def get(self, path: str) -> tuple[int, Any]:
         return http_json(self.url + path)
+
+    def get_text(self, path: str) -> str:
+        with urllib.request.urlopen(self.url + path, timeout=10) as resp:
+            return resp.read().decode("utf-8")
 
     def ready(self) -> bool:
         with contextlib.suppress(OSError, ValueError):
