@@ -397,6 +397,7 @@ class Enricher:
             "category": mask_pii(category) if category else None,  # free text from the shop (bounded): masked
             "product_id": event.product_id,
             "product_ids": [item.product_id for item in event.items] if event.kind == "order" else None,
+            "items": _order_lines(event) if event.kind == "order" else None,
             "query": mask_pii(event.query) if event.query else None,
             "sentiment": sentiment,
             "aspects": {k: v["label"] for k, v in (aspects or {}).items() if v is not None},
@@ -405,6 +406,19 @@ class Enricher:
             "model": self.model,
             "source": source.as_dict(),
         }
+
+
+def _order_lines(event: Event) -> list[dict[str, Any]]:
+    """Per order line: product, catalog category (masked free text), units and exact amount (stage 3 sums them)."""
+    return [
+        {
+            "product_id": item.product_id,
+            "category": mask_pii(item.category) if item.category else None,
+            "quantity": item.quantity,
+            "amount": str(item.price * item.quantity),
+        }
+        for item in event.items
+    ]
 
 
 def _normalise(tags: dict[str, float]) -> dict[str, float]:

@@ -108,15 +108,20 @@ def test_order_tags_are_weighted_by_amount(enricher: Enricher) -> None:
         ts_ms=TS,
         order_id="x",
         items=(
-            OrderItem("p1", Decimal("900"), 1, category="热水器"),
-            OrderItem("p2", Decimal("100"), 1, category="蒙牛"),
+            OrderItem("p1", Decimal("300"), 3, category="热水器"),
+            OrderItem("p2", Decimal("50.00"), 2, category="蒙牛"),
         ),
-        total=Decimal("1000"),
+        total=Decimal("1000.00"),
         currency="CNY",
     )
     [out] = enricher.enrich([(order, Source("orders", 0, 1))])
     assert out.signal["tags"] == {"家电": 0.9, "乳品": 0.1}
-    assert out.signal["amount"] == "1000" and out.signal["product_ids"] == ["p1", "p2"]
+    assert out.signal["amount"] == "1000.00" and out.signal["product_ids"] == ["p1", "p2"]
+    # per line, for stage 3's per-product revenue: exact price × quantity
+    assert out.signal["items"] == [
+        {"product_id": "p1", "category": "热水器", "quantity": 3, "amount": "900"},
+        {"product_id": "p2", "category": "蒙牛", "quantity": 2, "amount": "100.00"},
+    ]
 
 
 def test_title_cache_is_a_bounded_lru() -> None:
