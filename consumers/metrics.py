@@ -28,9 +28,7 @@ MODEL_INFO = Gauge(
 )
 MODEL_LOADED = Gauge("shoppulse_model_loaded", "1 when the model bundle is loaded and verified", ["stage"])
 
-EVENTS_CONSUMED = Counter(
-    "shoppulse_events_consumed_total", "Input events read from Kafka", ["stage", "topic"]
-)
+EVENTS_CONSUMED = Counter("shoppulse_events_consumed_total", "Input events read from Kafka", ["stage", "topic"])
 EVENTS_PRODUCED = Counter(
     "shoppulse_events_produced_total", "Output records acknowledged by the broker", ["stage", "topic"]
 )
@@ -68,21 +66,15 @@ CONSUMER_LAG = Gauge(
 IN_FLIGHT = Gauge("shoppulse_in_flight_events", "Events consumed but not yet committed", ["stage"])
 PAUSED_PARTITIONS = Gauge("shoppulse_paused_partitions", "Partitions paused for back-pressure", ["stage"])
 ASSIGNED_PARTITIONS = Gauge("shoppulse_assigned_partitions", "Partitions assigned to this process", ["stage"])
-CACHE_REQUESTS = Counter(
-    "shoppulse_cache_requests_total", "Title-tag cache lookups", ["stage", "cache", "result"]
-)
+CACHE_REQUESTS = Counter("shoppulse_cache_requests_total", "Title-tag cache lookups", ["stage", "cache", "result"])
 COMMITS = Counter("shoppulse_commits_total", "Offset commits (or committed transactions)", ["stage"])
 TRANSACTION_ABORTS = Counter("shoppulse_transaction_aborts_total", "Aborted transactions", ["stage"])
-SENTIMENT_EMITTED = Counter(
-    "shoppulse_sentiment_labels_total", "Sentiment labels emitted (drift)", ["stage", "label"]
-)
+SENTIMENT_EMITTED = Counter("shoppulse_sentiment_labels_total", "Sentiment labels emitted (drift)", ["stage", "label"])
 INTEREST_TAGS_EMITTED = Counter(
     "shoppulse_interest_tags_total", "Top interest tag per event emitted (drift)", ["stage", "tag"]
 )
 PROFILES_UPDATED = Counter("shoppulse_profiles_updated_total", "Profile changes applied", ["stage"])
-PROFILES_PUBLISHED = Counter(
-    "shoppulse_profiles_published_total", "Profiles published to user-profiles", ["stage"]
-)
+PROFILES_PUBLISHED = Counter("shoppulse_profiles_published_total", "Profiles published to user-profiles", ["stage"])
 SIGNALS_DUPLICATE = Counter(
     "shoppulse_signals_duplicate_total",
     "Signals ignored because their event_id was already applied",
@@ -100,6 +92,30 @@ SIGNALS_REREAD = Counter(
     "Records the stream skipped that were re-read from the broker and applied",
     ["stage"],
 )
-BROKER_UP = Gauge(
-    "shoppulse_broker_reachable", "1 when the last broker metadata request succeeded", ["stage"]
+BROKER_UP = Gauge("shoppulse_broker_reachable", "1 when the last broker metadata request succeeded", ["stage"])
+
+# Stage 3: per-category series. Labels are taxonomy categories and tags, known aspects and ISO
+# currency codes only: never a product id.
+INSIGHT_FACTS = Counter(
+    "shoppulse_insight_facts_total", "Facts folded into product/category rows, by result", ["stage", "result"]
 )
+LATE_EVENTS = Counter(
+    "shoppulse_late_events_total", "Events later than their window's grace period (not counted)", ["stage", "topic"]
+)
+INSIGHT_REVIEWS = Counter(
+    "shoppulse_category_reviews_total", "Reviews per category and sentiment", ["category", "tag", "sentiment"]
+)
+INSIGHT_ASPECTS = Counter(
+    "shoppulse_category_aspect_mentions_total", "Aspect verdicts per category", ["category", "aspect", "sentiment"]
+)
+INSIGHT_ACTIONS = Counter(
+    "shoppulse_category_actions_total",
+    "Views, clicks, carts, favorites, orders per category",
+    ["category", "tag", "action"],
+)
+INSIGHT_REVENUE = Counter(
+    "shoppulse_category_revenue_total",
+    "Order revenue (GMV) per category and currency, as a float for rates (exact sums: category-insights)",
+    ["category", "tag", "currency"],
+)
+ALERTS_RAISED = Counter("shoppulse_alerts_raised_total", "Alerts raised", ["stage", "kind", "scope"])

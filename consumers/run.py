@@ -1,4 +1,4 @@
-"""``shoppulse run enrich|profiles``: the two stream stages."""
+"""``shoppulse run enrich|profiles|insights``: the three stream stages."""
 
 from __future__ import annotations
 
@@ -24,3 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     profiles = stages.add_parser("profiles", help="stage 2: user-signals → per-user profiles (faust)")
     profiles_cli.add_arguments(profiles)
     profiles.set_defaults(func=profiles_cli.run)
+
+    from consumers.insights import cli as insights_cli
+
+    insights = stages.add_parser(
+        "insights", help="stage 3: review-insights + user-signals → product/category insights, alerts (faust)"
+    )
+    insights_cli.add_arguments(insights)
+    insights.set_defaults(func=insights_cli.run)

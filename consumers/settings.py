@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 ENV_PREFIX = "SHOPPULSE_"
@@ -73,6 +73,10 @@ class TopicSettings(_Group):
     user_signals: str = "user-signals"
     user_profiles: str = "user-profiles"
     dead_letter: str = "dead-letter"
+    insight_facts: str = "insight-facts"
+    product_insights: str = "product-insights"
+    category_insights: str = "category-insights"
+    alerts: str = "alerts"
 
     def inputs(self) -> list[str]:
         return [self.reviews, self.clicks, self.orders]
@@ -128,12 +132,42 @@ class ProfileSettings(_Group):
     )
 
 
+class InsightSettings(_Group):
+    """Stage 3: product and category figures in event-time windows, and alerts."""
+
+    app_id: str = Field("shoppulse-insights", description="faust app id = consumer group of stage 3")
+    window_s: int = Field(3600, ge=1, le=86_400, description="tumbling window length (event time)")
+    rolling_s: int = Field(86_400, ge=1, le=30 * 86_400, description="the rolling figures' span (whole windows)")
+    retention_s: int = Field(
+        172_800, ge=1, le=90 * 86_400, description="windows kept per product/category (>= rolling_s + window_s)"
+    )
+    grace_s: int = Field(600, ge=0, le=86_400, description="how late after its window's end an event still counts")
+    publish_interval_s: float = Field(1.0, ge=0, description="at most one publish per product/category per interval")
+    alert_z: float = Field(3.29, gt=0, le=10, description="z of the Wilson bounds an alert compares")
+    alert_min_reviews: int = Field(20, ge=1, description="reviews a window needs before it can alert")
+    alert_min_complaints: int = Field(5, ge=1, description="negative mentions of an aspect before it can surge")
+    alert_baseline_windows: int = Field(24, ge=1, le=720, description="trailing windows an alert compares to")
+    alert_min_baseline_reviews: int = Field(30, ge=1, description="reviews the baseline needs before alerting")
+    store: Literal["memory", "rocksdb"] = Field("memory", description="table store; rocksdb in production")
+    data_dir: Path = Field(Path("./.cache/insights"), description="local table store (one per worker)")
+    advertised_host: str | None = Field(
+        None, description="host other insights workers use to reach this one (default: http.host)"
+    )
+
+    @model_validator(mode="after")
+    def _retention_holds_the_rolling_span(self) -> InsightSettings:
+        if self.retention_s < self.rolling_s + self.window_s:
+            raise ValueError(f"retention_s ({self.retention_s}) must be at least rolling_s + window_s")
+        return self
+
+
 class HttpSettings(_Group):
     """Metrics and health endpoints (and the profile lookup on stage 2)."""
 
     host: str = Field("127.0.0.1", description="bind address; 0.0.0.0 in containers")
     enrich_port: int = Field(9464, ge=0, le=65535, description="stage 1 /metrics /healthz /readyz")
     profiles_port: int = Field(6066, ge=0, le=65535, description="stage 2 HTTP: metrics, health, profiles")
+    insights_port: int = Field(6067, ge=0, le=65535, description="stage 3 HTTP: metrics, health, insights, alerts")
 
 
 class Settings(BaseSettings):
@@ -150,6 +184,7 @@ class Settings(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)
     enrich: EnrichSettings = Field(default_factory=EnrichSettings)
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
+    insights: InsightSettings = Field(default_factory=InsightSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 

@@ -39,6 +39,7 @@ def topic_specs(settings: Settings, partitions: int | None = None) -> list[Topic
     n = partitions or k.partitions
     rf = k.replication_factor
     durability = {"min.insync.replicas": str(min_insync_replicas(rf))}
+    compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000", **durability}
     retention = {"retention.ms": str(k.input_retention_ms), "cleanup.policy": "delete", **durability}
     return [
         TopicSpec(t.reviews, n, rf, dict(retention)),
@@ -49,12 +50,9 @@ def topic_specs(settings: Settings, partitions: int | None = None) -> list[Topic
         TopicSpec(
             t.dead_letter, n, rf, {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete", **durability}
         ),
-        TopicSpec(
-            t.user_profiles,
-            n,
-            rf,
-            {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000", **durability},
-        ),
+        TopicSpec(t.user_profiles, n, rf, dict(compacted)),
+        TopicSpec(t.insight_facts, n, rf, dict(retention)),
+        *(TopicSpec(name, n, rf, dict(compacted)) for name in (t.product_insights, t.category_insights, t.alerts)),
     ]
 
 

@@ -1,0 +1,146 @@
+"""Alerts a person would act on: a negative-review spike and an aspect complaint surge.
+
+Why Wilson bounds rather than a raw ratio: two negative reviews out of two is a share of 1.0
+and means nothing. A condition holds only when the *lower* Wilson bound of the current
+window's share lies above the *upper* bound of the same row's trailing baseline (the
+``baseline_windows`` windows before it), both at ``z``, and the window has at least
+``min_reviews`` reviews (``min_complaints`` negative mentions of the aspect for a surge).
+The condition is checked after every review of an open window (an alert should come while the
+burst is on, not an hour later), and many looks at one window inflate the false alarms of a
+test; hence the default z = 3.29 (one-sided 0.05% per look) and two non-overlapping intervals,
+stricter still than a two-proportion z-test at that level. A steady stream with the same
+average share stays quiet (``tests/unit/consumers/insights/test_alerts.py`` folds 48 hours).
+
+An alert's id names its condition, row and window, so it is raised once per condition and
+window: the row records the ids it raised (in the same changelog write as the figures), and
+``alerts`` is compacted on that id, so a replay after a crash that re-sends it leaves one.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from consumers.insights.window import (
+    SCOPES,
+    InsightState,
+    WindowParams,
+    empty_window,
+    figures,
+    merge,
+    top_complaints,
+)
+
+ALERT_SCHEMA_VERSION = 1
+NEGATIVE_SPIKE = "negative_spike"
+ASPECT_SURGE = "aspect_surge"
+MAX_ALERTED = 512
+
+
+@dataclass(frozen=True)
+class AlertParams:
+    z: float = 3.29  # one-sided 0.05%: the condition is looked at after every review of the window
+    min_reviews: int = 20
+    min_complaints: int = 5
+    baseline_windows: int = 24
+    min_baseline_reviews: int = 30
+
+    @classmethod
+    def from_settings(cls, insights: Any) -> AlertParams:
+        return cls(
+            z=insights.alert_z,
+            min_reviews=insights.alert_min_reviews,
+            min_complaints=insights.alert_min_complaints,
+            baseline_windows=insights.alert_baseline_windows,
+            min_baseline_reviews=insights.alert_min_baseline_reviews,
+        )
+
+
+def wilson(successes: int, trials: int, z: float) -> tuple[float, float]:
+    """The Wilson score interval of a binomial share; (0, 1) with no trials."""
+    if trials <= 0:
+        return 0.0, 1.0
+    p = successes / trials
+    denominator = 1 + z * z / trials
+    centre = (p + z * z / (2 * trials)) / denominator
+    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def baseline(state: InsightState, start: int, params: WindowParams, alert: AlertParams) -> dict[str, Any]:
+    """The trailing windows before ``start``, summed."""
+    begin = start - alert.baseline_windows * params.window_ms
+    return merge(w for s, w in state.windows.items() if begin <= s < start)
+
+
+def detect(state: InsightState, start: int, params: WindowParams, alert: AlertParams) -> list[dict[str, Any]]:
+    """New alerts for window ``start`` of this row (those not raised before), recorded in the row."""
+    window = state.windows.get(start, empty_window())
+    if window["reviews"] < alert.min_reviews:
+        return []
+    base = baseline(state, start, params, alert)
+    if base["reviews"] < alert.min_baseline_reviews:
+        return []
+    raised = []
+    low, _ = wilson(window["negative"], window["reviews"], alert.z)
+    _, base_high = wilson(base["negative"], base["reviews"], alert.z)
+    if low > base_high:
+        raised.append(_alert(state, start, NEGATIVE_SPIKE, None, window, base, low, base_high, params))
+    for aspect, (_, neg) in sorted(window["aspects"].items()):
+        if neg < alert.min_complaints:
+            continue
+        low, _ = wilson(neg, window["reviews"], alert.z)
+        base_neg = base["aspects"].get(aspect, [0, 0])[1]
+        _, base_high = wilson(base_neg, base["reviews"], alert.z)
+        if low > base_high:
+            raised.append(_alert(state, start, ASPECT_SURGE, aspect, window, base, low, base_high, params))
+    new = [a for a in raised if a["alert_id"] not in state.alerted]
+    state.alerted.extend(a["alert_id"] for a in new)
+    del state.alerted[:-MAX_ALERTED]
+    return new
+
+
+def alert_id(kind: str, key: str, aspect: str | None, start: int) -> str:
+    return f"{kind}/{key}/{aspect or '-'}/{start}"
+
+
+def _alert(
+    state: InsightState,
+    start: int,
+    kind: str,
+    aspect: str | None,
+    window: dict[str, Any],
+    base: dict[str, Any],
+    low: float,
+    base_high: float,
+    params: WindowParams,
+) -> dict[str, Any]:
+    scope, _, name = state.key.partition(":")
+    now = figures(window)
+    if aspect is None:
+        observed = {"reviews": window["reviews"], "negative": window["negative"], "share": now["negative_share"]}
+        before = {"reviews": base["reviews"], "negative": base["negative"]}
+    else:
+        neg = window["aspects"][aspect][1]
+        observed = {"reviews": window["reviews"], "negative": neg, "share": round(neg / window["reviews"], 6)}
+        before = {"reviews": base["reviews"], "negative": base["aspects"].get(aspect, [0, 0])[1]}
+    before["share"] = round(before["negative"] / before["reviews"], 6) if before["reviews"] else None
+    observed["lower_bound"] = round(low, 6)
+    before["upper_bound"] = round(base_high, 6)
+    record: dict[str, Any] = {
+        "schema_version": ALERT_SCHEMA_VERSION,
+        "alert_id": alert_id(kind, state.key, aspect, start),
+        "kind": kind,
+        "scope": SCOPES.get(scope, scope),
+        "product_id" if scope == "p" else "category" if scope == "c" else "tag": name,
+        "aspect": aspect,
+        "window": {"start": start, "end": start + params.window_ms},
+        "observed": observed,
+        "baseline": before,
+        "top_complaint_aspects": top_complaints(window),
+        "negative_keywords": [k["keyword"] for k in now["negative_keywords"]],
+        "examples": now["negative_examples"],
+        "raised_at": state.watermark,
+    }
+    return record

@@ -1,0 +1,390 @@
+"""The faust app of stage 3: enrich's outputs → facts by product/category → windowed rows → insights, alerts.
+
+Two steps, both in this worker, joined by a Kafka topic as faust's ``group_by`` would be:
+
+1. **Re-key.** Agents on ``review-insights`` and ``user-signals`` (keyed by user) turn each record
+   into facts (``consumers.insights.facts``) and send each to ``insight-facts`` keyed by the row it
+   belongs to (``p:<product>``, ``c:<category>``, ``t:<tag>``). Sends from an agent are attached to
+   the input record: faust publishes them before it commits that record's offset, so a crash
+   replays the record and re-sends its facts rather than losing them.
+2. **Fold.** An agent on ``insight-facts`` applies each fact to its row in the ``insights`` table
+   (changelog-backed, partitioned like ``insight-facts``) with the pure fold of
+   ``consumers.insights.window``: exact deduplication by source record, event-time windows with a
+   grace period, late facts counted in a metric. After each applied review it checks the alert
+   conditions (``consumers.insights.alerts``) and sends new alerts to ``alerts``; changed windows
+   are published (coalesced) to ``product-insights`` / ``category-insights``.
+
+Every input is read ``read_committed`` and handed to the agents without holes, as in stage 2
+(``consumers.profiles.gaps``): the exact deduplication needs each input partition in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import faust
+
+from consumers import metrics
+from consumers.contracts import R_FOLD_FAILED, R_KEY_MISMATCH, R_PARSE_FAILED, dumps
+from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from consumers.headers import child_traceparent, output_headers
+from consumers.insights.alerts import ALERT_SCHEMA_VERSION, AlertParams, detect
+from consumers.insights.facts import fact_from_json, fact_to_json, review_facts, signal_facts
+from consumers.insights.window import (
+    INSIGHTS_SCHEMA_VERSION,
+    Fact,
+    FactRefused,
+    InsightState,
+    WindowParams,
+    apply_fact,
+    render_rolling,
+    render_window,
+)
+from consumers.profiles.app import load_json, make_faust_app
+from consumers.profiles.gaps import GapReader, OffsetTracker
+from consumers.profiles.profile import SignalError
+from consumers.profiles.publish import Coalescer
+from consumers.settings import Settings
+from models.keywords import load_aspects
+from models.taxonomy import default_taxonomy
+
+log = logging.getLogger(__name__)
+
+STAGE = "insights"
+TABLE_NAME = "insights"
+GAUGE_INTERVAL_S = 5.0
+
+
+class OrderedInput:
+    """One input topic of an agent, handed on with no offset skipped (see ``consumers.profiles.gaps``)."""
+
+    def __init__(self, settings: Settings, topic: str) -> None:
+        self.topic = topic
+        self.offsets = OffsetTracker()
+        self.reader = GapReader(settings, topic, group_id=f"{settings.insights.app_id}-gap-reader")
+
+    async def missed(self, app: faust.App, message: Any) -> list[Any]:
+        """Records of this partition that faust skipped before ``message`` (re-read from the broker)."""
+        committed = getattr(app.consumer, "_committed_offset", {}).get(message.tp)
+        start = committed if isinstance(committed, int) and committed >= 0 else None
+        hole = self.offsets.observe(message.partition, message.offset, start=start)
+        if hole is None:
+            return []
+        try:
+            records = await asyncio.to_thread(self.reader.read, hole)
+            metrics.OFFSET_HOLES.labels(STAGE, "recovered" if records else "empty").inc()
+        except Exception as exc:  # the hole stays a hole: say so loudly, keep consuming
+            metrics.OFFSET_HOLES.labels(STAGE, "failed").inc()
+            log.error("could not re-read %s[%d] %d..%d: %s", self.topic, hole.partition, hole.start, hole.end - 1, exc)
+            records = []
+        # faust commits only up to the first offset it was not handed (see the profiles stage).
+        await app.consumer._add_gap(message.tp, hole.start, hole.end - 1)
+        return records
+
+
+class InsightsStage:
+    """Owns the faust app, the insights table, the three agents, publishing and alerts."""
+
+    def __init__(self, settings: Settings, partitions: int, app: faust.App | None = None) -> None:
+        self.settings = settings
+        self.partitions = partitions
+        cfg = settings.insights
+        self.window = WindowParams.from_settings(cfg)
+        self.alert_params = AlertParams.from_settings(cfg)
+        self.taxonomy = default_taxonomy()
+        self.known_aspects = set(load_aspects().triggers)
+        self.app = app or make_faust_app(settings, partitions, stage=cfg, port=settings.http.insights_port)
+        t = settings.topics
+
+        def topic(name: str, **kw: Any) -> Any:
+            return self.app.topic(name, key_type=bytes, value_type=bytes, **kw)
+
+        self.reviews_topic = topic(t.review_insights, partitions=partitions)
+        self.signals_topic = topic(t.user_signals, partitions=partitions)
+        self.facts_topic = topic(t.insight_facts, partitions=partitions)
+        self.product_topic = topic(t.product_insights)
+        self.category_topic = topic(t.category_insights)
+        self.alerts_topic = topic(t.alerts)
+        self.dead_letter_topic = topic(t.dead_letter)
+        self.inputs = {
+            name: OrderedInput(settings, name) for name in (t.review_insights, t.user_signals, t.insight_facts)
+        }
+        self.table = self.app.Table(
+            TABLE_NAME,
+            default=None,
+            partitions=partitions,
+            key_type=bytes,
+            help="per product/category rows of windowed figures (see consumers.insights.window)",
+        )
+        self.coalescer = Coalescer(cfg.publish_interval_s)
+        self.broker_up: bool | None = None
+        self.agent_failure: str | None = None
+        self._recovered = asyncio.Event()
+        self._init_metrics()
+        self._wire()
+
+    def _init_metrics(self) -> None:
+        t = self.settings.topics
+        for name in (t.review_insights, t.user_signals, t.insight_facts):
+            metrics.EVENTS_CONSUMED.labels(STAGE, name)
+            metrics.LATE_EVENTS.labels(STAGE, name)
+        for result in ("applied", "duplicate", "late"):
+            metrics.INSIGHT_FACTS.labels(STAGE, result)
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(0)
+        metrics.BROKER_UP.labels(STAGE).set(0)
+
+    # --- wiring ---------------------------------------------------------------------------------
+    def _wire(self) -> None:
+        app = self.app
+        t = self.settings.topics
+
+        def agent(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            async def run(stream: Any) -> None:
+                try:
+                    async for event in stream.events():
+                        await handler(event)
+                except asyncio.CancelledError:
+                    raise
+                except BaseException as exc:  # faust would go on without the agent: fail /healthz instead
+                    self.agent_failure = f"{type(exc).__name__}: {exc}"[:500]
+                    log.critical("an insights agent stopped (%s): failing /healthz so the pod is restarted", exc)
+                    raise
+
+            return run
+
+        app_id = self.settings.insights.app_id
+        app.agent(self.reviews_topic, name=f"{app_id}.reviews")(agent(self._forward(t.review_insights, review_facts)))
+        app.agent(self.signals_topic, name=f"{app_id}.signals")(agent(self._forward(t.user_signals, signal_facts)))
+        app.agent(self.facts_topic, name=f"{app_id}.fold")(agent(self.handle_fact))
+        tick = min(max(self.settings.insights.publish_interval_s / 2, 0.1), 1.0)
+        app.timer(tick, name="insights-publish-due")(self.publish_due)
+        app.timer(GAUGE_INTERVAL_S, name="insights-gauges")(self.update_gauges)
+
+        async def on_revoked(sender: Any, revoked: Iterable[Any], **_: Any) -> None:
+            gone: dict[str, set[int]] = {}
+            for tp in revoked:
+                gone.setdefault(tp.topic, set()).add(tp.partition)
+            for name, ordered in self.inputs.items():
+                ordered.offsets.forget(gone.get(name, set()))
+            self.coalescer.drop_partitions(gone.get(t.insight_facts, set()))
+            self._recovered.clear()
+
+        async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+            self._recovered.set()
+
+        self._handlers = (on_revoked, on_rebalance_complete)
+        app.on_partitions_revoked.connect(on_revoked)
+        app.on_rebalance_complete.connect(on_rebalance_complete)
+
+        from consumers.insights.web import register_pages
+
+        register_pages(self)
+
+    # --- step 1: re-key ---------------------------------------------------------------------------
+    def _forward(self, topic: str, to_facts: Callable[[Any, Any], list[Fact]]) -> Callable[[Any], Any]:
+        ordered = self.inputs[topic]
+
+        async def handle(event: Any) -> None:
+            message = event.message
+            for record in await ordered.missed(self.app, message):
+                await self._send_facts(
+                    record.key(), record.value(), topic, record.partition(), record.offset(), to_facts
+                )
+            await self._send_facts(event.key, event.value, topic, message.partition, message.offset, to_facts)
+
+        return handle
+
+    async def _send_facts(
+        self,
+        key: bytes | None,
+        value: bytes | None,
+        topic: str,
+        partition: int,
+        offset: int,
+        to_facts: Callable[[Any, Any], list[Fact]],
+    ) -> None:
+        metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
+        try:
+            facts = to_facts(load_json(value), self.taxonomy)
+        except SignalError as err:
+            await self._dead_letter(value, key, topic, partition, offset, err)
+            return
+        except Exception as exc:  # a validator bug must not stop the agent
+            log.exception("reading %s[%d]@%d failed; dead-lettered", topic, partition, offset)
+            await self._dead_letter(value, key, topic, partition, offset, SignalError(R_PARSE_FAILED, repr(exc)))
+            return
+        for fact in facts:
+            await self.facts_topic.send(key=fact.key.encode("utf-8"), value=fact_to_json(fact))
+
+    # --- step 2: fold -----------------------------------------------------------------------------
+    async def handle_fact(self, event: Any) -> None:
+        message = event.message
+        for record in await self.inputs[self.settings.topics.insight_facts].missed(self.app, message):
+            await self._apply(record.key(), record.value(), record.partition(), record.offset())
+        await self._apply(event.key, event.value, message.partition, message.offset)
+
+    async def _apply(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
+        topic = self.settings.topics.insight_facts
+        metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
+        try:
+            fact = fact_from_json(load_json(value))
+            if key is None or fact.key.encode("utf-8") != key:
+                raise SignalError(R_KEY_MISMATCH, "the record key differs from the fact's key")
+        except SignalError as err:
+            await self._dead_letter(value, key, topic, partition, offset, err)
+            return
+        row = self.table.get(key)
+        state = InsightState.from_row(row) if row is not None else InsightState(key=fact.key)
+        try:
+            result = apply_fact(state, fact, self.window)
+        except FactRefused as exc:
+            await self._dead_letter(value, key, topic, partition, offset, SignalError(R_FOLD_FAILED, str(exc)))
+            return
+        metrics.INSIGHT_FACTS.labels(STAGE, result).inc()
+        if result == "duplicate":
+            return
+        if result == "late":
+            metrics.LATE_EVENTS.labels(STAGE, fact.source[0]).inc()
+            self.table[key] = state.to_row()  # the mark moved: a replay of it is a duplicate
+            return
+        start = self.window.start_of(fact.ts)
+        # Products only: one product's burst also moves its category and tag, and a person should get
+        # one alert for one incident (category-wide alerts need "several products at once": open).
+        alerts = (
+            detect(state, start, self.window, self.alert_params)
+            if fact.kind == "review" and fact.key.startswith("p:")
+            else []
+        )
+        state.partition = partition
+        self.table[key] = state.to_row()
+        self._count(fact)
+        for alert in alerts:
+            await self._raise(alert)
+        if self.coalescer.changed((key, start), partition):
+            await self.publish(key, start)
+
+    def _count(self, fact: Fact) -> None:
+        """Per-category Prometheus series (bounded labels: taxonomy categories, tags and known aspects)."""
+        if not fact.key.startswith("c:"):
+            return
+        category = fact.key[2:]
+        tag = self.taxonomy.fine_to_tag.get(category, "other")
+        if fact.kind == "review":
+            metrics.INSIGHT_REVIEWS.labels(category, tag, "negative" if fact.negative else "positive").inc()
+            for aspect, label in fact.aspects.items():
+                name = aspect if aspect in self.known_aspects else "other"
+                metrics.INSIGHT_ASPECTS.labels(category, name, label).inc()
+        else:
+            metrics.INSIGHT_ACTIONS.labels(category, tag, fact.kind).inc()
+            if fact.revenue is not None and fact.currency is not None:
+                metrics.INSIGHT_REVENUE.labels(category, tag, fact.currency).inc(float(fact.revenue))
+
+    async def _raise(self, alert: dict[str, Any]) -> None:
+        metrics.ALERTS_RAISED.labels(STAGE, alert["kind"], alert["scope"]).inc()
+        log.warning(
+            "ALERT %s %s %s window %d: %s vs baseline %s",
+            alert["kind"],
+            alert["scope"],
+            alert.get("product_id") or alert.get("category") or alert.get("tag"),
+            alert["window"]["start"],
+            alert["observed"],
+            alert["baseline"],
+        )
+        await self.alerts_topic.send(
+            key=alert["alert_id"].encode("utf-8"),
+            value=dumps(alert),
+            timestamp=alert["raised_at"] / 1000,
+            headers=output_headers(ALERT_SCHEMA_VERSION, None, child_traceparent(None)),
+        )
+
+    async def _dead_letter(
+        self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
+    ) -> None:
+        metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
+        log.warning("dead-lettering %s[%d]@%d (%s)", topic, partition, offset, err.reason)
+        record = dead_letter_record(
+            stage=STAGE, raw=raw, key=key, source=(topic, partition, offset), reason=err.reason, message=str(err)
+        )
+        await self.dead_letter_topic.send(
+            key=dead_letter_key(key),
+            value=dumps(record),
+            headers=output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None)),
+        )
+
+    # --- publishing -------------------------------------------------------------------------------
+    def active_partitions(self) -> set[int]:
+        name = self.settings.topics.insight_facts
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
+
+    def row(self, key: bytes) -> InsightState | None:
+        row = self.table.get(key)
+        return InsightState.from_row(row) if row is not None else None
+
+    def window_record(self, key: bytes, start: int | None = None) -> dict[str, Any] | None:
+        state = self.row(key)
+        if state is None or not state.windows:
+            return None
+        return render_window(state, max(state.windows) if start is None else start, self.window)
+
+    def rolling_record(self, key: bytes) -> dict[str, Any] | None:
+        state = self.row(key)
+        return render_rolling(state, self.window) if state is not None else None
+
+    async def publish(self, key: bytes, start: int) -> None:
+        state = self.row(key)
+        if state is None or state.partition not in self.active_partitions() or start not in state.windows:
+            return  # revoked meanwhile (the new owner publishes on its next change) or expired
+        record = render_window(state, start, self.window)
+        out = self.product_topic if state.key.startswith("p:") else self.category_topic
+        try:
+            await out.send(
+                key=f"{state.key}|{start}".encode(),
+                value=dumps(record),
+                timestamp=state.watermark / 1000,
+                headers=output_headers(INSIGHTS_SCHEMA_VERSION, None, child_traceparent(None)),
+            )
+        except Exception as exc:  # the window goes out on its next change
+            metrics.PRODUCE_ERRORS.labels(STAGE, out.get_topic_name()).inc()
+            log.error("publishing %s failed: %r", state.key, exc)
+
+    async def publish_due(self) -> None:
+        for key, start in self.coalescer.due():  # type: ignore[misc]
+            await self.publish(key, start)
+
+    # --- gauges and readiness ---------------------------------------------------------------------
+    async def update_gauges(self) -> None:
+        actives = list(self.app.assignor.assigned_actives())
+        metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(actives))
+        consumer = self.app.consumer
+        for tp in actives:
+            try:
+                highwater = consumer.highwater(tp)
+            except Exception:
+                continue
+            ordered = self.inputs.get(tp.topic)
+            handled = ordered.offsets.next(tp.partition) if ordered else None
+            if highwater is not None and handled is not None:
+                metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(max(0, highwater - handled))
+        producer = getattr(self.app.producer, "_producer", None)
+        up = False
+        try:
+            if producer is None:
+                raise RuntimeError("producer not started")
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=5)
+            up = True
+        except Exception as exc:
+            log.debug("broker metadata request failed: %s", exc)
+        metrics.BROKER_UP.labels(STAGE).set(1 if up else 0)
+        self.broker_up = up
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        recovered = self._recovered.is_set() and not self.app.rebalancing
+        return recovered and self.broker_up is not False, {
+            "recovered": recovered,
+            "broker_reachable": self.broker_up,
+            "assigned_partitions": sorted(self.active_partitions()) if recovered else [],
+            "pending_publishes": len(self.coalescer),
+        }
