@@ -12,7 +12,17 @@ from consumers.contracts import parse_event
 from consumers.profiles.profile import FoldParams, ProfileState, Signal, apply_signal, render
 
 EVENTS_MD = Path(__file__).resolve().parents[3] / "docs" / "events.md"
-TOPICS = ("reviews", "clicks", "orders", "review-insights", "user-signals", "dead-letter", "user-profiles")
+TOPICS = (
+    "reviews",
+    "clicks",
+    "orders",
+    "review-insights",
+    "user-signals",
+    "dead-letter",
+    "user-profiles",
+    "product-insights",
+    "alerts",
+)
 
 
 def _examples() -> dict[str, dict]:
@@ -55,3 +65,22 @@ def test_the_user_profiles_example_has_the_fields_the_stage_renders() -> None:
     assert set(rendered["sentiment"]["overall"]) == set(documented["sentiment"]["overall"])
     assert set(rendered["recent_products"][0]) == set(documented["recent_products"][0])
     assert documented["schema_version"] == rendered["schema_version"]
+
+
+def test_the_insights_and_alert_examples_have_the_fields_stage_3_writes() -> None:
+    import random
+
+    from consumers.insights.alerts import AlertParams, detect
+    from consumers.insights.window import Fact, InsightState, WindowParams, apply_fact, render_window
+
+    params, state, rng, raised = WindowParams(), InsightState(key="p:p2"), random.Random(0), []
+    for i in range(26 * 40):
+        ts = 1_790_000_000_000 + i * 90_000
+        negative = rng.random() < (0.9 if i >= 25 * 40 else 0.1)
+        aspects = {"物流": "negative" if negative else "positive"}
+        fact = Fact("p:p2", "review", ts, f"r{i}", ("r", 0, i, 0), negative=negative, aspects=aspects)
+        apply_fact(state, fact, params)
+        raised += detect(state, params.start_of(ts), params, AlertParams())
+    window = render_window(state, max(state.windows), params)
+    assert set(_examples()["product-insights"]) == set(window)
+    assert raised and set(_examples()["alerts"]) == set(raised[0])
