@@ -20,6 +20,7 @@ from typing import Any
 
 from consumers.contracts import SCHEMA_VERSION, dumps
 from consumers.simulator import vocab
+from consumers.simulator.incident import Incident
 
 KINDS = ("review", "click", "order")
 
@@ -84,6 +85,7 @@ class Simulator:
         products_per_category: int = 40,
         clock: Callable[[], float] = time.time,
         pii_fraction: float = 0.0,
+        incident: Incident | None = None,
     ) -> None:
         if not 0.0 <= bad_fraction < 1.0:
             raise ValueError("bad_fraction must be in [0, 1)")
@@ -106,6 +108,12 @@ class Simulator:
         self._sim_ms = start_ms or 0
         self._seq = itertools.count()
         self._pending: list[tuple[int, int, str, tuple[Product, ...], str]] = []
+        self.incident = incident
+        # The incident's product: the most popular one of the first category (deterministic per seed).
+        products, weights = self.catalog[next(iter(self.catalog))]
+        self.incident_product = products[weights.index(max(weights))]
+        self._incident_origin: int | None = None  # event time of the stream's first event
+        self._incident_next = 0
 
     # --- catalog ------------------------------------------------------------------------------
     def _build_catalog(self, per_category: int) -> dict[str, tuple[list[Product], list[float]]]:
@@ -226,9 +234,10 @@ class Simulator:
         return self._emit("order", user, body)
 
     def _review(
-        self, user: str, product: Product, order_id: str | None, ts_ms: int | None = None
+        self, user: str, product: Product, order_id: str | None, ts_ms: int | None = None, positive: bool | None = None
     ) -> SimulatedEvent:
-        positive = self.rng.random() < self._user_mood[user]
+        if positive is None:
+            positive = self.rng.random() < self._user_mood[user]
         body: dict[str, Any] = {
             "schema_version": SCHEMA_VERSION,
             "event_id": self._event_id("review"),
@@ -347,6 +356,26 @@ class Simulator:
             for bought in basket:
                 yield self._review(user, bought, order_id, ts_ms=due if self.start_ms is not None else None)
 
+    def _incident_reviews(self) -> Iterator[SimulatedEvent]:
+        """The incident product's reviews due by now: a steady trickle, then the burst (``Incident``)."""
+        if self.incident is None:
+            return
+        now = self._ts()
+        if self._incident_origin is None:
+            self._incident_origin = self._incident_next = now
+        incident, product = self.incident, self.incident_product
+        while self._incident_next <= now:
+            offset = self._incident_next - self._incident_origin
+            negative = self.rng.random() < incident.negative_share(offset)
+            user = self.rng.choices(self.users, self._user_weights)[0]
+            event = self._review(user, product, None, ts_ms=self._incident_next, positive=not negative)
+            body = json.loads(event.value)
+            body["text"] = incident.phrase(negative, self.rng.randrange(1_000))
+            body["rating"] = self.rng.choice([1, 2]) if negative else self.rng.choice([4, 5])
+            truth = {"label": int(not negative), "category": product.category, "incident": incident.in_burst(offset)}
+            yield self._emit("review", user, body, truth)
+            self._incident_next += incident.interval_ms(offset)
+
     def events(self, n: int, kinds: tuple[str, ...] = KINDS) -> Iterator[SimulatedEvent]:
         """The first ``n`` events of the stream (only of ``kinds`` when restricted).
 
@@ -355,7 +384,7 @@ class Simulator:
         """
         produced = 0
         while produced < n:
-            for event in itertools.chain(self._due_reviews(), self._session()):
+            for event in itertools.chain(self._incident_reviews(), self._due_reviews(), self._session()):
                 if event.kind not in kinds:
                     continue
                 if self.bad_fraction and self.rng.random() < self.bad_fraction:

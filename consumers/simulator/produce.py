@@ -14,6 +14,7 @@ from confluent_kafka import Producer
 from consumers.reachable import BrokerUnreachable, require_broker
 from consumers.settings import Settings
 from consumers.simulator.generator import KINDS, Simulator
+from consumers.simulator.incident import Incident
 
 
 def topic_for(settings: Settings, kind: str) -> str:
@@ -98,6 +99,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--kinds", default="review,click,order", help="comma-separated subset of review,click,order")
     sim.add_argument("--start-ts", type=int, help="event time of the first event in epoch ms (default: wall clock)")
     sim.add_argument("--truth", type=Path, help="write the ground truth (JSON) to this file")
+    sim.add_argument(
+        "--incident",
+        help="inject an incident: ASPECT[@START_S[+DURATION_S]] of event time, e.g. 物流@600 "
+        "(one product's reviews turn into complaints about 物流, 包装 or 质量; stage 3 alerts on it)",
+    )
     sim.set_defaults(func=_run)
 
 
@@ -105,6 +111,11 @@ def _run(args: argparse.Namespace) -> int:
     from consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
+    try:
+        incident = Incident.parse(args.incident) if args.incident else None
+    except ValueError as exc:
+        print(f"shoppulse simulate: {exc}", file=sys.stderr)
+        return 2
     try:
         require_broker(settings)
     except BrokerUnreachable as exc:
@@ -121,6 +132,7 @@ def _run(args: argparse.Namespace) -> int:
         start_ms=args.start_ts,
         bad_fraction=args.bad_fraction,
         pii_fraction=args.pii_fraction,
+        incident=incident,
     )
     started = time.monotonic()
     counts = produce_stream(settings, simulator, args.events, args.rate, kinds, progress=True)
@@ -128,6 +140,10 @@ def _run(args: argparse.Namespace) -> int:
     for topic, count in sorted(counts.items()):
         print(f"{topic}: {count}")
     print(f"total: {sum(counts.values())} events in {took:.1f}s ({len(simulator.truth.bad)} malformed)")
+    if incident is not None:
+        print(
+            f"incident: product {simulator.incident_product.product_id}, {incident.aspect} from {incident.start_s:g}s"
+        )
     if args.truth:
         args.truth.write_text(simulator.truth.to_json(), encoding="utf-8")
         print(f"ground truth: {args.truth}")

@@ -1,6 +1,8 @@
 import json
 from collections import Counter
 
+import pytest
+
 from consumers.contracts import ContractError, parse_event
 from consumers.simulator import Simulator
 from models.taxonomy import default_taxonomy
@@ -87,3 +89,31 @@ def test_no_personal_data_is_planted_by_default_and_the_stream_is_unchanged() ->
     zero = Simulator(seed=5, users=30, start_ms=1_790_000_000_000, pii_fraction=0.0)
     assert [e.value for e in zero.events(300)] == plain
     assert zero.truth.personal_data == []
+
+
+def test_an_incident_turns_one_products_reviews_into_complaints_about_its_aspect() -> None:
+    import json
+
+    from consumers.simulator.incident import Incident
+
+    incident = Incident.parse("物流@3600+1800")
+    sim = Simulator(seed=7, users=200, start_ms=1_790_000_000_000, incident=incident)
+    reviews = [json.loads(e.value) for e in sim.events(3000) if e.kind == "review"]
+    mine = [r for r in reviews if r["product_id"] == sim.incident_product.product_id]
+    start = mine[0]["ts"]
+    burst = [r for r in mine if 3_600_000 <= r["ts"] - start < 5_400_000]
+    before = [r for r in mine if r["ts"] - start < 3_600_000]
+    negative = {r["event_id"] for r in mine if sim.truth.reviews[r["event_id"]]["label"] == 0}
+    assert len(burst) > 5 * len(before) / 2  # ten times the rate, for half the time
+    assert 0.8 < sum(r["event_id"] in negative for r in burst) / len(burst) <= 1.0
+    assert sum(r["event_id"] in negative for r in before) / len(before) < 0.3
+    assert all(any(w in r["text"] for w in ("物流", "快递", "发货", "配送")) for r in mine)
+    assert all(sim.truth.reviews[r["event_id"]]["incident"] for r in burst)
+
+
+@pytest.mark.parametrize("spec", ["天气@60", "物流@soon", "物流@-5", "物流@60+0"])
+def test_a_bad_incident_spec_is_refused_with_the_expected_form(spec: str) -> None:
+    from consumers.simulator.incident import Incident
+
+    with pytest.raises(ValueError, match="ASPECT"):
+        Incident.parse(spec)
