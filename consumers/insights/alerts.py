@@ -12,8 +12,10 @@ stricter still than a two-proportion z-test at that level. A steady stream with 
 average share stays quiet (``tests/unit/consumers/insights/test_alerts.py`` folds 48 hours).
 
 An alert's id names its condition, row and window, so it is raised once per condition and
-window: the row records the ids it raised (in the same changelog write as the figures), and
-``alerts`` is compacted on that id, so a replay after a crash that re-sends it leaves one.
+window, and not again for the windows right after while the condition holds (one incident, one
+alert; it is raised anew after a window without it). The row records the ids it raised, in the
+same changelog write as the figures, and ``alerts`` is compacted on that id, so a replay after
+a crash that re-sends one leaves one.
 """
 
 from __future__ import annotations
@@ -98,7 +100,14 @@ def detect(state: InsightState, start: int, params: WindowParams, alert: AlertPa
     new = [a for a in raised if a["alert_id"] not in state.alerted]
     state.alerted.extend(a["alert_id"] for a in new)
     del state.alerted[:-MAX_ALERTED]
-    return new
+    # An incident that goes on into the next window was already announced: it is recorded (so the
+    # chain continues) but not raised again. After a window without it, it is raised anew.
+    return [a for a in new if _previous_id(a["alert_id"], params) not in state.alerted]
+
+
+def _previous_id(identifier: str, params: WindowParams) -> str:
+    head, _, start = identifier.rpartition("/")
+    return f"{head}/{int(start) - params.window_ms}"
 
 
 def alert_id(kind: str, key: str, aspect: str | None, start: int) -> str:

@@ -88,3 +88,15 @@ def test_two_negative_reviews_page_nobody() -> None:
 def test_a_new_product_without_a_baseline_raises_nothing() -> None:
     rng = random.Random(4)
     assert _stream(InsightState(key="p:p1"), hours=1, per_hour=50, share=1.0, rng=rng) == []
+
+
+def test_an_incident_lasting_three_windows_is_announced_once_and_again_after_a_quiet_window() -> None:
+    rng = random.Random(6)
+    state = InsightState(key="p:p1")
+    _stream(state, hours=24, per_hour=20, share=0.1, rng=rng)
+    raised = _stream(state, hours=3, per_hour=40, share=0.95, rng=rng, start=24)
+    assert sorted(a["kind"] for a in raised) == [ASPECT_SURGE, NEGATIVE_SPIKE]
+    assert {a["window"]["start"] for a in raised} == {T0 + 24 * HOUR}
+    assert _stream(state, hours=1, per_hour=40, share=0.1, rng=rng, start=27) == []
+    again = _stream(state, hours=1, per_hour=40, share=0.95, rng=rng, start=28)
+    assert {a["window"]["start"] for a in again} == {T0 + 28 * HOUR} and len(again) == 2
