@@ -1,9 +1,12 @@
 """``shoppulse demo``: the whole pipeline on one machine, with live progress, stopped cleanly.
 
-Starts the embedded broker, creates the topics, starts both stages as child processes
-(exactly as in production: ``shoppulse run enrich`` / ``run profiles``), feeds the
-simulator's stream at a steady rate, and prints what flows out. Ctrl-C (or
-``--duration``) stops everything in reverse order and removes the broker's data.
+Starts the embedded broker, creates the topics, starts the three stages as child processes
+(exactly as in production: ``shoppulse run enrich`` / ``run profiles`` / ``run insights``),
+feeds the simulator's stream at a steady rate with an incident from second 30 (one product's
+reviews turn into 物流 complaints), and prints what flows out, alerts as they fire. Stage 3 runs
+with 10-second windows and a 30-second baseline here, so the alert comes within the first
+minute; production defaults are an hour and a day. Ctrl-C (or ``--duration``) stops everything
+in reverse order and removes the broker's data.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from confluent_kafka import Consumer
 from consumers.broker import free_port, make_broker
 from consumers.settings import Settings, load_settings, to_env
 from consumers.simulator import Simulator
+from consumers.simulator.incident import Incident
 from consumers.simulator.produce import produce_stream
 from consumers.topics import ensure_topics
 
@@ -52,6 +56,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     demo.add_argument("--bad-fraction", type=float, default=0.01)
     demo.add_argument("--no-profiles", action="store_true", help="run stage 1 only")
     demo.add_argument(
+        "--incident",
+        default="物流@30+60",
+        help="ASPECT@START_S+DURATION_S of wall time (default 物流@30+60); 'none' for a quiet stream",
+    )
+    demo.add_argument(
         "--with-prometheus", action="store_true", help="also run a local Prometheus scraping both"
     )
     demo.set_defaults(func=run)
@@ -66,6 +75,7 @@ class _OutputWatcher(threading.Thread):
         self.counts: Counter[str] = Counter()
         self.latest_insight: dict[str, Any] | None = None
         self.latest_user: str | None = None
+        self.alerts: list[dict[str, Any]] = []  # appended as they arrive; the main loop prints new ones
         self.stop = threading.Event()
 
     def run(self) -> None:
@@ -79,7 +89,7 @@ class _OutputWatcher(threading.Thread):
                 }
             )
         )
-        consumer.subscribe([t.review_insights, t.user_signals, t.dead_letter, t.user_profiles])
+        consumer.subscribe([t.review_insights, t.user_signals, t.dead_letter, t.user_profiles, t.alerts])
         try:
             while not self.stop.is_set():
                 for msg in consumer.consume(500, 0.5):
@@ -90,6 +100,8 @@ class _OutputWatcher(threading.Thread):
                         self.latest_insight = json.loads(msg.value())
                     elif msg.topic() == t.user_profiles and msg.key():
                         self.latest_user = msg.key().decode()
+                    elif msg.topic() == t.alerts:
+                        self.alerts.append(json.loads(msg.value()))
         finally:
             consumer.close()
 
@@ -136,7 +148,7 @@ def _start_prometheus(settings: Settings, work: Path) -> tuple[subprocess.Popen[
         "global: {scrape_interval: 5s, evaluation_interval: 5s}\n"
         "scrape_configs:\n"
         f"  - job_name: shoppulse\n    static_configs:\n      - targets: ['{http.host}:{http.enrich_port}', "
-        f"'{http.host}:{http.profiles_port}']\n",
+        f"'{http.host}:{http.profiles_port}', '{http.host}:{http.insights_port}']\n",
         encoding="utf-8",
     )
     proc = subprocess.Popen(
@@ -153,7 +165,42 @@ def _start_prometheus(settings: Settings, work: Path) -> tuple[subprocess.Popen[
     return proc, port
 
 
+# Stage 3 at demo speed: 10-second windows, a 30-second baseline, alerts within the first minute.
+DEMO_INSIGHTS = {
+    "window_s": 10,
+    "rolling_s": 60,
+    "retention_s": 300,
+    "grace_s": 5,
+    "alert_baseline_windows": 3,
+    "alert_min_baseline_reviews": 30,
+    "alert_min_reviews": 20,
+}
+# The incident's product: 2 reviews a second, then 15 a second during the burst.
+DEMO_INCIDENT_RATES = {"baseline_per_min": 120.0, "burst_per_min": 900.0}
+
+
+def _describe_alert(alert: dict[str, Any], elapsed_s: float) -> str:
+    seen, base = alert["observed"], alert["baseline"]
+    what = alert.get("product_id") or alert.get("category") or alert.get("tag")
+    aspect = f" {alert['aspect']}" if alert.get("aspect") else ""
+    return (
+        f"[demo] {elapsed_s:5.0f}s ALERT {alert['kind']}{aspect} on {alert['scope']} {what}: "
+        f"{seen['negative']}/{seen['reviews']} negative in this window "
+        f"(baseline {base['negative']}/{base['reviews']}); "
+        f"top complaints {alert['top_complaint_aspects']}, keywords {alert['negative_keywords']}, "
+        f"examples {alert['examples'][:3]}"
+    )
+
+
 def run(args: argparse.Namespace) -> int:
+    try:
+        incident = None
+        if args.incident and args.incident != "none":
+            parsed = Incident.parse(args.incident)
+            incident = Incident(parsed.aspect, parsed.start_s, parsed.duration_s, **DEMO_INCIDENT_RATES)
+    except ValueError as exc:
+        print(f"shoppulse demo: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
@@ -168,8 +215,14 @@ def run(args: argparse.Namespace) -> int:
     base = load_settings()
     settings = load_settings(
         kafka={"bootstrap_servers": broker.bootstrap, "partitions": 3, "session_timeout_ms": 6000},
-        http={"enrich_port": free_port(), "profiles_port": free_port(), "host": "127.0.0.1"},
+        http={
+            "enrich_port": free_port(),
+            "profiles_port": free_port(),
+            "insights_port": free_port(),
+            "host": "127.0.0.1",
+        },
         profiles={"data_dir": str(work / "profiles"), "store": "memory"},
+        insights=DEMO_INSIGHTS | {"data_dir": str(work / "insights")},
         enrich={"bundle_dir": str(base.enrich.bundle_dir)},
     )
     procs: list[subprocess.Popen[bytes]] = []
@@ -184,17 +237,26 @@ def run(args: argparse.Namespace) -> int:
         procs.append(_start_stage("enrich", settings, work))
         if not args.no_profiles:
             procs.append(_start_stage("profiles", settings, work))
+            procs.append(_start_stage("insights", settings, work))
         http = settings.http
         print(f"[demo] enrich metrics   http://{http.host}:{http.enrich_port}/metrics  (/healthz, /readyz)")
         if not args.no_profiles:
             print(f"[demo] profiles metrics http://{http.host}:{http.profiles_port}/metrics")
             print(f"[demo] profile lookup   http://{http.host}:{http.profiles_port}/profiles/<user_id>")
+            print(f"[demo] insights         http://{http.host}:{http.insights_port}/alerts  (/products/<id>/insights)")
         if args.with_prometheus:
             prometheus = _start_prometheus(settings, work)
             if prometheus:
                 print(f"[demo] prometheus       http://127.0.0.1:{prometheus[1]}/graph", flush=True)
         watcher.start()
-        sim = Simulator(seed=7, users=args.users, bad_fraction=args.bad_fraction)
+        sim = Simulator(seed=7, users=args.users, bad_fraction=args.bad_fraction, incident=incident)
+        if incident is not None:
+            print(
+                f"[demo] incident: from {incident.start_s:g}s, {incident.aspect} complaints about product "
+                f"{sim.incident_product.product_id} ({sim.incident_product.title})",
+                flush=True,
+            )
+        shown_alerts = 0
         total = args.events or 10**12
         producer = threading.Thread(
             target=lambda: produce_stream(settings, sim, total, args.rate, stop=stop_producing),
@@ -239,6 +301,9 @@ def run(args: argparse.Namespace) -> int:
                     print(
                         f"         profile {watcher.latest_user}: top tags [{top}], version {profile.get('version')}"
                     )
+            for alert in watcher.alerts[shown_alerts:]:
+                print(_describe_alert(alert, time.monotonic() - started), flush=True)
+            shown_alerts = len(watcher.alerts)
             if args.duration and time.monotonic() - started >= args.duration:
                 break
             if args.events and not producer.is_alive() and c[t.user_signals] + c[t.dead_letter] >= produced:

@@ -1,4 +1,4 @@
-"""`shoppulse demo` (what `make demo` runs) end to end: broker, simulator, both stages, clean stop."""
+"""`shoppulse demo` (what `make demo` runs) end to end: broker, simulator, three stages, an alert, clean stop."""
 
 from __future__ import annotations
 
@@ -32,10 +32,11 @@ def _targets_up(prometheus_url: str) -> int:
     return sum(1 for series in result if series["value"][1] == "1")
 
 
-def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(kafka_broker, tiny_bundle: Path) -> None:
+def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(kafka_broker, default_bundle: Path) -> None:
     # kafka_broker: the demo starts its own broker; requiring the fixture makes sure Java/Maven are there.
     require(shutil.which("prometheus") is not None, "prometheus", "run scripts/install-tools.sh (make tools)")
-    env = {**os.environ, "SHOPPULSE_ENRICH__BUNDLE_DIR": str(tiny_bundle), "SHOPPULSE_ENRICH__INTRA_OP_THREADS": "1"}
+    # The default bundle: the incident's alert needs a model that reads the complaints.
+    env = {**os.environ, "SHOPPULSE_ENRICH__BUNDLE_DIR": str(default_bundle), "SHOPPULSE_ENRICH__INTRA_OP_THREADS": "1"}
     proc = subprocess.Popen(
         [sys.executable, "-m", "consumers.cli", "demo", "--rate", "300", "--users", "50", "--with-prometheus"],
         cwd=ROOT,
@@ -48,20 +49,22 @@ def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(kafka_broker, tiny_b
     try:
         assert proc.stdout is not None
         deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
+        profile_seen = alert_seen = False
+        while time.monotonic() < deadline and not (profile_seen and alert_seen):
             line = proc.stdout.readline()
             if not line:
                 break
             lines.append(line)
-            if "profile u" in line and "top tags" in line:
-                break  # insights, signals and a profile served over HTTP: the whole pipeline works
-        printed = r"\[demo\] (enrich metrics|profiles metrics|profile lookup|prometheus) +(http\S+)"
+            # insights, signals and a profile served over HTTP: stages 1 and 2 work
+            profile_seen |= "profile u" in line and "top tags" in line
+            alert_seen |= "ALERT negative_spike on product" in line  # stage 3 caught the incident
+        printed = r"\[demo\] (enrich metrics|profiles metrics|profile lookup|insights|prometheus) +(http\S+)"
         urls = dict(re.findall(printed, "".join(lines)))
-        assert set(urls) == {"enrich metrics", "profiles metrics", "profile lookup", "prometheus"}, lines
+        assert set(urls) == {"enrich metrics", "profiles metrics", "profile lookup", "insights", "prometheus"}, lines
         up_deadline = time.monotonic() + 60
-        while _targets_up(urls["prometheus"]) < 2 and time.monotonic() < up_deadline:
+        while _targets_up(urls["prometheus"]) < 3 and time.monotonic() < up_deadline:
             time.sleep(1)
-        assert _targets_up(urls["prometheus"]) == 2, "the demo's Prometheus does not scrape both stages"
+        assert _targets_up(urls["prometheus"]) == 3, "the demo's Prometheus does not scrape the three stages"
         proc.send_signal(signal.SIGINT)  # Ctrl-C
         rest, _ = proc.communicate(timeout=90)
         lines.extend(rest.splitlines())
@@ -71,6 +74,10 @@ def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(kafka_broker, tiny_b
     text = "".join(lines)
     assert proc.returncode == 0, text[-3000:]
     assert "latest review" in text and "top tags" in text, text[-3000:]
+    alerts = [line for line in text.splitlines() if "ALERT" in line]
+    assert alerts and all("p000037" in line for line in alerts), alerts or text[-3000:]  # the incident's product
+    start = next(i for i, line in enumerate(text.splitlines()) if "ALERT" in line)
+    assert float(text.splitlines()[start].split("s ALERT")[0].split()[-1]) < 60, "no alert within the first minute"
     assert "[demo] stopped cleanly" in text
     stopping = text[text.index("[demo] stopping") :]
     assert not [line for line in stopping.splitlines() if line.startswith(("%3|", "%4|"))], stopping[-3000:]
