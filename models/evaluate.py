@@ -7,7 +7,9 @@ first; the last line is one JSON object
 ``{"task", "n", "accuracy", "macro_f1", "reviews_per_s"}`` for scripts.
 
 Any CSV works as long as it has ``review`` plus ``label`` (0/1, sentiment) or ``cat`` (fine
-category, interest). ``reviews_per_s`` times ``Predictor.predict`` over the whole file,
+category, interest). ``--task aspects`` reads a JSON-lines aspect set instead (default: the
+project's own, ``models/data/eval/aspects.jsonl``; see ``models.aspect_eval``).
+``reviews_per_s`` times ``Predictor.predict`` over the whole file,
 tokenization included.
 """
 
@@ -25,7 +27,8 @@ import numpy as np
 
 from models.data_io import read_reviews
 
-TASKS = ("sentiment", "interest")
+TASKS = ("sentiment", "interest", "aspects")
+DEFAULT_ASPECT_SET = Path(__file__).resolve().parent / "data" / "eval" / "aspects.jsonl"
 SENTIMENT_NAMES = ["negative", "positive"]
 
 
@@ -42,7 +45,9 @@ def register(subparsers: Any) -> None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bundle", type=Path, required=True, help="bundle folder (manifest.json, ONNX, tokenizer)")
-    parser.add_argument("--data", type=Path, required=True, help="CSV with review plus label (sentiment) or cat")
+    parser.add_argument(
+        "--data", type=Path, help="CSV with review plus label (sentiment) or cat; JSON lines for --task aspects"
+    )
     parser.add_argument("--task", choices=TASKS, required=True)
     parser.add_argument("--precision", default="int8", help="int8 (default) or fp32")
     parser.add_argument("--batch-size", type=int, default=32)
@@ -111,7 +116,44 @@ def head_for(task: str, heads: dict[str, list[str]]) -> str:
     raise ValueError(f"the bundle has no {task!r} head (heads: {', '.join(heads)})")
 
 
+def run_aspects(args: argparse.Namespace) -> int:
+    """``--task aspects``: per-aspect and overall accuracy and macro-F1 of clause verdicts."""
+    from models.aspect_eval import load_mentions, score_mentions
+    from models.bundle import BundleError, load_bundle
+    from models.inference import Predictor
+    from models.keywords import load_aspects
+
+    data = args.data or DEFAULT_ASPECT_SET
+    try:
+        bundle = load_bundle(args.bundle)
+        predictor = Predictor(bundle, precision=args.precision, intra_op_threads=args.threads)
+        head = head_for("sentiment", dict(bundle.heads))
+        mentions = load_mentions(data, load_aspects())
+    except (BundleError, ValueError, OSError) as exc:
+        print(f"shoppulse evaluate: {exc}", file=sys.stderr)
+        return 2
+    labels = list(bundle.heads[head])
+    if set(labels) != {"negative", "positive"}:
+        print(f"shoppulse evaluate: the {head!r} head's labels are {labels}, not negative/positive", file=sys.stderr)
+        return 2
+    probs = predictor.predict([m.clause for m in mentions], batch_size=args.batch_size)[head]
+    result = score_mentions(mentions, [labels[i] for i in probs.argmax(axis=1)])
+    print(f"bundle {bundle.name} {bundle.version} ({predictor.precision}, {predictor.intra_op_threads} threads)")
+    print(f"aspects: {result['n']} mentions with a verdict, {result['none']['n']} without, from {data}")
+    for aspect, accuracy in result["per_aspect"].items():
+        print(f"  {aspect}: accuracy {accuracy:.4f}")
+    print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  errors {result['errors']}")
+    print(f"mentions without a verdict, judged anyway: {result['none']['judged']}")
+    print(json.dumps({"task": "aspects", **result}, ensure_ascii=False))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.task == "aspects":
+        return run_aspects(args)
+    if args.data is None:
+        print(f"shoppulse evaluate: --task {args.task} needs --data CSV", file=sys.stderr)
+        return 2
     from models.bundle import BundleError, load_bundle
     from models.inference import Predictor
     from models.perturb import noisy_copy, truncate

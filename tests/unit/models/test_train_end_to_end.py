@@ -164,3 +164,22 @@ def test_base_model_folder_is_fine_tuned_without_pretraining(tmp_path: Path) -> 
     assert (out / "model" / "shoppulse_heads.json").is_file()
     heads = json.loads((out / "model" / "shoppulse_heads.json").read_text(encoding="utf-8"))
     assert "ngram" not in heads  # a pretrained encoder gets no n-gram bag unless asked
+
+
+def test_evaluate_aspects_prints_per_aspect_and_overall_scores_last(
+    trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, out = trained
+    reviews = [
+        {"id": "1", "text": "物流很快，包装很严实", "aspects": {"物流": "positive", "包装": "positive"}},
+        {"id": "2", "text": "快递太慢了", "aspects": {"物流": "negative"}},
+        {"id": "3", "text": "尺码按平时买的", "aspects": {"尺码": "none"}},
+    ]
+    data = tmp_path / "aspects.jsonl"
+    data.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in reviews), encoding="utf-8")
+    assert evaluate.main(["--bundle", str(out / "bundle"), "--data", str(data), "--task", "aspects"]) == 0
+    result = _last_json(capsys)
+    assert result["task"] == "aspects" and result["n"] == 3 and result["none"]["n"] == 1
+    assert set(result["per_aspect"]) == {"物流", "包装"} and 0 <= result["accuracy"] <= 1
+    data.write_text(json.dumps({"id": "x", "text": "很好", "aspects": {"物流": "positive"}}), encoding="utf-8")
+    assert evaluate.main(["--bundle", str(out / "bundle"), "--data", str(data), "--task", "aspects"]) == 2
