@@ -148,6 +148,9 @@ class InsightSettings(_Group):
     alert_min_complaints: int = Field(5, ge=1, description="negative mentions of an aspect before it can surge")
     alert_baseline_windows: int = Field(24, ge=1, le=720, description="trailing windows an alert compares to")
     alert_min_baseline_reviews: int = Field(30, ge=1, description="reviews the baseline needs before alerting")
+    alert_min_products: int = Field(
+        3, ge=2, le=16, description="products a category's complaints must span for a category-wide aspect surge"
+    )
     store: Literal["memory", "rocksdb"] = Field("memory", description="table store; rocksdb in production")
     data_dir: Path = Field(Path("./.cache/insights"), description="local table store (one per worker)")
     advertised_host: str | None = Field(

@@ -47,6 +47,7 @@ class AlertParams:
     min_complaints: int = 5
     baseline_windows: int = 24
     min_baseline_reviews: int = 30
+    min_products: int = 3  # a category-wide surge: complaints about at least this many products
 
     @classmethod
     def from_settings(cls, insights: Any) -> AlertParams:
@@ -56,6 +57,7 @@ class AlertParams:
             min_complaints=insights.alert_min_complaints,
             baseline_windows=insights.alert_baseline_windows,
             min_baseline_reviews=insights.alert_min_baseline_reviews,
+            min_products=insights.alert_min_products,
         )
 
 
@@ -85,12 +87,13 @@ def detect(state: InsightState, start: int, params: WindowParams, alert: AlertPa
     if base["reviews"] < alert.min_baseline_reviews:
         return []
     raised = []
+    category = state.key.startswith("c:")
     low, _ = wilson(window["negative"], window["reviews"], alert.z)
     _, base_high = wilson(base["negative"], base["reviews"], alert.z)
-    if low > base_high:
+    if low > base_high and not category:
         raised.append(_alert(state, start, NEGATIVE_SPIKE, None, window, base, low, base_high, params))
     for aspect, (_, neg) in sorted(window["aspects"].items()):
-        if neg < alert.min_complaints:
+        if neg < alert.min_complaints or (category and not _category_wide(window, aspect, neg, alert)):
             continue
         low, _ = wilson(neg, window["reviews"], alert.z)
         base_neg = base["aspects"].get(aspect, [0, 0])[1]
@@ -108,6 +111,12 @@ def detect(state: InsightState, start: int, params: WindowParams, alert: AlertPa
 def _previous_id(identifier: str, params: WindowParams) -> str:
     head, _, start = identifier.rpartition("/")
     return f"{head}/{int(start) - params.window_ms}"
+
+
+def _category_wide(window: dict[str, Any], aspect: str, complaints: int, alert: AlertParams) -> bool:
+    """Complaints about several products, none of them half: a category problem, not one product's."""
+    by_product = window.get("complainers", {}).get(aspect, {})
+    return len(by_product) >= alert.min_products and max(by_product.values()) * 2 <= complaints
 
 
 def alert_id(kind: str, key: str, aspect: str | None, start: int) -> str:
@@ -150,6 +159,13 @@ def _alert(
         "top_complaint_aspects": top_complaints(window),
         "negative_keywords": [k["keyword"] for k in now["negative_keywords"]],
         "examples": now["negative_examples"],
+        "products": _top_products(window, aspect),
         "raised_at": state.watermark,
     }
     return record
+
+
+def _top_products(window: dict[str, Any], aspect: str | None, k: int = 5) -> list[str]:
+    """On a category alert, the products with the most complaints about the aspect (empty otherwise)."""
+    by_product = window.get("complainers", {}).get(aspect or "", {})
+    return [p for p, _ in sorted(by_product.items(), key=lambda kv: (-kv[1], kv[0]))[:k]]

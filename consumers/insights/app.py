@@ -251,13 +251,10 @@ class InsightsStage:
             self.table[key] = state.to_row()  # the mark moved: a replay of it is a duplicate
             return
         start = self.window.start_of(fact.ts)
-        # Products only: one product's burst also moves its category and tag, and a person should get
-        # one alert for one incident (category-wide alerts need "several products at once": open).
-        alerts = (
-            detect(state, start, self.window, self.alert_params)
-            if fact.kind == "review" and fact.key.startswith("p:")
-            else []
-        )
+        # Products, and categories for complaints spread over several products (one product's burst also
+        # moves its category, and one incident should page once); tags repeat their categories: none.
+        alertable = fact.kind == "review" and fact.key.startswith(("p:", "c:"))
+        alerts = detect(state, start, self.window, self.alert_params) if alertable else []
         state.partition = partition
         self.table[key] = state.to_row()
         self._count(fact)

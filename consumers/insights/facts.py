@@ -69,14 +69,15 @@ def review_facts(data: Any, taxonomy: Taxonomy) -> list[Fact]:
         "aspects": aspects,
         "keywords": keywords,
     }
-    keys = []
     product_id = data.get("product_id")
     if product_id is not None:
-        keys.append("p:" + _id(product_id, "product_id"))
+        product_id = _id(product_id, "product_id")
     interest = data.get("interest")
-    if isinstance(interest, dict):
-        keys += _category_keys(interest.get("category"), taxonomy)
-    return [Fact(key=key, **base) for key in keys]  # type: ignore[arg-type]
+    categories = _category_keys(interest.get("category"), taxonomy) if isinstance(interest, dict) else []
+    facts = [Fact(key=key, product_id=product_id, **base) for key in categories]  # type: ignore[arg-type]
+    if product_id is not None:
+        facts.insert(0, Fact(key="p:" + product_id, **base))  # type: ignore[arg-type]
+    return facts
 
 
 def signal_facts(data: Any, taxonomy: Taxonomy) -> list[Fact]:
@@ -199,6 +200,8 @@ def fact_to_json(fact: Fact) -> bytes:
     }
     if fact.kind == "review":
         body.update(neg=fact.negative, rating=fact.rating, aspects=dict(fact.aspects), kw=list(fact.keywords))
+        if fact.product_id is not None:
+            body["pid"] = fact.product_id
     if fact.kind == "order":
         body.update(units=fact.units, revenue=None if fact.revenue is None else str(fact.revenue), cur=fact.currency)
     return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
@@ -222,6 +225,7 @@ def fact_from_json(data: Any) -> Fact:
             units=int(data.get("units", 0)),
             revenue=None if revenue is None else Decimal(revenue),
             currency=data.get("cur"),
+            product_id=data.get("pid"),
         )
     except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
         raise SignalError(R_BAD_VALUE, f"not an insight fact: {type(exc).__name__}: {exc}") from None

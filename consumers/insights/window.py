@@ -43,6 +43,7 @@ MAX_KEYWORDS = 32
 MAX_EXAMPLES = 5
 MAX_CURRENCIES = 32
 MAX_INPUT_PARTITIONS = 256
+MAX_COMPLAINERS = 16  # products tracked per aspect in a category window (category-wide alerts)
 CLICK_FIELDS = {"view": "views", "click": "clicks", "add_to_cart": "carts", "favorite": "favorites"}
 SCOPES = {"p": "product", "c": "category", "t": "tag"}
 
@@ -85,6 +86,7 @@ class Fact:
     units: int = 0
     revenue: Decimal | None = None
     currency: str | None = None
+    product_id: str | None = None  # on category and tag facts of reviews: who the complaint is about
 
     @property
     def mark(self) -> tuple[int, int]:
@@ -111,6 +113,7 @@ def empty_window() -> dict[str, Any]:
         "orders": 0,
         "units": 0,
         "revenue": {},  # currency -> exact decimal string
+        "complainers": {},  # category rows: aspect -> {product_id: negative mentions}, the first 16 products
     }
 
 
@@ -189,6 +192,10 @@ def _add(window: dict[str, Any], fact: Fact) -> None:
                     continue
                 counts = window["aspects"][aspect] = [0, 0]
             counts[1 if label == "negative" else 0] += 1
+            if label == "negative" and fact.product_id is not None:
+                by_product = window.setdefault("complainers", {}).setdefault(aspect, {})
+                if fact.product_id in by_product or len(by_product) < MAX_COMPLAINERS:
+                    by_product[fact.product_id] = by_product.get(fact.product_id, 0) + 1
     elif fact.kind == "order":
         window["orders"] += 1
         window["units"] += fact.units

@@ -100,3 +100,43 @@ def test_an_incident_lasting_three_windows_is_announced_once_and_again_after_a_q
     assert _stream(state, hours=1, per_hour=40, share=0.1, rng=rng, start=27) == []
     again = _stream(state, hours=1, per_hour=40, share=0.95, rng=rng, start=28)
     assert {a["window"]["start"] for a in again} == {T0 + 28 * HOUR} and len(again) == 2
+
+
+def _category_stream(
+    state: InsightState, hour: int, per_hour: int, share: float, products: list[str], rng: random.Random
+) -> list[dict]:
+    raised = []
+    offset = max((m[0] for m in state.applied.values()), default=-1) + 1
+    for j in range(per_hour):
+        negative = rng.random() < share
+        fact = Fact(
+            key="c:手机",
+            kind="review",
+            ts=T0 + hour * HOUR + j * (HOUR // per_hour),
+            event_id=f"r{offset}",
+            source=("r", 0, offset, 0),
+            negative=negative,
+            aspects={"物流": "negative" if negative else "positive"},
+            product_id=rng.choice(products),
+        )
+        offset += 1
+        apply_fact(state, fact, PARAMS)
+        raised += detect(state, PARAMS.start_of(fact.ts), PARAMS, ALERTS)
+    return raised
+
+
+def test_a_category_surges_only_when_its_complaints_span_several_products() -> None:
+    rng = random.Random(8)
+    many = [f"p{i}" for i in range(10)]
+    spread = InsightState(key="c:手机")
+    for h in range(24):
+        assert _category_stream(spread, h, 20, 0.1, many, rng) == []
+    raised = _category_stream(spread, 24, 40, 0.9, many, rng)  # a shipping failure across the category
+    assert [(a["kind"], a["scope"], a["category"], a["aspect"]) for a in raised] == [
+        (ASPECT_SURGE, "category", "手机", "物流")
+    ]
+    assert len(raised[0]["products"]) == 5
+    one = InsightState(key="c:手机")
+    for h in range(24):
+        _category_stream(one, h, 20, 0.1, many, rng)
+    assert _category_stream(one, 24, 40, 0.9, ["p3"], rng) == []  # one product's incident: its own alert

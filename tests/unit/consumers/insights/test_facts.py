@@ -47,6 +47,7 @@ def test_a_review_becomes_product_category_and_tag_facts() -> None:
     assert [f.key for f in facts] == ["p:p1", "c:手机", "t:数码"]
     assert facts[0].negative and facts[0].aspects == {"性能": "negative"} and facts[0].keywords == ("卡顿",)
     assert facts[0].source == ("reviews", 0, 4, 0)
+    assert facts[1].product_id == "p1" and facts[0].product_id is None  # who a category complaint is about
 
 
 def test_order_lines_of_one_product_add_up_and_free_text_categories_make_no_key() -> None:
