@@ -49,6 +49,6 @@ ENV PATH=/opt/shoppulse/bin:$PATH \
     SHOPPULSE_HTTP__HOST=0.0.0.0
 WORKDIR /tmp
 USER 10001:10001
-EXPOSE 9464 6066
+EXPOSE 9464 6066 6067
 ENTRYPOINT ["shoppulse"]
 CMD ["run", "enrich"]

@@ -31,7 +31,7 @@ from consumers import metrics
 from consumers.contracts import R_FOLD_FAILED, R_KEY_MISMATCH, R_PARSE_FAILED, dumps
 from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
 from consumers.headers import child_traceparent, output_headers
-from consumers.insights.alerts import ALERT_SCHEMA_VERSION, AlertParams, detect
+from consumers.insights.alerts import ALERT_SCHEMA_VERSION, ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect
 from consumers.insights.facts import fact_from_json, fact_to_json, review_facts, signal_facts
 from consumers.insights.window import (
     INSIGHTS_SCHEMA_VERSION,
@@ -130,9 +130,12 @@ class InsightsStage:
         t = self.settings.topics
         for name in (t.review_insights, t.user_signals, t.insight_facts):
             metrics.EVENTS_CONSUMED.labels(STAGE, name)
+        for name in t.inputs():
             metrics.LATE_EVENTS.labels(STAGE, name)
         for result in ("applied", "duplicate", "late"):
             metrics.INSIGHT_FACTS.labels(STAGE, result)
+        for kind, scope in ((NEGATIVE_SPIKE, "product"), (ASPECT_SURGE, "product"), (ASPECT_SURGE, "category")):
+            metrics.ALERTS_RAISED.labels(STAGE, kind, scope)
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(0)
         metrics.BROKER_UP.labels(STAGE).set(0)
 
@@ -247,7 +250,7 @@ class InsightsStage:
         if result == "duplicate":
             return
         if result == "late":
-            metrics.LATE_EVENTS.labels(STAGE, fact.source[0]).inc()
+            metrics.LATE_EVENTS.labels(STAGE, self._input_topic(fact)).inc()
             self.table[key] = state.to_row()  # the mark moved: a replay of it is a duplicate
             return
         start = self.window.start_of(fact.ts)
@@ -262,6 +265,11 @@ class InsightsStage:
             await self._raise(alert)
         if self.coalescer.changed((key, start), partition):
             await self.publish(key, start)
+
+    def _input_topic(self, fact: Fact) -> str:
+        """The shop's input topic a fact's event came in on (a bounded label, whatever ``source`` says)."""
+        t = self.settings.topics
+        return t.reviews if fact.kind == "review" else t.orders if fact.kind == "order" else t.clicks
 
     def _count(self, fact: Fact) -> None:
         """Per-category Prometheus series (bounded labels: taxonomy categories, tags and known aspects)."""

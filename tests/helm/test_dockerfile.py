@@ -168,7 +168,7 @@ def test_image_env_and_ports_match_the_settings() -> None:
     assert "SHOPPULSE_HTTP__HOST=0.0.0.0" in env_text
     exposed = {int(p) for i, args in runtime if i == "EXPOSE" for p in args.split()}
     defaults = HttpSettings()
-    assert exposed == {defaults.enrich_port, defaults.profiles_port}
+    assert exposed == {defaults.enrich_port, defaults.profiles_port, defaults.insights_port}
 
 
 def test_wheel_built_like_the_image_holds_what_serving_needs(tmp_path: Path) -> None:
