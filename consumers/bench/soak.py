@@ -1,10 +1,12 @@
-"""``shoppulse bench soak``: both stages under a steady load for minutes; memory, lag and errors per minute.
+"""``shoppulse bench soak``: the three stages under a steady load for minutes; memory, lag and errors per minute.
 
-1. Starts the embedded broker (or uses ``--bootstrap``) with fresh topics, then the enrich and
-   profiles stages as child processes (exactly as deployed).
+1. Starts the embedded broker (or uses ``--bootstrap``) with fresh topics, then the enrich,
+   profiles and insights stages as child processes (exactly as deployed).
 2. Without ``--rate``: measures each stage's capacity on ``--capacity-events`` preloaded events
    (committed offsets over time, as ``bench pipeline`` does: enrich on the inputs, then profiles on
-   the signals enrich wrote) and offers half of the slower one.
+   the signals enrich wrote, then insights on the insights and signals: its fold of the
+   re-keyed facts runs in the same process, and its lag below covers ``insight-facts`` too) and
+   offers half of the slowest one.
 3. Offers the simulated mixed stream at that rate for ``--minutes``, stamped with the wall clock,
    and once a minute samples each stage's resident memory, each group's lag (end offsets minus
    committed offsets, summed over partitions), the stages' error counters (produce errors and
@@ -37,9 +39,11 @@ from consumers.bench.pipeline import (
     proc_status_mib,
     start_stage,
     stop_process,
+    topic_counts,
 )
 from consumers.bench.stats import json_line
 
+STAGES = ("enrich", "profiles", "insights")
 ERROR_SERIES = re.compile(r"^shoppulse_(produce_errors|events_dead_lettered)_total\{[^}]*\} (\S+)$", re.M)
 
 
@@ -66,12 +70,19 @@ def soak_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any:
     from consumers.settings import load_settings
 
     names = ("reviews", "clicks", "orders", "review_insights", "user_signals", "user_profiles", "dead_letter")
+    names += ("insight_facts", "product_insights", "category_insights", "alerts")
     return load_settings(
         kafka={"bootstrap_servers": bootstrap, "partitions": args.partitions, "session_timeout_ms": 6000},
         topics={name: f"soak-{run_id}-{name}" for name in names},
         enrich={"bundle_dir": str(args.bundle), "group_id": f"soak-enrich-{run_id}"},
         profiles={"app_id": f"soak-profiles-{run_id}", "data_dir": str(Path(args.work) / "profiles")},
-        http={"enrich_port": free_port(), "profiles_port": free_port(), "host": "127.0.0.1"},
+        insights={"app_id": f"soak-insights-{run_id}", "data_dir": str(Path(args.work) / "insights")},
+        http={
+            "enrich_port": free_port(),
+            "profiles_port": free_port(),
+            "insights_port": free_port(),
+            "host": "127.0.0.1",
+        },
     )
 
 
@@ -123,7 +134,7 @@ def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
         return [m[key] for m in minutes if m.get(key) is not None]
 
     out: dict[str, Any] = {}
-    for stage in ("enrich", "profiles"):
+    for stage in STAGES:
         rss = series(f"{stage}_rss_mib")
         out[f"{stage}_rss_mib_first"] = rss[0] if rss else None
         out[f"{stage}_rss_mib_last"] = rss[-1] if rss else None
@@ -132,7 +143,7 @@ def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
         out[f"{stage}_lag_max"] = max(lag) if lag else None
         errors = series(f"{stage}_errors")
         out[f"{stage}_errors"] = errors[-1] if errors else None
-    out["both_alive_throughout"] = all(m["alive"] for m in minutes)
+    out["all_alive_throughout"] = all(m["alive"] for m in minutes)
     return out
 
 
@@ -147,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     run_id = f"{os.getpid()}-{int(time.time())}"
     args.work = tempfile.mkdtemp(prefix="shoppulse-bench-soak-")
-    broker = enrich = profiles = None
+    broker = enrich = profiles = insights = None
     stop = threading.Event()
     try:
         broker, bootstrap = embedded_or_given_broker(args, "soak")
@@ -156,17 +167,23 @@ def run(args: argparse.Namespace) -> int:
         work = Path(args.work)
         enrich = start_stage(settings, work / "enrich.log")
         profiles = start_stage(settings, work / "profiles.log", f"{sys.executable} -m consumers.cli run profiles")
+        insights = start_stage(settings, work / "insights.log", f"{sys.executable} -m consumers.cli run insights")
+        t = settings.topics
+        stage3_inputs = [t.review_insights, t.user_signals]
         rate = args.rate
         capacities: dict[str, float] = {}
         if rate is None:
             print(f"[soak] capacity run on {args.capacity_events} events ...", file=sys.stderr, flush=True)
             produce_stream(settings, Simulator(seed=args.seed + 1, users=args.users), args.capacity_events, None, kinds)
             for stage, group, topics, proc in (
-                ("enrich", settings.enrich.group_id, settings.topics.inputs(), enrich),
-                ("profiles", settings.profiles.app_id, [settings.topics.user_signals], profiles),
+                ("enrich", settings.enrich.group_id, t.inputs(), enrich),
+                ("profiles", settings.profiles.app_id, [t.user_signals], profiles),
+                ("insights", settings.insights.app_id, stage3_inputs, insights),
             ):
                 counter = CommittedCounter(settings, group, topics)
-                capacity, _ = measure_capacity(counter, args.capacity_events, proc, timeout_s=900)
+                # Enrich and profiles read one record per input event; stage 3 every insight and signal.
+                target = sum(topic_counts(settings, topics).values()) if stage == "insights" else args.capacity_events
+                capacity, _ = measure_capacity(counter, target, proc, timeout_s=900)
                 counter.close()
                 if capacity is None:
                     raise RuntimeError(f"{stage} capacity could not be measured: raise --capacity-events")
@@ -182,9 +199,11 @@ def run(args: argparse.Namespace) -> int:
         lags = {
             "enrich": Lag(settings, settings.enrich.group_id, settings.topics.inputs()),
             "profiles": Lag(settings, settings.profiles.app_id, [settings.topics.user_signals]),
+            "insights": Lag(settings, settings.insights.app_id, [*stage3_inputs, t.insight_facts]),
         }
-        ports = {"enrich": settings.http.enrich_port, "profiles": settings.http.profiles_port}
-        procs = {"enrich": enrich, "profiles": profiles}
+        http = settings.http
+        ports = {"enrich": http.enrich_port, "profiles": http.profiles_port, "insights": http.insights_port}
+        procs = {"enrich": enrich, "profiles": profiles, "insights": insights}
         minutes: list[dict[str, Any]] = []
         started = time.monotonic()
         producer.start()
@@ -213,10 +232,10 @@ def run(args: argparse.Namespace) -> int:
         }
         payload |= {"summary": summarise(minutes), "samples": minutes}
         print(json_line(payload), flush=True)
-        return 0 if payload["summary"]["both_alive_throughout"] else 1
+        return 0 if payload["summary"]["all_alive_throughout"] else 1
     finally:
         stop.set()
-        for proc in (enrich, profiles):
+        for proc in (enrich, profiles, insights):
             stop_process(proc)
         if broker is not None:
             broker.stop()

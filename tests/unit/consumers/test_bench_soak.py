@@ -21,4 +21,4 @@ def test_summary_of_minutes() -> None:
     assert summary["profiles_rss_mib_last"] == 95.0  # a missing sample is skipped
     assert (summary["enrich_lag_max"], summary["profiles_lag_max"]) == (40, 3)
     assert (summary["enrich_errors"], summary["profiles_errors"]) == (2.0, 0.0)
-    assert summary["both_alive_throughout"] is False
+    assert summary["all_alive_throughout"] is False
