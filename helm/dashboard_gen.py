@@ -1,12 +1,18 @@
-"""Generates helm/shoppulse/dashboards/shoppulse.json, the Grafana dashboard the chart ships.
+"""Generates the Grafana dashboards the chart ships, in helm/shoppulse/dashboards/:
 
-Why a generator: forty-odd panels of hand-kept JSON drift (grid positions, datasource refs,
-label matchers). Here every query is written once, with the `$namespace`/`$stage` matchers
-added in one place, and each panel carries the sentence the README uses to describe it.
-`tests/observability/test_dashboard.py` fails when the committed JSON is not this output.
+- ``shoppulse.json`` (uid ``shoppulse-overview``): how the stages run: throughput, lag, latency,
+  batching, errors, model drift, profiles, resources;
+- ``shoppulse-business.json`` (uid ``shoppulse-business``): what stage 3 counts per category and
+  interest tag: reviews and negative share, aspect complaints, GMV, conversion, alerts, late events.
 
-    python helm/dashboard_gen.py            # rewrite the JSON
-    python helm/dashboard_gen.py --markdown # print the panel list for the README
+Why a generator: dozens of panels of hand-kept JSON drift (grid positions, datasource refs,
+label matchers). Here every query is written once, with the variables' label matchers added in
+one place, both dashboards share the panel, layout and variable code, and each panel carries
+the sentence the README uses to describe it. `tests/observability/test_dashboard.py` fails when
+a committed JSON is not this output.
+
+    python helm/dashboard_gen.py            # rewrite both JSON files
+    python helm/dashboard_gen.py --markdown # print the panel lists for the README
 """
 
 from __future__ import annotations
@@ -17,9 +23,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-OUTPUT = Path(__file__).resolve().parent / "shoppulse" / "dashboards" / "shoppulse.json"
+DASHBOARD_DIR = Path(__file__).resolve().parent / "shoppulse" / "dashboards"
+OUTPUT = DASHBOARD_DIR / "shoppulse.json"
+BUSINESS_OUTPUT = DASHBOARD_DIR / "shoppulse-business.json"
 
-SEL = 'namespace=~"$namespace", stage=~"$stage"'
+NS = 'namespace=~"$namespace"'
+SEL = f'{NS}, stage=~"$stage"'
 RATE = "[$__rate_interval]"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
@@ -41,6 +50,7 @@ class Panel:
     width: int = 8
     height: int = 8
     stack_percent: bool = False
+    bars: bool = False
     thresholds: list[tuple[float, str]] = field(default_factory=list)
 
 
@@ -50,8 +60,19 @@ class Row:
     panels: list[Panel]
 
 
-def _rate(metric: str, extra: str = "") -> str:
-    matchers = SEL + (f", {extra}" if extra else "")
+@dataclass
+class Dashboard:
+    uid: str
+    title: str
+    description: str
+    tags: list[str]
+    output: Path
+    variables: list[dict[str, Any]]
+    rows: list[Row]
+
+
+def _rate(metric: str, extra: str = "", sel: str = SEL) -> str:
+    matchers = sel + (f", {extra}" if extra else "")
     return f"rate({metric}{{{matchers}}}{RATE})"
 
 
@@ -80,7 +101,7 @@ _STAGE_OF_INSTANCE = f"group by (instance, stage) (shoppulse_broker_reachable{{{
 def _per_stage(expr: str) -> str:
     return f"{expr} * on (instance) group_left (stage) {_STAGE_OF_INSTANCE}"
 
-ROWS: list[Row] = [
+OVERVIEW_ROWS: list[Row] = [
     Row(
         "Throughput",
         [
@@ -366,6 +387,169 @@ ROWS: list[Row] = [
     ),
 ]
 
+# --- the business dashboard: stage 3's per-category series -------------------------------------
+# The category series carry no `stage` label (only stage 3 writes them) and no product id: their
+# labels are taxonomy categories and tags, known aspects, sentiments, actions and currencies.
+CAT = f'{NS}, category=~"$category"'
+CAT_TAG = f'{CAT}, tag=~"$tag"'
+_REVIEWS = "shoppulse_category_reviews_total"
+_ASPECTS = "shoppulse_category_aspect_mentions_total"
+_ACTIONS = "shoppulse_category_actions_total"
+_REVENUE = "shoppulse_category_revenue_total"
+# Aspect mentions carry no `tag`: keep those of the categories the chosen tags hold. A category has
+# one tag, and its review series exists whenever its aspect series does (both come from its reviews).
+_OF_CHOSEN_TAGS = f"group by (namespace, category) ({_REVIEWS}{{{CAT_TAG}}})"
+NEGATIVE = 'sentiment="negative"'
+ORDERS = 'action="order"'
+VIEWS = 'action="view"'
+
+
+def _cat_rate(metric: str, extra: str = "") -> str:
+    return _rate(metric, extra, CAT_TAG)
+
+
+def _aspect_rate(extra: str = "") -> str:
+    return f"{_rate(_ASPECTS, extra, CAT)} and on (namespace, category) {_OF_CHOSEN_TAGS}"
+
+
+def _share_of(by: str, part: str, whole: str) -> str:
+    """sum(part) / sum(whole) by ``by``; 0 where the part's series does not exist yet.
+
+    A counter series is born at its first increment: a category without a negative review (an
+    aspect without a complaint, a category without an order) has no series to divide, and would
+    vanish from the panel instead of showing 0 (``0 / whole``: 0, or NaN like the share itself when
+    the whole is 0 too).
+    """
+    whole_sum = f"sum by ({by}) ({whole})"
+    return f"sum by ({by}) ({part}) / {whole_sum} or 0 / {whole_sum}"
+
+
+BUSINESS_ROWS: list[Row] = [
+    Row(
+        "Reviews",
+        [
+            Panel(
+                "Reviews per minute by category",
+                "Reviews counted by stage 3 per minute, by the category the model read from the review.",
+                [Target(f"60 * sum by (category) ({_cat_rate(_REVIEWS)})", "{{category}}")],
+                unit="opm",
+                width=12,
+            ),
+            Panel(
+                "Negative review share by category",
+                "Share of each category's reviews the model labelled negative. A category that climbs "
+                "away from its usual level has a problem worth reading about (its negative keywords "
+                "and examples: GET /categories/{category}/insights).",
+                [Target(
+                    _share_of("category", _cat_rate(_REVIEWS, NEGATIVE), _cat_rate(_REVIEWS)),
+                    "{{category}}",
+                )],
+                unit="percentunit",
+                width=12,
+            ),
+        ],
+    ),
+    Row(
+        "Aspect complaints",
+        [
+            Panel(
+                "Negative aspect mentions per minute by aspect",
+                "Review clauses about an aspect (物流, 质量, 包装, ...) that the model judged negative, per "
+                "minute, over the chosen categories: what customers complain about.",
+                [Target(f"60 * sum by (aspect) ({_aspect_rate(NEGATIVE)})", "{{aspect}}")],
+                unit="opm",
+                width=12,
+            ),
+            Panel(
+                "Negative share of each aspect's mentions",
+                "Of the clauses that mention an aspect, the share judged negative. A rising line with a "
+                "steady mention rate means the same topic turned sour.",
+                [Target(
+                    _share_of("aspect", _aspect_rate(NEGATIVE), _aspect_rate()),
+                    "{{aspect}}",
+                )],
+                unit="percentunit",
+                width=12,
+            ),
+        ],
+    ),
+    Row(
+        "Sales",
+        [
+            Panel(
+                "GMV per hour by category and currency",
+                "Order revenue (price × quantity of each order line) per hour at the current pace, by "
+                "the catalog category of the line and the order's currency. A float for trends; the "
+                "exact sums are on category-insights and GET /categories/{category}/insights.",
+                [Target(f"3600 * sum by (category, currency) ({_cat_rate(_REVENUE)})",
+                        "{{category}} {{currency}}")],
+                width=12,
+            ),
+            Panel(
+                "Orders per minute by category",
+                "Orders per minute that contain a product of the category (an order of two categories "
+                "counts in both).",
+                [Target(f"60 * sum by (category) ({_cat_rate(_ACTIONS, ORDERS)})", "{{category}}")],
+                unit="opm",
+                width=12,
+            ),
+            Panel(
+                "Conversion (orders per view) by category",
+                "Orders divided by product views, per category: the share of views that end in an "
+                "order. Views count only clicks whose event names a catalog category.",
+                [Target(
+                    _share_of(
+                        "category",
+                        _cat_rate(_ACTIONS, ORDERS),
+                        _cat_rate(_ACTIONS, VIEWS),
+                    ),
+                    "{{category}}",
+                )],
+                unit="percentunit",
+                width=12,
+            ),
+            Panel(
+                "Shopper actions per minute",
+                "Views, clicks, favorites, add-to-carts and orders per minute over the chosen categories: "
+                "the funnel, step by step.",
+                [Target(f"60 * sum by (action) ({_cat_rate(_ACTIONS)})", "{{action}}")],
+                unit="opm",
+                width=12,
+            ),
+        ],
+    ),
+    Row(
+        "Alerts and late data",
+        [
+            Panel(
+                "Alerts raised",
+                "Alerts stage 3 raised (negative_spike, aspect_surge) per interval, by kind and scope "
+                "(a product, or a category whose complaints span several products); which one, the "
+                "window and examples: the alerts topic and GET /alerts. Not filtered by category.",
+                [Target(
+                    f"sum by (kind, scope) (increase(shoppulse_alerts_raised_total{{{NS}}}{RATE}))",
+                    "{{kind}} {{scope}}",
+                )],
+                bars=True,
+            ),
+            Panel(
+                "Late events per minute by input topic",
+                "Events that arrived more than insights.grace_s after their window ended: not counted "
+                "in any figure above, only here. A steady rate means an upstream runs behind.",
+                [Target(f"60 * sum by (topic) ({_rate('shoppulse_late_events_total', sel=NS)})", "{{topic}}")],
+                unit="opm",
+            ),
+            Panel(
+                "Facts folded per minute by result",
+                "Facts (one per review, action or order line, for its product, category and tag) applied "
+                "to their rows, ignored as replays (duplicate) or too late, per minute.",
+                [Target(f"60 * sum by (result) ({_rate('shoppulse_insight_facts_total', sel=NS)})", "{{result}}")],
+                unit="opm",
+            ),
+        ],
+    ),
+]
+
 
 def _thresholds(steps: list[tuple[float, str]], kind: str) -> dict[str, Any]:
     base = "red" if kind == "stat" and steps else "green"
@@ -395,9 +579,9 @@ def _panel_json(panel: Panel, panel_id: int, x: int, y: int) -> dict[str, Any]:
     }
     if panel.kind == "timeseries":
         defaults["custom"] = {
-            "drawStyle": "line",
+            "drawStyle": "bars" if panel.bars else "line",
             "lineWidth": 1,
-            "fillOpacity": 10,
+            "fillOpacity": 80 if panel.bars else 10,
             "showPoints": "never",
             "stacking": {"mode": "percent" if panel.stack_percent else "none", "group": "A"},
             "thresholdsStyle": {"mode": "line" if panel.thresholds else "off"},
@@ -443,10 +627,53 @@ def _variable(name: str, label: str, query: str) -> dict[str, Any]:
     }
 
 
-def build() -> dict[str, Any]:
+def _datasource_variable() -> dict[str, Any]:
+    return {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+            "current": {}, "hide": 0}
+
+
+_NAMESPACE = _variable("namespace", "Namespace", "label_values(shoppulse_build_info, namespace)")
+# Each dashboard links to the other (both are tagged shoppulse), keeping the time range.
+_LINKS = [{"type": "dashboards", "tags": ["shoppulse"], "title": "shoppulse dashboards", "asDropdown": True,
+           "includeVars": False, "keepTime": True, "targetBlank": False, "icon": "external link"}]
+
+OVERVIEW = Dashboard(
+    uid="shoppulse-overview",
+    title="shoppulse",
+    description="Throughput, lag, latency, batching, errors, model drift and profiles of the stream stages.",
+    tags=["shoppulse", "kafka", "streaming"],
+    output=OUTPUT,
+    variables=[
+        _datasource_variable(),
+        _NAMESPACE,
+        _variable("stage", "Stage", 'label_values(shoppulse_events_consumed_total{namespace=~"$namespace"}, stage)'),
+    ],
+    rows=OVERVIEW_ROWS,
+)
+
+BUSINESS = Dashboard(
+    uid="shoppulse-business",
+    title="shoppulse business",
+    description="Stage 3 per category and interest tag: reviews and negative share, aspect complaints, GMV, "
+    "conversion, alerts and late events.",
+    tags=["shoppulse", "business", "insights"],
+    output=BUSINESS_OUTPUT,
+    variables=[
+        _datasource_variable(),
+        _NAMESPACE,
+        _variable("tag", "Interest tag", f"label_values({_REVIEWS}{{{NS}}}, tag)"),
+        _variable("category", "Category", f'label_values({_REVIEWS}{{{NS}, tag=~"$tag"}}, category)'),
+    ],
+    rows=BUSINESS_ROWS,
+)
+
+DASHBOARDS = (OVERVIEW, BUSINESS)
+
+
+def build(dashboard: Dashboard = OVERVIEW) -> dict[str, Any]:
     panels: list[dict[str, Any]] = []
     panel_id, y = 1, 0
-    for row in ROWS:
+    for row in dashboard.rows:
         panels.append({"id": panel_id, "type": "row", "title": row.title, "collapsed": False,
                        "gridPos": {"h": 1, "w": 24, "x": 0, "y": y}, "panels": []})
         panel_id, y, x, row_height = panel_id + 1, y + 1, 0, 0
@@ -459,10 +686,10 @@ def build() -> dict[str, Any]:
             row_height = max(row_height, panel.height)
         y += row_height
     return {
-        "uid": "shoppulse-overview",
-        "title": "shoppulse",
-        "description": "Throughput, lag, latency, batching, errors, model drift and profiles of both stages.",
-        "tags": ["shoppulse", "kafka", "streaming"],
+        "uid": dashboard.uid,
+        "title": dashboard.title,
+        "description": dashboard.description,
+        "tags": dashboard.tags,
         "timezone": "browser",
         "editable": True,
         "graphTooltip": 1,
@@ -471,36 +698,19 @@ def build() -> dict[str, Any]:
         "version": 1,
         "time": {"from": "now-3h", "to": "now"},
         "annotations": {"list": []},
-        "links": [],
-        "templating": {
-            "list": [
-                {
-                    "name": "datasource",
-                    "label": "Data source",
-                    "type": "datasource",
-                    "query": "prometheus",
-                    "current": {},
-                    "hide": 0,
-                },
-                _variable("namespace", "Namespace", "label_values(shoppulse_build_info, namespace)"),
-                _variable(
-                    "stage",
-                    "Stage",
-                    'label_values(shoppulse_events_consumed_total{namespace=~"$namespace"}, stage)',
-                ),
-            ]
-        },
+        "links": _LINKS,
+        "templating": {"list": dashboard.variables},
         "panels": panels,
     }
 
 
-def render() -> str:
-    return json.dumps(build(), indent=2, ensure_ascii=False) + "\n"
+def render(dashboard: Dashboard = OVERVIEW) -> str:
+    return json.dumps(build(dashboard), indent=2, ensure_ascii=False) + "\n"
 
 
-def markdown() -> str:
+def markdown(dashboard: Dashboard = OVERVIEW) -> str:
     lines = []
-    for row in ROWS:
+    for row in dashboard.rows:
         lines.append(f"**{row.title}**\n")
         lines.extend(f"- *{p.title}*: {p.description}" for p in row.panels)
         lines.append("")
@@ -509,13 +719,15 @@ def markdown() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", action="store_true", help="print the README panel list instead")
+    parser.add_argument("--markdown", action="store_true", help="print the README panel lists instead")
     args = parser.parse_args()
-    if args.markdown:
-        print(markdown())
-    else:
-        OUTPUT.write_text(render(), encoding="utf-8")
-        print(f"wrote {OUTPUT}")
+    for dashboard in DASHBOARDS:
+        if args.markdown:
+            print(f"<!-- {dashboard.output.name} -->\n")
+            print(markdown(dashboard))
+        else:
+            dashboard.output.write_text(render(dashboard), encoding="utf-8")
+            print(f"wrote {dashboard.output}")
 
 
 if __name__ == "__main__":

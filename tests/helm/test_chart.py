@@ -40,8 +40,13 @@ REQUIRED_ENV = {
     "SHOPPULSE_HTTP__HOST",
     "SHOPPULSE_HTTP__ENRICH_PORT",
     "SHOPPULSE_HTTP__PROFILES_PORT",
+    "SHOPPULSE_HTTP__INSIGHTS_PORT",
     "SHOPPULSE_PROFILES__DATA_DIR",
+    "SHOPPULSE_INSIGHTS__DATA_DIR",
 }
+# The stream stages the chart runs, by workload kind; the faust ones keep a table on a volume.
+STAGES = {"enrich": "Deployment", "profiles": "StatefulSet", "insights": "StatefulSet"}
+FAUST_STAGES = [name for name, kind in STAGES.items() if kind == "StatefulSet"]
 SECRET_PLACEHOLDER = "from-secret"
 FIELD_PLACEHOLDERS = {"status.podIP": "10.1.2.3"}
 
@@ -114,6 +119,13 @@ def test_builtin_kinds_pass_strict_schema_validation(manifests: list[Manifest]) 
             continue  # not in kubernetes-validate: their CRD schemas are checked below
         kubernetes_validate.validate(manifest, K8S_VERSION, strict=True)
     assert {"Deployment", "StatefulSet", "ConfigMap", "Service", "PodDisruptionBudget"} <= kinds
+
+
+def test_every_stage_runs_as_its_own_workload(manifests: list[Manifest]) -> None:
+    for name, kind in STAGES.items():
+        workload = one(manifests, kind, f"-{name}")
+        (main,) = workload["spec"]["template"]["spec"]["containers"]
+        assert main["name"] == name and main["args"] == ["run", name]
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +216,12 @@ def test_every_settings_value_is_rendered_verbatim(
 ) -> None:
     values = load_values(scenario[1])["settings"]
     data = settings_configmap(manifests)
-    chart_owned = {"SHOPPULSE_HTTP__HOST", "SHOPPULSE_PROFILES__DATA_DIR", "SHOPPULSE_ENRICH__BUNDLE_DIR"}
+    chart_owned = {
+        "SHOPPULSE_HTTP__HOST",
+        "SHOPPULSE_PROFILES__DATA_DIR",
+        "SHOPPULSE_INSIGHTS__DATA_DIR",
+        "SHOPPULSE_ENRICH__BUNDLE_DIR",
+    }
     for group, fields in values.items():
         items = fields.items() if isinstance(fields, dict) else [(None, fields)]
         for field, value in items:
@@ -242,14 +259,15 @@ def test_rendered_env_loads_into_settings_that_match_the_pods(
         assert settings.http.host == "0.0.0.0"
         assert settings.kafka.bootstrap_servers == values["settings"]["kafka"]["bootstrap_servers"]
         volume_mounts = mounts(main)
-        if main["name"] in {"enrich", "profiles"}:
+        if main["name"] in STAGES:
             (port,) = main["ports"]
-            ports = {"enrich": settings.http.enrich_port, "profiles": settings.http.profiles_port}
-            assert port["containerPort"] == ports[main["name"]]
-        if main["name"] == "profiles":
-            assert settings.profiles.advertised_host == FIELD_PLACEHOLDERS["status.podIP"]
+            assert port["containerPort"] == getattr(settings.http, f"{main['name']}_port")
+        if main["name"] in FAUST_STAGES:
+            group = getattr(settings, main["name"])
+            assert group.advertised_host == FIELD_PLACEHOLDERS["status.podIP"]
             data_mount = next(p for p, m in volume_mounts.items() if m["name"] == "data")
-            assert settings.profiles.data_dir.is_relative_to(data_mount)
+            assert group.data_dir.is_relative_to(data_mount)
+            assert group.store == values["settings"][main["name"]].get("store", "memory")
         if main["name"] == "enrich" and "SHOPPULSE_ENRICH__BUNDLE_DIR" in settings_configmap(manifests):
             bundle_mount = next(p for p, m in volume_mounts.items() if m["name"] == "bundle")
             assert settings.enrich.bundle_dir.is_relative_to(bundle_mount)
@@ -342,7 +360,7 @@ def test_pods_roll_when_settings_change(render: Render) -> None:
 
     before = checksums(render())
     after = checksums(render(set_values=["settings.enrich.max_batch=128"]))
-    assert len(before) == 2 and all(a != b for a, b in zip(before, after, strict=True))
+    assert len(before) == len(STAGES) and all(a != b for a, b in zip(before, after, strict=True))
 
 
 # --- scaling ---------------------------------------------------------------
@@ -391,6 +409,10 @@ def test_keda_authenticates_with_the_same_secrets(render: Render) -> None:
         (["enrich.autoscaling.maxReplicas=20"], "partitions"),
         (["enrich.keda.enabled=true", "enrich.keda.maxReplicas=13"], "partitions"),
         (["profiles.replicas=13"], "partitions"),
+        (["insights.replicas=13"], "insights.replicas=13 exceeds settings.kafka.partitions=12"),
+        (["settings.insights.retention_s=3600"], "retention_s (3600) must be at least rolling_s + window_s (90000)"),
+        (["settings.insights.store=postgres"], "store"),
+        (["settings.insights.window_s=0"], "window_s"),
         (["enrich.bundle.image=x", "enrich.bundle.existingClaim=y"], "either image or existingClaim"),
         (["kafka.securityProtocol=SASL_SSL", "kafka.sasl.mechanism=PLAIN"], "existingSecret"),
         (["enrich.terminationGracePeriodSeconds=30"], "shutdown_timeout_s"),
@@ -456,22 +478,55 @@ def test_workload_selectors_match_their_pods_pdbs_and_services(manifests: list[M
         assert any(s["spec"]["selector"].items() <= pod_labels.items() for s in services)
         for constraint in workload["spec"]["template"]["spec"]["topologySpreadConstraints"]:
             assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels.items()
-    statefulset = one(manifests, "StatefulSet")
-    assert one(manifests, "Service", "-headless")["metadata"]["name"] == statefulset["spec"]["serviceName"]
+    for name in FAUST_STAGES:
+        statefulset = one(manifests, "StatefulSet", f"-{name}")
+        headless = one(manifests, "Service", f"-{name}-headless")
+        assert headless["metadata"]["name"] == statefulset["spec"]["serviceName"]
+        assert headless["spec"]["clusterIP"] == "None"
+        assert headless["spec"]["selector"] == statefulset["spec"]["selector"]["matchLabels"]
 
 
-def test_profiles_state_lives_on_a_pvc_or_is_rebuilt(render: Render) -> None:
-    default = one(render(), "StatefulSet")
+@pytest.mark.parametrize("name", FAUST_STAGES)
+def test_faust_state_lives_on_a_pvc_or_is_rebuilt(render: Render, name: str) -> None:
+    default = one(render(), "StatefulSet", f"-{name}")
     (claim,) = default["spec"]["volumeClaimTemplates"]
     assert claim["metadata"]["name"] == "data"
     assert claim["spec"]["resources"]["requests"]["storage"] == "10Gi"
     assert not any(v["name"] == "data" for v in default["spec"]["template"]["spec"]["volumes"])
+    assert default["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
 
     (keda_values,) = SCENARIOS["keda"]
-    ephemeral = one(render([keda_values]), "StatefulSet")
+    ephemeral = one(render([keda_values]), "StatefulSet", f"-{name}")
     assert "volumeClaimTemplates" not in ephemeral["spec"]
     data = next(v for v in ephemeral["spec"]["template"]["spec"]["volumes"] if v["name"] == "data")
     assert data == {"name": "data", "emptyDir": {}}
+
+
+def test_the_faust_stages_share_one_statefulset_template(render: Render) -> None:
+    """Stage 3 is deployed as stage 2 is: the same objects and fields, its own names, port and values."""
+
+    def shape(node: Any) -> Any:
+        if isinstance(node, dict):
+            return {key: shape(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [shape(item) for item in node]
+        return type(node).__name__
+
+    manifests = render()
+    profiles, insights = (one(manifests, "StatefulSet", f"-{name}") for name in FAUST_STAGES)
+    renamed = json.loads(json.dumps(profiles).replace("profiles", "insights").replace("PROFILES", "INSIGHTS"))
+    assert shape(renamed) == shape(insights)
+    (main,) = insights["spec"]["template"]["spec"]["containers"]
+    assert [v["name"] for v in main["env"]] == ["SHOPPULSE_INSIGHTS__ADVERTISED_HOST"]
+    assert insights["spec"]["serviceName"] == "sp-shoppulse-insights-headless"
+    assert main["ports"][0]["containerPort"] == 6067 and main["volumeMounts"][1]["mountPath"] == "/data"
+
+
+def test_a_stage_can_be_switched_off(render: Render) -> None:
+    manifests = render(set_values=["insights.enabled=false"])
+    names = [m["metadata"]["name"] for m in manifests]
+    assert not [n for n in names if "insights" in n]
+    assert one(manifests, "StatefulSet", "-profiles")
 
 
 def test_bundle_from_an_image_is_copied_by_an_init_container(render: Render) -> None:
@@ -519,11 +574,16 @@ def test_topics_job_is_a_hook_with_the_same_settings(render: Render) -> None:
 # --- monitoring ------------------------------------------------------------
 
 
-def test_servicemonitor_scrapes_both_stage_services(manifests: list[Manifest]) -> None:
+def test_servicemonitor_scrapes_every_stage_service(manifests: list[Manifest]) -> None:
     monitor = one(manifests, "ServiceMonitor")
     wanted = monitor["spec"]["selector"]["matchLabels"]
     scraped = [s for s in by_kind(manifests, "Service") if wanted.items() <= s["metadata"]["labels"].items()]
-    assert sorted(s["metadata"]["name"] for s in scraped) == ["sp-shoppulse-enrich", "sp-shoppulse-profiles"]
+    assert sorted(s["metadata"]["name"] for s in scraped) == sorted(f"sp-shoppulse-{name}" for name in STAGES)
+    data = settings_configmap(manifests)
+    for name in STAGES:
+        service = one(manifests, "Service", f"-{name}")
+        (port,) = service["spec"]["ports"]
+        assert port["port"] == int(data[f"SHOPPULSE_HTTP__{name.upper()}_PORT"]) and port["targetPort"] == "http"
     (endpoint,) = monitor["spec"]["endpoints"]
     assert endpoint["path"] == "/metrics"
     for service in scraped:
@@ -536,11 +596,14 @@ def test_prometheusrule_ships_the_tested_rules_file_verbatim(manifests: list[Man
     assert one(manifests, "PrometheusRule")["spec"] == rules_file
 
 
-def test_dashboard_configmap_carries_the_dashboard_for_the_sidecar(manifests: list[Manifest]) -> None:
+def test_dashboard_configmap_carries_the_dashboards_for_the_sidecar(manifests: list[Manifest]) -> None:
     configmap = one(manifests, "ConfigMap", "-dashboard")
     assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
-    shipped = json.loads(configmap["data"]["shoppulse.json"])
-    assert shipped == json.loads((CHART / "dashboards" / "shoppulse.json").read_text(encoding="utf-8"))
+    files = sorted((CHART / "dashboards").glob("*.json"))
+    assert [f.name for f in files] == ["shoppulse-business.json", "shoppulse.json"]
+    assert sorted(configmap["data"]) == [f.name for f in files]
+    for file in files:
+        assert json.loads(configmap["data"][file.name]) == json.loads(file.read_text(encoding="utf-8"))
 
 
 def test_monitoring_objects_can_be_switched_off(render: Render) -> None:
@@ -562,10 +625,10 @@ def test_monitoring_objects_need_their_crds_so_the_chart_installs_anywhere(rende
     assert {"ServiceMonitor", "PrometheusRule"} <= {m["kind"] for m in render()}
 
 
-def test_both_stages_get_a_startup_probe_before_liveness(render: Render) -> None:
-    for workload, spec in pod_specs(render()):
-        if workload["kind"] == "Job":
-            continue
+def test_every_stage_gets_a_startup_probe_before_liveness(render: Render) -> None:
+    workloads = [(w, spec) for w, spec in pod_specs(render()) if w["kind"] != "Job"]
+    assert len(workloads) == len(STAGES)
+    for workload, spec in workloads:
         main = spec["containers"][0]
         assert main["startupProbe"]["httpGet"]["path"] == "/readyz", workload["metadata"]["name"]
         assert main["startupProbe"]["failureThreshold"] * main["startupProbe"]["periodSeconds"] >= 300
@@ -578,6 +641,13 @@ def test_the_network_policy_admits_metrics_and_lookups_and_reaches_the_brokers(r
     [ingress] = policy["ingress"]
     assert ingress["ports"] == [{"port": "http", "protocol": "TCP"}]
     assert {"podSelector": {"matchLabels": {"app.kubernetes.io/instance": "sp"}}} in ingress["from"]
+    # The policy covers every stage's pods: their metrics, probes and lookups all use the port named http.
+    manifests = render(SCENARIOS["network-policy"])
+    selected = one(manifests, "NetworkPolicy")["spec"]["podSelector"]["matchLabels"]
+    for name, kind in STAGES.items():
+        pod = one(manifests, kind, f"-{name}")["spec"]["template"]
+        assert selected.items() <= pod["metadata"]["labels"].items(), name
+        assert [p["name"] for p in pod["spec"]["containers"][0]["ports"]] == ["http"], name
     kafka, dns, own = policy["egress"]
     assert kafka["ports"] == [{"port": 9092, "protocol": "TCP"}]
     assert kafka["to"] == [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kafka"}}}]

@@ -4,8 +4,8 @@ Why not a parser library: none that is maintained exists for Python, and the exp
 also checked by the real parser (``promtool check rules``) in the tests, so this only has to
 find names in expressions already known to be valid PromQL.
 
-Also the contract for the later live-Prometheus test: ``dashboard_queries`` returns every
-panel query with the dashboard variables substituted.
+Also the contract for the live-Prometheus test: ``dashboard_queries`` returns every panel query
+of a dashboard with the dashboard variables substituted.
 """
 
 from __future__ import annotations
@@ -21,12 +21,15 @@ from prometheus_client.metrics import MetricWrapperBase
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "helm" / "shoppulse" / "dashboards" / "shoppulse.json"
+BUSINESS_DASHBOARD = DASHBOARD.with_name("shoppulse-business.json")
+# Every dashboard the chart ships (helm/dashboard_gen.py writes them).
+DASHBOARDS = (DASHBOARD, BUSINESS_DASHBOARD)
 RULES = ROOT / "helm" / "shoppulse" / "rules" / "shoppulse.rules.yaml"
 
 # Labels the scrape adds (prometheus-operator ServiceMonitor, or a plain static config).
 TARGET_LABELS = frozenset({"namespace", "pod", "instance", "job", "service", "container", "endpoint"})
 # What the dashboard variables become when every value is selected.
-ALL_VALUES = {"$namespace": ".*", "$stage": ".*", "$__rate_interval": "1m"}
+ALL_VALUES = {"$namespace": ".*", "$stage": ".*", "$category": ".*", "$tag": ".*", "$__rate_interval": "1m"}
 
 _KEYWORDS = frozenset(
     {
@@ -86,6 +89,11 @@ def usage(expr: str) -> Usage:
             continue  # a function call or an operator keyword
         metrics.add(name)
     return Usage(frozenset(metrics), frozenset(matchers), frozenset(grouping))
+
+
+def selectors(expr: str) -> list[tuple[str, str]]:
+    """(metric name, the matchers between its braces) of every ``metric{...}`` selector in ``expr``."""
+    return [(metric, body) for metric, body in _SELECTOR.findall(expr) if metric]
 
 
 def defined_series() -> dict[str, frozenset[str]]:

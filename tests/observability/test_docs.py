@@ -1,10 +1,10 @@
-"""The README section describes what ships: every metric, panel, rule and alert by name."""
+"""The README section describes what ships: every metric, dashboard, panel, rule and alert by name."""
 
 from __future__ import annotations
 
 import yaml
 
-from tests.observability.promql import ROOT, RULES, dashboard_panels, defined_series, load_dashboard
+from tests.observability.promql import DASHBOARDS, ROOT, RULES, dashboard_panels, defined_series, load_dashboard
 
 SECTION = ROOT / "README.md"
 
@@ -19,8 +19,12 @@ def test_readme_section_names_every_metric_panel_and_rule() -> None:
     }
     for name in names | bases:
         assert f"`{name}`" in text, f"metric {name} is not documented"
-    for panel in dashboard_panels(load_dashboard()):
-        assert f"*{panel['title']}*" in text, f"panel {panel['title']!r} is not documented"
+    for path in DASHBOARDS:
+        dashboard = load_dashboard(path)
+        assert f"`helm/shoppulse/dashboards/{path.name}`" in text, f"dashboard {path.name} is not documented"
+        assert f"uid `{dashboard['uid']}`" in text, f"{path.name}: its uid is not documented"
+        for panel in dashboard_panels(dashboard):
+            assert f"*{panel['title']}*" in text, f"{path.name}: panel {panel['title']!r} is not documented"
     for group in yaml.safe_load(RULES.read_text(encoding="utf-8"))["groups"]:
         for rule in group["rules"]:
             name = rule.get("record") or rule["alert"]

@@ -16,7 +16,7 @@
 {{- end -}}
 {{- end -}}
 
-{{/* "<fullname>-<component>", component in enrich|profiles|topics */}}
+{{/* "<fullname>-<component>", component in enrich|profiles|insights|topics */}}
 {{- define "shoppulse.componentName" -}}
 {{- printf "%s-%s" (include "shoppulse.fullname" .root | trunc 50 | trimSuffix "-") .component -}}
 {{- end -}}
@@ -51,7 +51,7 @@ app.kubernetes.io/component: {{ .component }}
 app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
-{{/* Image of one component: {root, stage} where stage is .Values.enrich / .Values.profiles */}}
+{{/* Image of one component: {root, stage} where stage is .Values.enrich / .profiles / .insights */}}
 {{- define "shoppulse.image" -}}
 {{- $repo := default .root.Values.image.repository .stage.image.repository -}}
 {{- $tag := default (default .root.Chart.AppVersion .root.Values.image.tag) .stage.image.tag -}}
@@ -90,7 +90,9 @@ does not become 6.048e+08. Returns YAML (a map) for fromYaml. */}}
 {{- $_ := set $env "SHOPPULSE_HTTP__HOST" "0.0.0.0" -}}
 {{- $_ := set $env "SHOPPULSE_HTTP__ENRICH_PORT" (include "shoppulse.enrichPort" .) -}}
 {{- $_ := set $env "SHOPPULSE_HTTP__PROFILES_PORT" (include "shoppulse.profilesPort" .) -}}
+{{- $_ := set $env "SHOPPULSE_HTTP__INSIGHTS_PORT" (include "shoppulse.insightsPort" .) -}}
 {{- $_ := set $env "SHOPPULSE_PROFILES__DATA_DIR" (include "shoppulse.profilesDataDir" .) -}}
+{{- $_ := set $env "SHOPPULSE_INSIGHTS__DATA_DIR" (include "shoppulse.insightsDataDir" .) -}}
 {{- $bundleDir := include "shoppulse.bundleDir" . -}}
 {{- if $bundleDir -}}{{- $_ := set $env "SHOPPULSE_ENRICH__BUNDLE_DIR" $bundleDir -}}{{- end -}}
 {{- with .Values.kafka.securityProtocol -}}{{- $_ := set $env "SHOPPULSE_KAFKA_OPT_SECURITY_PROTOCOL" . -}}{{- end -}}
@@ -113,8 +115,26 @@ does not become 6.048e+08. Returns YAML (a map) for fromYaml. */}}
 {{- include "shoppulse.scalarString" (.Values.settings.http.profiles_port | default 6066) -}}
 {{- end -}}
 
+{{- define "shoppulse.insightsPort" -}}
+{{- include "shoppulse.scalarString" (.Values.settings.http.insights_port | default 6067) -}}
+{{- end -}}
+
+{{/* The HTTP port of one stage: {root, component} */}}
+{{- define "shoppulse.stagePort" -}}
+{{- include (printf "shoppulse.%sPort" .component) .root -}}
+{{- end -}}
+
+{{/* A faust stage's table store: "<persistence.mountPath>/<component>", on the PVC. */}}
+{{- define "shoppulse.dataDir" -}}
+{{- printf "%s/%s" (index .root.Values .component).persistence.mountPath .component -}}
+{{- end -}}
+
 {{- define "shoppulse.profilesDataDir" -}}
-{{- printf "%s/profiles" .Values.profiles.persistence.mountPath -}}
+{{- include "shoppulse.dataDir" (dict "root" . "component" "profiles") -}}
+{{- end -}}
+
+{{- define "shoppulse.insightsDataDir" -}}
+{{- include "shoppulse.dataDir" (dict "root" . "component" "insights") -}}
 {{- end -}}
 
 {{/* Where enrich reads its bundle when overridden; empty = the bundle baked into the image. */}}
@@ -198,8 +218,19 @@ topologySpreadConstraints:
 {{- if and .Values.enrich.enabled (gt $enrichMax $partitions) -}}
 {{- fail (printf "enrich can reach %d replicas but settings.kafka.partitions is %d: replicas beyond the partition count sit idle; raise partitions or lower the replica ceiling" $enrichMax $partitions) -}}
 {{- end -}}
-{{- if and .Values.profiles.enabled (gt (int .Values.profiles.replicas) $partitions) -}}
-{{- fail (printf "profiles.replicas=%d exceeds settings.kafka.partitions=%d: extra workers hold no table partitions" (int .Values.profiles.replicas) $partitions) -}}
+{{- range $component := list "profiles" "insights" -}}
+{{- $stage := index $.Values $component -}}
+{{- if and $stage.enabled (gt (int $stage.replicas) $partitions) -}}
+{{- fail (printf "%s.replicas=%d exceeds settings.kafka.partitions=%d: extra workers hold no table partitions" $component (int $stage.replicas) $partitions) -}}
+{{- end -}}
+{{- end -}}
+{{- with .Values.settings.insights -}}
+{{- $window := float64 (.window_s | default 3600) -}}
+{{- $rolling := float64 (.rolling_s | default 86400) -}}
+{{- $retention := float64 (.retention_s | default 172800) -}}
+{{- if lt $retention (addf $rolling $window) -}}
+{{- fail (printf "settings.insights.retention_s (%s) must be at least rolling_s + window_s (%s): the insights stage would refuse to start" (include "shoppulse.scalarString" $retention) (include "shoppulse.scalarString" (addf $rolling $window))) -}}
+{{- end -}}
 {{- end -}}
 {{- if and .Values.enrich.bundle.image .Values.enrich.bundle.existingClaim -}}
 {{- fail "enrich.bundle: set either image or existingClaim, not both" -}}
