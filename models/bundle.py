@@ -62,6 +62,13 @@ class Bundle:
     temperature: dict[str, float] = field(default_factory=dict)
 
     @property
+    def clause_threshold(self) -> float:
+        """The p_positive an aspect clause needs to be called positive (``models.clauses``)."""
+        from models.clauses import clause_threshold
+
+        return clause_threshold(self.manifest)
+
+    @property
     def tokenizer_path(self) -> Path:
         return self.path / TOKENIZER_FILE
 
@@ -281,6 +288,12 @@ def bundle_from_manifest(path: Path, manifest: dict[str, Any]) -> Bundle:
     max_length = _require(manifest, "max_length", int, path)
     if max_length < 2:
         raise BundleError(f"{path}: max_length {max_length} is too small")
+    try:
+        from models.clauses import clause_threshold
+
+        clause_threshold(manifest)
+    except (TypeError, ValueError) as exc:
+        raise BundleError(f"{path}: {exc}") from None
     return Bundle(
         path=path,
         manifest=manifest,

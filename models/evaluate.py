@@ -137,9 +137,13 @@ def run_aspects(args: argparse.Namespace) -> int:
         print(f"shoppulse evaluate: the {head!r} head's labels are {labels}, not negative/positive", file=sys.stderr)
         return 2
     probs = predictor.predict([m.clause for m in mentions], batch_size=args.batch_size)[head]
-    result = score_mentions(mentions, [labels[i] for i in probs.argmax(axis=1)])
+    threshold = bundle.clause_threshold  # decided as enrich decides a clause (models.clauses)
+    p_positive = probs[:, labels.index("positive")]
+    result = score_mentions(mentions, ["positive" if p >= threshold else "negative" for p in p_positive])
+    result["clause_threshold"] = threshold
     print(f"bundle {bundle.name} {bundle.version} ({predictor.precision}, {predictor.intra_op_threads} threads)")
     print(f"aspects: {result['n']} mentions with a verdict, {result['none']['n']} without, from {data}")
+    print(f"clause threshold on p_positive: {threshold}")
     for aspect, accuracy in result["per_aspect"].items():
         print(f"  {aspect}: accuracy {accuracy:.4f}")
     print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  errors {result['errors']}")

@@ -20,6 +20,7 @@ import numpy as np
 
 from consumers import metrics
 from consumers.contracts import SCHEMA_VERSION, Event
+from models.clauses import clause_is_positive
 from models.keywords import AspectLexicon, keywords
 from models.taxonomy import Taxonomy
 from models.text import clean_text, mask_pii
@@ -156,6 +157,7 @@ class Enricher:
         self.sentiment_labels: list[str] | None = heads.get("sentiment")
         self.interest_labels: list[str] | None = heads.get("interest")
         self._positive = self._positive_index(self.sentiment_labels)
+        self._clause_threshold = bundle.clause_threshold  # models.clauses: clauses are not whole reviews
         self._head_label = "+".join(heads)
         self._known_tags = frozenset(taxonomy.fine_to_tag.values())
 
@@ -308,14 +310,21 @@ class Enricher:
         return _normalise(combined)
 
     # --- records --------------------------------------------------------------------------------
-    def _sentiment(self, probs: dict[str, np.ndarray], idx: int) -> dict[str, Any] | None:
+    def _sentiment(
+        self, probs: dict[str, np.ndarray], idx: int, clause_threshold: float | None = None
+    ) -> dict[str, Any] | None:
+        """A review's sentiment (argmax), or a clause's (``p_positive`` against the bundle's clause threshold)."""
         if self.sentiment_labels is None or self._positive is None:
             return None
         row = probs["sentiment"][idx]
-        best = int(np.argmax(row))
         p_pos = float(row[self._positive])
-        label = "positive" if best == self._positive else "negative"
-        return {"label": label, "probability": round(float(row[best]), 6), "p_positive": round(p_pos, 6)}
+        if clause_threshold is None:
+            positive = int(np.argmax(row)) == self._positive
+        else:
+            positive = clause_is_positive(p_pos, clause_threshold)
+        probability = p_pos if positive else 1.0 - p_pos
+        label = "positive" if positive else "negative"
+        return {"label": label, "probability": round(probability, 6), "p_positive": round(p_pos, 6)}
 
     def _review(
         self,
@@ -340,7 +349,7 @@ class Enricher:
             }
         aspects = []
         for aspect, clause, clause_idx in clause_slots:
-            clause_sentiment = self._sentiment(probs, clause_idx)
+            clause_sentiment = self._sentiment(probs, clause_idx, self._clause_threshold)
             aspects.append({"aspect": aspect, "clause": clause, "sentiment": clause_sentiment})
         if sentiment is not None:
             metrics.SENTIMENT_EMITTED.labels(STAGE, sentiment["label"]).inc()

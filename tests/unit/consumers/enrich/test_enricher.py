@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from consumers.contracts import Event, OrderItem
@@ -165,3 +166,12 @@ def test_each_aspect_carries_the_sentiment_of_its_own_clause(enricher: Enricher)
         assert mine["probability"] == pytest.approx(theirs["probability"], abs=1e-3)  # INT8: per-batch scales
     assert out.signal["aspects"] == {k: v["sentiment"]["label"] for k, v in by_aspect.items()}
     assert out.signal["sentiment"] == out.insight["sentiment"]
+
+
+def test_a_clause_is_decided_by_the_bundles_clause_threshold_and_a_review_by_argmax(enricher: Enricher) -> None:
+    probs = {"sentiment": np.array([[0.7, 0.3]])}  # negative, positive; p_positive 0.3
+    enricher._positive = 1
+    assert enricher._sentiment(probs, 0)["label"] == "negative"
+    clause = enricher._sentiment(probs, 0, clause_threshold=0.25)
+    assert clause == {"label": "positive", "probability": 0.3, "p_positive": 0.3}
+    assert enricher._sentiment(probs, 0, clause_threshold=0.35)["label"] == "negative"
