@@ -76,13 +76,15 @@ def ensure_topics(settings: Settings, partitions: int | None = None, timeout_s: 
                 if exc.args[0].name() != "TOPIC_ALREADY_EXISTS":
                     raise
                 result[name] = "exists"
-    # Fresh metadata: a topic may just have been created here or by a concurrent `ensure`.
-    current = admin.list_topics(timeout=timeout_s).topics if to_create else existing
-    grow = [
-        NewPartitions(s.name, s.partitions)
-        for s in specs
-        if result.get(s.name) != "created" and s.name in current and len(current[s.name].partitions) < s.partitions
-    ]
+    # Fresh metadata, asked per topic: a topic may just have been created by a concurrent `ensure`, and
+    # a cluster-wide listing right after creating topics can still miss their partitions.
+    grow = []
+    for spec in specs:
+        if result.get(spec.name) == "created":
+            continue
+        info = admin.list_topics(topic=spec.name, timeout=timeout_s).topics.get(spec.name)
+        if info is not None and info.error is None and len(info.partitions) < spec.partitions:
+            grow.append(NewPartitions(spec.name, spec.partitions))
     if grow:
         for name, future in admin.create_partitions(grow, request_timeout=timeout_s).items():
             future.result()
