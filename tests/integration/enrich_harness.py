@@ -183,3 +183,44 @@ def read_signals(
     finally:
         consumer.close()
     return out
+
+
+def input_progress(settings: Settings, group: str, event_ids: set[str], timeout_s: float = 30) -> str:
+    """Where ``event_ids`` sit in the input topics, and the group's committed and end offsets per
+    input partition: tells "enrich had not got there yet" (committed below them) from "enrich
+    passed them and nothing came out" (committed past them), when signals are missing."""
+    consumer = Consumer(
+        settings.librdkafka(**{"group.id": f"locate-{time.monotonic_ns()}", "auto.offset.reset": "earliest"})
+    )
+    found: dict[str, tuple[str, int, int]] = {}
+    consumer.subscribe(settings.topics.inputs())
+    deadline = time.monotonic() + timeout_s
+    try:
+        while time.monotonic() < deadline and len(found) < len(event_ids):
+            for msg in consumer.consume(1000, 0.5):
+                if msg.error() is not None:
+                    continue
+                try:
+                    event_id = json.loads(msg.value()).get("event_id")
+                except (ValueError, AttributeError):
+                    continue
+                if event_id in event_ids:
+                    found[event_id] = (msg.topic(), msg.partition(), msg.offset())
+    finally:
+        consumer.close()
+    parts = Counter((t, p) for t, p, _ in found.values())
+    lowest = {tp: min(o for t, p, o in found.values() if (t, p) == tp) for tp in parts}
+    group_consumer = Consumer(settings.librdkafka(**{"group.id": group}))
+    try:
+        tps = [TopicPartition(t, p) for t in settings.topics.inputs() for p in range(settings.kafka.partitions)]
+        committed = {(tp.topic, tp.partition): tp.offset for tp in group_consumer.committed(tps, timeout=10)}
+        ends = {(tp.topic, tp.partition): group_consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in tps}
+    except KafkaException as exc:
+        return f"located {len(found)}/{len(event_ids)}: {dict(parts)}; offsets unavailable: {exc}"
+    finally:
+        group_consumer.close()
+    lines = [f"located {len(found)}/{len(event_ids)} missing events in the inputs"]
+    for tp in sorted(committed):
+        note = f", {parts[tp]} missing from offset {lowest[tp]}" if tp in parts else ""
+        lines.append(f"  {tp[0]}[{tp[1]}]: committed {committed[tp]}, end {ends.get(tp)}{note}")
+    return "\n".join(lines)

@@ -20,7 +20,7 @@ from consumers.broker.kafka import KafkaCluster
 from consumers.simulator import Simulator
 from consumers.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
-from tests.integration.enrich_harness import read_signals, start_enrich, stop, wait_for
+from tests.integration.enrich_harness import input_progress, read_signals, start_enrich, stop, wait_for
 from tests.integration.profiles_harness import ProfileReader, Worker, profile_settings
 from tests.unit.consumers.profiles.streams import profile_mismatches, reference_profiles
 
@@ -89,7 +89,10 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         if missing:  # say where they went: written but not committed (aborted or hanging), or never written
             uncommitted = read_signals(settings, len(valid), timeout_s=20, isolation="read_uncommitted")
             sources = {s["event_id"]: s["source"] for s in uncommitted}
-            where = f"{len(missing)} missing; their sources read uncommitted: {[sources.get(m) for m in missing[:20]]}"
+            read_back = [sources.get(m) for m in missing[:20]]
+            where = f"{len(missing)} missing; their sources read uncommitted: {read_back}\n"
+            where += input_progress(settings, settings.enrich.group_id, set(missing))
+            where += "\n" + (tmp_path / "enrich.log").read_text(errors="replace")[-3000:]
         assert found == valid, where  # nothing lost, one per input record
         if exactly_once:
             assert len(signals) == len(by_source), "a read_committed reader saw a signal twice"
