@@ -21,7 +21,7 @@ from models.text import PLACEHOLDER, clean_text, mask_and_cut, mask_pii
 
 log = logging.getLogger(__name__)
 
-_CLAUSE_SPLIT = re.compile(r"[，,。.!！？?；;\n~～]+|(?:但是|不过|可是|然而)")
+CLAUSE_SPLIT = re.compile(r"[，,。.!！？?；;\n~～]+|(?:但是|不过|可是|然而)")
 MAX_KEYWORD_CHARS = 16  # a longer "word" is a run of letters or symbols, never a useful keyword
 _lock = threading.Lock()
 _initialised = False
@@ -84,7 +84,7 @@ class AspectLexicon:
         e-mail address into pieces that no longer look like one.
         """
         found: dict[str, AspectMention] = {}
-        for clause in _CLAUSE_SPLIT.split(mask_pii(clean_text(text))):
+        for clause in CLAUSE_SPLIT.split(mask_pii(clean_text(text))):
             clause = clause.strip()
             if not clause:
                 continue

@@ -82,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--ngram-lr-scale", type=float, default=25.0, help="bag learning rate / --lr")
     parser.add_argument("--max-length", type=int, default=128, help="tokens per review, [CLS]/[SEP] included")
     parser.add_argument("--holdout", type=float, default=0.05, help="share of train held out for calibration")
+    parser.add_argument(
+        "--clause-fraction",
+        type=float,
+        default=0.0,
+        help="share of reviews (with no contrast word) adding one clause to fine-tuning (models/clause_sampling.py)",
+    )
     parser.add_argument("--taxonomy", type=Path, help="taxonomy JSON (default: the packaged one)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -207,6 +213,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     from models.batching import encode_texts
+    from models.clause_sampling import sample_clauses
     from models.finetune import (
         FinetuneConfig,
         expected_calibration_error,
@@ -262,16 +269,18 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         config = FinetuneConfig(
             epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=args.seed, ngram_lr_scale=args.ngram_lr_scale
         )
+        tune_rows = fit_rows + sample_clauses(fit_rows, args.clause_fraction, args.seed)
         stats = finetune_multitask(
             model,
-            encode_texts(tokenizer, [r.review for r in fit_rows], args.max_length),
-            _targets(fit_rows, taxonomy.categories),
+            encode_texts(tokenizer, [r.review for r in tune_rows], args.max_length),
+            _targets(tune_rows, taxonomy.categories),
             config,
             out / "checkpoints" / "finetune.pt",
             pad_id,
             show_progress=not args.no_progress,
         )
         stats.update({"config": asdict(config), "wall_s": round(time.perf_counter() - phase_start, 1)})
+        stats["clauses"] = {"fraction": args.clause_fraction, "rows": len(tune_rows) - len(fit_rows)}
         model.save(model_dir)
         _copy_tokenizer_files(out / "tokenizer", model_dir)
         finished.write_text(json.dumps(stats, indent=2), encoding="utf-8")
