@@ -1,4 +1,5 @@
-"""Check the hand-written aspect-sentiment evaluation set ``aspects.jsonl`` next to this script.
+"""Check a hand-written aspect-sentiment set: the evaluation set ``aspects.jsonl`` next to this script
+(the default) or the tuning set ``aspects_tune.jsonl`` (a disjoint set for fitting thresholds).
 
 Each line is ``{"id", "category", "text", "aspects"}``; ``aspects`` maps every aspect that
 ``load_aspects().find(text)`` reports to the verdict of the first clause mentioning it:
@@ -7,11 +8,17 @@ line, that ids are unique, that categories and labels are known, and that the la
 are exactly the aspects the lexicon finds; then it prints counts and checks the size and balance
 targets of the set. It exits 1, listing the offending lines, when any check fails.
 
-Run from the repository root: ``.venv/bin/python models/data/eval/check_aspects.py [FILE]``.
+Run from the repository root: ``.venv/bin/python models/data/eval/check_aspects.py [FILE]``. The
+size targets and the id prefix default to the evaluation set's; the tuning set is smaller and its
+ids start with "t"::
+
+    .venv/bin/python models/data/eval/check_aspects.py models/data/eval/aspects_tune.jsonl \
+        --id-prefix t --min-reviews 220 --min-mentions 330 --min-per-aspect 18
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -25,9 +32,9 @@ DEFAULT_FILE = Path(__file__).resolve().parent / "aspects.jsonl"
 CATEGORIES = frozenset({"书籍", "平板", "手机", "水果", "洗发水", "热水器", "蒙牛", "衣服", "计算机", "酒店"})
 LABELS = ("positive", "negative", "none")
 KEYS = frozenset({"id", "category", "text", "aspects"})
-ID_PATTERN = re.compile(r"a\d{4}")
+ID_PREFIX = "a"  # ids are the prefix and four digits: a0001 (evaluation set), t0001 (tuning set)
 
-# Size and balance targets of the set.
+# Size and balance targets of the evaluation set (the defaults of the command-line options).
 MIN_REVIEWS = 280
 MIN_MENTIONS = 460
 MIN_PER_ASPECT = 25
@@ -38,7 +45,9 @@ CONTRAST = re.compile(r"但是|不过|可是|就是")
 NEGATION = re.compile(r"不(?!过)|没")  # 不过 is a contrast word, not a negation
 
 
-def check_line(lineno: int, raw: str, known_aspects: set[str], seen_ids: set[str]) -> list[str]:
+def check_line(
+    lineno: int, raw: str, known_aspects: set[str], seen_ids: set[str], id_pattern: re.Pattern[str]
+) -> list[str]:
     """Shape, id, category and label problems of one line (empty when it is fine)."""
     try:
         obj: Any = json.loads(raw)
@@ -48,7 +57,7 @@ def check_line(lineno: int, raw: str, known_aspects: set[str], seen_ids: set[str
         return [f"line {lineno}: expected an object with keys {sorted(KEYS)}"]
     errors: list[str] = []
     rid, category, text, aspects = obj["id"], obj["category"], obj["text"], obj["aspects"]
-    if not isinstance(rid, str) or not ID_PATTERN.fullmatch(rid):
+    if not isinstance(rid, str) or not id_pattern.fullmatch(rid):
         errors.append(f"line {lineno}: bad id {rid!r}")
     elif rid in seen_ids:
         errors.append(f"line {lineno}: duplicate id {rid}")
@@ -74,12 +83,32 @@ def share_problem(name: str, value: float, bounds: tuple[float, float]) -> str |
     return None if low <= value <= high else f"{name} is {value:.2f}, outside [{low:.2f}, {high:.2f}]"
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Check a hand-written aspect-sentiment set.")
+    parser.add_argument(
+        "path", nargs="?", type=Path, default=DEFAULT_FILE, help="JSON-lines set (default: the evaluation set)"
+    )
+    parser.add_argument("--id-prefix", default=ID_PREFIX, help="letter every id starts with (default: %(default)s)")
+    parser.add_argument("--min-reviews", type=int, default=MIN_REVIEWS, help="default: %(default)s")
+    parser.add_argument("--min-mentions", type=int, default=MIN_MENTIONS, help="default: %(default)s")
+    parser.add_argument("--min-per-aspect", type=int, default=MIN_PER_ASPECT, help="default: %(default)s")
+    args = parser.parse_args(argv)
+    if not re.fullmatch(r"[a-z]", args.id_prefix):
+        parser.error("--id-prefix must be one lowercase letter")
+    for name in ("min_reviews", "min_mentions", "min_per_aspect"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
+    return args
+
+
 def main(argv: list[str]) -> int:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))  # the lexicon of this checkout, not of an installed copy
     from models.keywords import load_aspects
 
-    path = Path(argv[1]) if len(argv) > 1 else DEFAULT_FILE
+    args = parse_args(argv[1:])
+    path: Path = args.path
+    id_pattern = re.compile(re.escape(args.id_prefix) + r"\d{4}")
     lexicon = load_aspects()
     aspect_names = list(lexicon.triggers)
     known = set(aspect_names)
@@ -92,7 +121,7 @@ def main(argv: list[str]) -> int:
         if not raw.strip():
             errors.append(f"line {lineno}: blank line")
             continue
-        problems = check_line(lineno, raw, known, seen_ids)
+        problems = check_line(lineno, raw, known, seen_ids, id_pattern)
         if problems:
             errors.extend(f"{p}\n    {raw}" for p in problems)
             continue
@@ -133,15 +162,15 @@ def main(argv: list[str]) -> int:
     print(f"reviews with a negation (不, 没): {negation}")
 
     targets = [
-        None if reviews >= MIN_REVIEWS else f"{reviews} reviews, fewer than {MIN_REVIEWS}",
-        None if mentions >= MIN_MENTIONS else f"{mentions} mentions, fewer than {MIN_MENTIONS}",
+        None if reviews >= args.min_reviews else f"{reviews} reviews, fewer than {args.min_reviews}",
+        None if mentions >= args.min_mentions else f"{mentions} mentions, fewer than {args.min_mentions}",
         share_problem("overall positive share", overall_share, POSITIVE_SHARE),
         share_problem("none share", none_share, NONE_SHARE),
     ]
     for aspect in aspect_names:
         pos, neg, none = (counts[aspect, label] for label in LABELS)
-        if pos + neg + none < MIN_PER_ASPECT:
-            targets.append(f"{aspect}: {pos + neg + none} mentions, fewer than {MIN_PER_ASPECT}")
+        if pos + neg + none < args.min_per_aspect:
+            targets.append(f"{aspect}: {pos + neg + none} mentions, fewer than {args.min_per_aspect}")
         if pos + neg:
             targets.append(share_problem(f"{aspect} positive share", pos / (pos + neg), POSITIVE_SHARE))
     errors.extend(f"target: {t}" for t in targets if t)
