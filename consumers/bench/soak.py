@@ -167,7 +167,7 @@ def run(args: argparse.Namespace) -> int:
         work = Path(args.work)
         enrich = start_stage(settings, work / "enrich.log")
         profiles = start_stage(settings, work / "profiles.log", f"{sys.executable} -m consumers.cli run profiles")
-        insights = start_stage(settings, work / "insights.log", f"{sys.executable} -m consumers.cli run insights")
+        insights_command = f"{sys.executable} -m consumers.cli run insights"
         t = settings.topics
         stage3_inputs = [t.review_insights, t.user_signals]
         rate = args.rate
@@ -178,8 +178,10 @@ def run(args: argparse.Namespace) -> int:
             for stage, group, topics, proc in (
                 ("enrich", settings.enrich.group_id, t.inputs(), enrich),
                 ("profiles", settings.profiles.app_id, [t.user_signals], profiles),
-                ("insights", settings.insights.app_id, stage3_inputs, insights),
+                ("insights", settings.insights.app_id, stage3_inputs, None),
             ):
+                if proc is None:  # stage 3 starts on the finished backlog: run alongside, it would not be measured
+                    proc = insights = start_stage(settings, work / "insights.log", insights_command)
                 counter = CommittedCounter(settings, group, topics)
                 # Enrich and profiles read one record per input event; stage 3 every insight and signal.
                 target = sum(topic_counts(settings, topics).values()) if stage == "insights" else args.capacity_events
@@ -191,6 +193,8 @@ def run(args: argparse.Namespace) -> int:
             rate = min(capacities.values()) / 2
             shown = ", ".join(f"{stage} {c:.0f}" for stage, c in capacities.items())
             print(f"[soak] capacity (events/s) {shown}: offering {rate:.0f}/s", file=sys.stderr, flush=True)
+        if insights is None:
+            insights = start_stage(settings, work / "insights.log", insights_command)
         total = int(rate * args.minutes * 60) + 1
         sim = Simulator(seed=args.seed, users=args.users)
         producer = threading.Thread(
