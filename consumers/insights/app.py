@@ -29,7 +29,7 @@ import faust
 
 from consumers import metrics
 from consumers.contracts import R_FOLD_FAILED, R_KEY_MISMATCH, R_PARSE_FAILED, dumps
-from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from consumers.faust_stage import broker_reachable, send_dead_letter
 from consumers.headers import child_traceparent, output_headers
 from consumers.insights.alerts import ALERT_SCHEMA_VERSION, ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect
 from consumers.insights.facts import fact_from_json, fact_to_json, review_facts, signal_facts
@@ -308,15 +308,8 @@ class InsightsStage:
     async def _dead_letter(
         self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
     ) -> None:
-        metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
-        log.warning("dead-lettering %s[%d]@%d (%s)", topic, partition, offset, err.reason)
-        record = dead_letter_record(
-            stage=STAGE, raw=raw, key=key, source=(topic, partition, offset), reason=err.reason, message=str(err)
-        )
-        await self.dead_letter_topic.send(
-            key=dead_letter_key(key),
-            value=dumps(record),
-            headers=output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None)),
+        await send_dead_letter(
+            self.dead_letter_topic, STAGE, raw, key, (topic, partition, offset), err.reason, str(err)
         )
 
     # --- publishing -------------------------------------------------------------------------------
@@ -373,15 +366,7 @@ class InsightsStage:
             handled = ordered.offsets.next(tp.partition) if ordered else None
             if highwater is not None and handled is not None:
                 metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(max(0, highwater - handled))
-        producer = getattr(self.app.producer, "_producer", None)
-        up = False
-        try:
-            if producer is None:
-                raise RuntimeError("producer not started")
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=5)
-            up = True
-        except Exception as exc:
-            log.debug("broker metadata request failed: %s", exc)
+        up = await broker_reachable(self.app)
         metrics.BROKER_UP.labels(STAGE).set(1 if up else 0)
         self.broker_up = up
 

@@ -7,7 +7,7 @@
   tag (数码), the same way.
 - ``GET /alerts?since=MS[&limit=N]``: alerts raised at or after ``since`` (event time), read
   from the ``alerts`` topic itself, so any worker answers for all of them.
-- ``/metrics``, ``/healthz``, ``/readyz`` as on stage 2.
+- ``/metrics``, ``/healthz``, ``/readyz`` (``consumers.faust_web``), as on stage 2.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from consumers.profiles.web import ROUTED_HEADER, _forward, _json
+from consumers.faust_web import ROUTED_HEADER, forward, owner_url, register_probes
+from consumers.faust_web import json_response as _json
 
 if TYPE_CHECKING:
     from consumers.insights.app import InsightsStage
@@ -28,13 +28,6 @@ if TYPE_CHECKING:
 MAX_KEY_CHARS = 128
 MAX_ALERTS = 1000
 WINDOWS = ("1h", "24h")
-
-
-def _owner(stage: InsightsStage, key: bytes) -> str | None:
-    try:
-        return str(stage.app.router.key_store(stage.table.name, key))
-    except KeyError:
-        return None
 
 
 async def _lookup(view: View, stage: InsightsStage, request: Request, key: bytes) -> Response:
@@ -51,11 +44,11 @@ async def _lookup(view: View, stage: InsightsStage, request: Request, key: bytes
     row = stage.table.get(key) if details["recovered"] else None
     owned_here = row is not None and row.get("partition") in stage.active_partitions()
     if not owned_here and request.headers.get(ROUTED_HEADER) is None:
-        owner = _owner(stage, key)
+        owner = owner_url(stage.app, stage.table.name, key)
         if owner is None:
             return _json(view, {"error": "partition owners unknown (rebalancing); retry"}, 503)
         if owner != str(stage.app.conf.canonical_url):
-            return await _forward(view, request, owner)
+            return await forward(view, request, owner)
     if not details["recovered"]:
         return _json(view, {"error": "this worker is recovering its table", **details}, 503)
     record = None
@@ -147,17 +140,9 @@ def register_pages(stage: InsightsStage) -> None:
                 return _json(self, {"error": f"reading alerts failed: {exc}"}, 502)
             return _json(self, {"since": since, "alerts": alerts[-limit:]})
 
-    @app.page("/metrics", name="metrics")
-    async def metrics_page(self: View, request: Request) -> Response:
-        return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    @app.page("/healthz", name="healthz")
-    async def healthz(self: View, request: Request) -> Response:
+    def liveness() -> tuple[int, dict[str, Any]]:
         if stage.agent_failure is not None:
-            return _json(self, {"status": "agent stopped", "reason": stage.agent_failure}, 503)
-        return _json(self, {"status": "ok"})
+            return 503, {"status": "agent stopped", "reason": stage.agent_failure}
+        return 200, {"status": "ok"}
 
-    @app.page("/readyz", name="readyz")
-    async def readyz(self: View, request: Request) -> Response:
-        ready, details = stage.readiness()
-        return _json(self, {"status": "ready" if ready else "not ready", **details}, 200 if ready else 503)
+    register_probes(app, liveness, stage.readiness)

@@ -38,7 +38,7 @@ from aiokafka.partitioner import murmur2
 
 from consumers import metrics
 from consumers.contracts import R_BAD_JSON, R_EMPTY, R_FOLD_FAILED, R_KEY_MISMATCH, R_MISSING_KEY, R_PARSE_FAILED, dumps
-from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from consumers.faust_stage import broker_reachable, send_dead_letter
 from consumers.headers import child_traceparent, output_headers
 from consumers.profiles.connection import faust_connection
 from consumers.profiles.gaps import GapReader, Hole, OffsetTracker, PartitionProgress, TailWatch
@@ -311,17 +311,8 @@ class ProfilesStage:
     async def _dead_letter(
         self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
     ) -> None:
-        metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
-        log.warning("dead-lettering %s[%d]@%d (%s)", topic, partition, offset, err.reason)
-        record = dead_letter_record(
-            stage=STAGE, raw=raw, key=key, source=(topic, partition, offset), reason=err.reason, message=str(err)
-        )
-        dead_letter = self.settings.topics.dead_letter
-        await self.dead_letter_topic.send(
-            key=dead_letter_key(key),
-            value=dumps(record),
-            headers=output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None)),
-            callback=lambda _: metrics.EVENTS_PRODUCED.labels(STAGE, dead_letter).inc(),
+        await send_dead_letter(
+            self.dead_letter_topic, STAGE, raw, key, (topic, partition, offset), err.reason, str(err)
         )
 
     # --- publishing -----------------------------------------------------------------------------
@@ -403,15 +394,7 @@ class ProfilesStage:
             progress.append(PartitionProgress(tp.partition, handled_next, highwater, read))
             total_lag += progress[-1].lag
             metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(progress[-1].lag)
-        producer = getattr(self.app.producer, "_producer", None)  # the AIOKafkaProducer under faust
-        broker_up = False
-        try:
-            if producer is None:
-                raise RuntimeError("producer not started")
-            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=5)
-            broker_up = True
-        except Exception as exc:  # any failure means "not reachable now"; the gauge says so
-            log.debug("broker metadata request failed: %s", exc)
+        broker_up = await broker_reachable(self.app)
         metrics.BROKER_UP.labels(STAGE).set(1 if broker_up else 0)
         self.broker_up = broker_up
         ready, _ = self.readiness()

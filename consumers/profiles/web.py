@@ -18,44 +18,15 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 from faust.web import Request, Response, View
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from consumers.contracts import dumps
+from consumers.faust_web import ROUTED_HEADER, forward, owner_url, register_probes
+from consumers.faust_web import json_response as _json
 
 if TYPE_CHECKING:
     from consumers.profiles.app import ProfilesStage
 
 MAX_USER_ID_CHARS = 128
-JSON = "application/json; charset=utf-8"
-SERVED_BY_HEADER = "X-Served-By"
-ROUTED_HEADER = "X-Routed-By"  # set on a forwarded request: the receiver answers, never forwards again
-
-
-def owner_url(stage: ProfilesStage, key: bytes) -> str | None:
-    """The canonical URL of the worker whose active partition holds ``key`` (faust's assignor map)."""
-    try:
-        return str(stage.app.router.key_store(stage.table.name, key))
-    except KeyError:
-        return None
-
-
-async def _forward(view: View, request: Request, owner: str) -> Response:
-    """Ask the owner; pass its status, body and X-Served-By through, and say who routed."""
-    url = owner.rstrip("/") + str(request.rel_url)
-    me = str(view.app.conf.canonical_url)
-    try:
-        async with view.app.http_client.get(url, headers={ROUTED_HEADER: me}) as resp:
-            body = await resp.read()
-            headers = {
-                "Content-Type": resp.headers.get("Content-Type", JSON),
-                SERVED_BY_HEADER: resp.headers.get(SERVED_BY_HEADER, owner),
-                ROUTED_HEADER: me,
-            }
-            return view.bytes(body, status=resp.status, headers=headers)
-    except (TimeoutError, OSError, aiohttp.ClientError) as exc:
-        return _json(view, {"error": f"owner {owner} unreachable: {exc}", "owner": owner}, 502)
 
 
 def parse_as_of(raw: str | None, now_ms: int) -> int | None:
@@ -69,12 +40,6 @@ def parse_as_of(raw: str | None, now_ms: int) -> int | None:
     if value < 0 or value > now_ms + 100 * 365 * 86_400_000:
         raise ValueError("as_of is out of range")
     return value
-
-
-def _json(view: View, body: dict[str, Any], status: int = 200) -> Response:
-    # X-Served-By names the worker that answered, so routing is observable (and debuggable).
-    served_by = str(view.app.conf.canonical_url)
-    return view.bytes(dumps(body), status=status, headers={"Content-Type": JSON, SERVED_BY_HEADER: served_by})
 
 
 def register_pages(stage: ProfilesStage) -> None:
@@ -97,11 +62,11 @@ def register_pages(stage: ProfilesStage) -> None:
             owned_here = row is not None and row.get("partition") in stage.active_partitions()
             if not owned_here and request.headers.get(ROUTED_HEADER) is None:
                 # Not in one of our active partitions (a standby copy does not count): ask the owner.
-                owner = owner_url(stage, key)
+                owner = owner_url(app, stage.table.name, key)
                 if owner is None:
                     return _json(self, {"error": "partition owners unknown (rebalancing); retry"}, 503)
                 if owner != str(app.conf.canonical_url):
-                    return await _forward(self, request, owner)
+                    return await forward(self, request, owner)
             if not ready:
                 return _json(self, {"error": "this worker is recovering its table", **details}, 503)
             if row is None:
@@ -114,20 +79,12 @@ def register_pages(stage: ProfilesStage) -> None:
                 return _json(self, {"error": str(exc), "as_of": target, "profile_as_of": own_as_of}, 400)
             return _json(self, profile or {})
 
-    @app.page("/metrics", name="metrics")
-    async def metrics_page(self: View, request: Request) -> Response:
-        return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
-
-    @app.page("/healthz", name="healthz")
-    async def healthz(self: View, request: Request) -> Response:
+    def liveness() -> tuple[int, dict[str, Any]]:
         if stage.agent_failure is not None:
-            return _json(self, {"status": "agent stopped", "reason": stage.agent_failure}, 503)
+            return 503, {"status": "agent stopped", "reason": stage.agent_failure}
         if stage.stall.stalled():
             reason = "signals are waiting but no offset moved (see consumers/profiles/watchdog.py)"
-            return _json(self, {"status": "stalled", "stalled_for_s": stage.stall.stalled_for(), "reason": reason}, 503)
-        return _json(self, {"status": "ok"})
+            return 503, {"status": "stalled", "stalled_for_s": stage.stall.stalled_for(), "reason": reason}
+        return 200, {"status": "ok"}
 
-    @app.page("/readyz", name="readyz")
-    async def readyz(self: View, request: Request) -> Response:
-        ready, details = stage.readiness()
-        return _json(self, {"status": "ready" if ready else "not ready", **details}, 200 if ready else 503)
+    register_probes(app, liveness, stage.readiness)

@@ -1,0 +1,135 @@
+"""What the two faust stages (profiles, insights) share: the worker command line, dead letters,
+the broker probe, and the HTTP probes and forwarding helpers.
+
+Why one module: the two stages run the same engine the same way; a fix to how a worker starts,
+how a refused record is dead-lettered (masked, bounded: ``consumers.deadletter``) or how
+``/healthz`` answers belongs to both at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from consumers import metrics
+from consumers.contracts import dumps
+from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from consumers.headers import child_traceparent, output_headers
+from consumers.settings import Settings, with_updates
+
+log = logging.getLogger(__name__)
+
+
+# --- the worker command line ------------------------------------------------------------------
+def add_worker_arguments(parser: argparse.ArgumentParser, stage: str, port_setting: str) -> None:
+    """The flags every faust stage takes (``stage``: its settings group, e.g. ``profiles``)."""
+    parser.add_argument("--bootstrap", help="HOST:PORT[,...] (default: settings kafka.bootstrap_servers)")
+    parser.add_argument("--app-id", help=f"faust app id = consumer group (default: shoppulse-{stage})")
+    parser.add_argument("--store", choices=("memory", "rocksdb"), help="table store (default: memory)")
+    parser.add_argument("--data-dir", type=Path, help="local table store; one per worker")
+    parser.add_argument("--http-host", help="address to bind the HTTP server (default: settings http.host)")
+    parser.add_argument("--http-port", type=int, help=f"HTTP port (default: settings http.{port_setting})")
+    parser.add_argument("--advertised-host", help="host other workers use to reach this one")
+
+
+def worker_settings(args: argparse.Namespace, stage: str, port_setting: str, **stage_updates: Any) -> Settings:
+    """Settings from file and env, with the worker flags (and ``stage_updates``) applied to group ``stage``."""
+    from consumers.cli import settings_from_args
+
+    settings = settings_from_args(args)
+    group = getattr(settings, stage)
+    updated = with_updates(
+        group,
+        app_id=args.app_id,
+        store=args.store,
+        data_dir=args.data_dir,
+        advertised_host=args.advertised_host,
+        **stage_updates,
+    )
+    setattr(settings, stage, updated)
+    settings.http = with_updates(settings.http, host=args.http_host, **{port_setting: args.http_port})
+    return settings
+
+
+def topic_partitions(settings: Settings, topic: str, timeout_s: float = 30.0) -> int:
+    """Partition count of ``topic`` (the table must have exactly as many)."""
+    from confluent_kafka.admin import AdminClient
+
+    metadata = AdminClient(settings.librdkafka()).list_topics(topic=topic, timeout=timeout_s)
+    info = metadata.topics.get(topic)
+    if info is None or info.error is not None or not info.partitions:
+        reason = info.error if info is not None else "missing"
+        raise SystemExit(f"topic {topic!r} is not usable ({reason}): run `shoppulse topics ensure` first")
+    return len(info.partitions)
+
+
+def run_worker(app: Any, settings: Settings, args: argparse.Namespace) -> int:
+    """Run one faust worker programmatically (our flags, not faust's click CLI) until it stops."""
+    import faust
+
+    level = (getattr(args, "log_level", None) or settings.log_level).lower()
+    worker = faust.Worker(app, loglevel=level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0) if not isinstance(exc.code, str) else 1
+    return 0
+
+
+def worker_main(
+    prog: str,
+    doc: str | None,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+    argv: Sequence[str] | None = None,
+) -> int:
+    """``python -m consumers.<stage>.cli``: the stage on its own (tests ``kill -9`` the worker itself)."""
+    parser = argparse.ArgumentParser(prog=prog, description=doc)
+    parser.add_argument("--log-level", default=None)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=(args.log_level or "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return run(args)
+
+
+# --- records out ------------------------------------------------------------------------------
+async def send_dead_letter(
+    topic: Any,
+    stage: str,
+    raw: bytes | None,
+    key: bytes | None,
+    source: tuple[str, int, int],
+    reason: str,
+    message: str,
+) -> None:
+    """Count, log and send one refused record in the one envelope both stages write."""
+    name, partition, offset = source
+    metrics.EVENTS_DEAD_LETTERED.labels(stage, name, reason).inc()
+    log.warning("dead-lettering %s[%d]@%d (%s)", name, partition, offset, reason)
+    record = dead_letter_record(stage=stage, raw=raw, key=key, source=source, reason=reason, message=message)
+    destination = topic.get_topic_name()
+    await topic.send(
+        key=dead_letter_key(key),
+        value=dumps(record),
+        headers=output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None)),
+        callback=lambda _: metrics.EVENTS_PRODUCED.labels(stage, destination).inc(),
+    )
+
+
+async def broker_reachable(app: Any, timeout_s: float = 5.0) -> bool:
+    """One metadata request through the faust app's own producer: can this worker reach the brokers now?"""
+    producer = getattr(app.producer, "_producer", None)  # the AIOKafkaProducer under faust
+    try:
+        if producer is None:
+            raise RuntimeError("producer not started")
+        await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=timeout_s)
+        return True
+    except Exception as exc:  # any failure means "not reachable now"; the gauge says so
+        log.debug("broker metadata request failed: %s", exc)
+        return False
