@@ -123,6 +123,7 @@ class InsightsStage:
         self.broker_up: bool | None = None
         self.agent_failure: str | None = None
         self._recovered = asyncio.Event()
+        self._republished: set[int] = set()
         self._init_metrics()
         self._wire()
 
@@ -173,9 +174,15 @@ class InsightsStage:
             for name, ordered in self.inputs.items():
                 ordered.offsets.forget(gone.get(name, set()))
             self.coalescer.drop_partitions(gone.get(t.insight_facts, set()))
+            self._republished -= gone.get(t.insight_facts, set())
             self._recovered.clear()
 
         async def on_rebalance_complete(sender: Any, **_: Any) -> None:
+            # Inside faust's recovery: nothing may escape, or the worker would stay "ready" but idle.
+            try:
+                await self.republish_new_partitions()
+            except Exception:
+                log.exception("republishing after recovery failed; windows go out on their next change")
             self._recovered.set()
 
         self._handlers = (on_revoked, on_rebalance_complete)
@@ -347,6 +354,28 @@ class InsightsStage:
         except Exception as exc:  # the window goes out on its next change
             metrics.PRODUCE_ERRORS.labels(STAGE, out.get_topic_name()).inc()
             log.error("publishing %s failed: %r", state.key, exc)
+
+    async def republish_new_partitions(self) -> None:
+        """Queue every window of the rows in partitions this worker newly owns.
+
+        A crash loses the publishes still pending (coalesced) when it struck, and a window that
+        gets no new fact would never go out again: ``product-insights`` would keep a stale record.
+        Windows are bounded by the retention, and the topics are compacted, so a repeat is harmless.
+        """
+        active = self.active_partitions()
+        new = active - self._republished
+        self._republished = active
+        if not new:
+            return
+        queued = 0
+        for i, (key, row) in enumerate(self.table.items()):
+            if row and row.get("partition") in new:
+                starts = [int(start) for start in row.get("windows", {})]
+                self.coalescer.force(((key, start), row["partition"]) for start in starts)
+                queued += len(starts)
+            if i % 1000 == 999:
+                await asyncio.sleep(0)
+        log.info("partitions %s recovered: %d windows queued for republishing", sorted(new), queued)
 
     async def publish_due(self) -> None:
         for key, start in self.coalescer.due():  # type: ignore[misc]
