@@ -19,7 +19,10 @@ import numpy as np
 TUNING_SET = Path(__file__).resolve().parent / "data" / "eval" / "aspects_tune.jsonl"
 
 
-def main(argv: list[str] | None = None) -> int:
+def fit_clause_threshold(
+    bundle_dir: Path, data: Path = TUNING_SET, write: bool = False, precision: str = "int8"
+) -> dict:
+    """Fit the bundle's clause threshold on ``data``; with ``write``, store it in its manifest."""
     from models.aspect_eval import load_mentions
     from models.bundle import MANIFEST, load_bundle
     from models.clauses import fit_threshold
@@ -27,34 +30,46 @@ def main(argv: list[str] | None = None) -> int:
     from models.inference import Predictor
     from models.keywords import load_aspects
 
-    parser = argparse.ArgumentParser(prog="python -m models.clause_threshold", description=__doc__)
-    parser.add_argument("--bundle", type=Path, required=True)
-    parser.add_argument("--data", type=Path, default=TUNING_SET, help="JSON-lines aspect tuning set")
-    parser.add_argument("--precision", default="int8")
-    parser.add_argument("--write", action="store_true", help="store the threshold in the bundle's manifest")
-    args = parser.parse_args(argv)
-    bundle = load_bundle(args.bundle)
-    predictor = Predictor(bundle, precision=args.precision)
-    mentions = [m for m in load_mentions(args.data, load_aspects()) if m.gold != "none"]
+    bundle = load_bundle(bundle_dir)
+    predictor = Predictor(bundle, precision=precision)
+    mentions = [m for m in load_mentions(data, load_aspects()) if m.gold != "none"]
     labels = list(bundle.heads["sentiment"])
     probs = predictor.predict([m.clause for m in mentions])["sentiment"]
     p_positive = probs[:, labels.index("positive")]
     gold = np.asarray([m.gold == "positive" for m in mentions], dtype=np.int64)
     threshold, fitted_f1 = fit_threshold(p_positive, gold)
     argmax_f1 = round(macro_f1((p_positive >= 0.5).astype(np.int64), gold), 6)
-    print(f"{len(mentions)} clauses with a verdict in {args.data}")
-    print(f"threshold 0.5 (argmax): macro-F1 {argmax_f1:.4f}; fitted threshold {threshold:.2f}: {fitted_f1:.4f}")
-    if args.write:
-        path = args.bundle / MANIFEST
+    clause = {
+        "positive_threshold": threshold,
+        "fitted_on": f"{len(mentions)} clauses of {data.name} (macro-F1 over thresholds 0.05-0.95)",
+        "tuning_macro_f1": {"argmax": argmax_f1, "fitted": fitted_f1},
+    }
+    if write:
+        path = bundle_dir / MANIFEST
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest.setdefault("calibration", {})["clause"] = {
-            "positive_threshold": threshold,
-            "fitted_on": f"{len(mentions)} clauses of {args.data.name} (macro-F1 over thresholds 0.05-0.95)",
-            "tuning_macro_f1": {"argmax": argmax_f1, "fitted": fitted_f1},
-        }
+        manifest.setdefault("calibration", {})["clause"] = clause
         path.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        print(f"written to {path}")
-    print(json.dumps({"threshold": threshold, "tuning_macro_f1": fitted_f1, "argmax_macro_f1": argmax_f1}))
+    return clause
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m models.clause_threshold", description=__doc__)
+    parser.add_argument("--bundle", type=Path, required=True)
+    parser.add_argument("--data", type=Path, default=TUNING_SET, help="JSON-lines aspect tuning set")
+    parser.add_argument("--precision", default="int8")
+    parser.add_argument("--write", action="store_true", help="store the threshold in the bundle's manifest")
+    args = parser.parse_args(argv)
+    clause = fit_clause_threshold(args.bundle, args.data, args.write, args.precision)
+    scores = clause["tuning_macro_f1"]
+    print(clause["fitted_on"])
+    threshold = clause["positive_threshold"]
+    print(f"threshold 0.5 (argmax): macro-F1 {scores['argmax']:.4f}; fitted {threshold:.2f}: {scores['fitted']:.4f}")
+    if args.write:
+        print(f"written to {args.bundle / 'manifest.json'}")
+    threshold = clause["positive_threshold"]
+    print(
+        json.dumps({"threshold": threshold, "tuning_macro_f1": scores["fitted"], "argmax_macro_f1": scores["argmax"]})
+    )
     return 0
 
 

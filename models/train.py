@@ -85,7 +85,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clause-fraction",
         type=float,
-        default=0.0,
+        default=0.3,
         help="share of reviews (with no contrast word) adding one clause to fine-tuning (models/clause_sampling.py)",
     )
     parser.add_argument("--taxonomy", type=Path, help="taxonomy JSON (default: the packaged one)")
@@ -327,6 +327,11 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     if not args.no_bundle:
         report["manifest"] = _bundle(args, model_dir, dev_rows, dev_targets, report, started)
         metrics.update(report["manifest"].get("metrics", {}))
+        # Aspect clauses get their own threshold, fitted on the tuning set (models/clauses.py).
+        from models.clause_threshold import fit_clause_threshold
+
+        bundle_dir = args.bundle_out or out / "bundle"
+        report["clause"] = fit_clause_threshold(bundle_dir, write=True)
     training["total_wall_s"] = round(time.perf_counter() - started, 1)
     (out / "train_report.json").write_text(
         json.dumps({k: v for k, v in report.items() if k != "manifest"}, ensure_ascii=False, indent=2),

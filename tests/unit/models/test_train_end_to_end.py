@@ -73,6 +73,10 @@ def test_bundle_is_written_with_metrics_hashes_and_command(trained: tuple[Path, 
         assert manifest["calibration"][head]["temperature"] > 0
         served = manifest["metrics"]["dev_int8"][head]
         assert served["accuracy"] == pytest.approx(manifest["metrics"]["dev_torch"][head]["accuracy"], abs=0.03)
+    # aspect clauses get their own threshold, fitted on the packaged tuning set (models/clauses.py)
+    clause = manifest["calibration"]["clause"]
+    assert 0 < clause["positive_threshold"] < 1 and bundle.clause_threshold == clause["positive_threshold"]
+    assert "aspects_tune.jsonl" in clause["fitted_on"]
     # the generated data is learnable: far above chance (0.5 and 0.1) after a few seconds
     assert manifest["metrics"]["dev_int8"]["sentiment"]["accuracy"] >= 0.9
     assert manifest["metrics"]["dev_int8"]["interest"]["accuracy"] >= 0.8
