@@ -56,10 +56,22 @@ def worker_settings(args: argparse.Namespace, stage: str, port_setting: str, **s
 
 
 def topic_partitions(settings: Settings, topic: str, timeout_s: float = 30.0) -> int:
-    """Partition count of ``topic`` (the table must have exactly as many)."""
+    """Partition count of ``topic`` (the table must have exactly as many).
+
+    A worker cannot start without it, so an unreachable broker ends the start in one line (exit 1;
+    Kubernetes restarts the pod) instead of a traceback after librdkafka's connection log.
+    """
+    from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
-    metadata = AdminClient(settings.librdkafka()).list_topics(topic=topic, timeout=timeout_s)
+    admin = AdminClient(settings.librdkafka(**{"log_level": 0}))
+    try:
+        metadata = admin.list_topics(topic=topic, timeout=timeout_s)
+    except KafkaException as exc:
+        raise SystemExit(
+            f"no Kafka broker answered at {settings.kafka.bootstrap_servers} within {timeout_s:.0f}s "
+            f"({exc.args[0].str()}): is it running and reachable? --bootstrap points elsewhere"
+        ) from None
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         reason = info.error if info is not None else "missing"

@@ -101,3 +101,16 @@ def test_evaluate_with_a_missing_bundle_or_the_wrong_csv(tmp_path: Path, capsys:
     ):
         code, err = _run(["evaluate", "--bundle", str(bundle), "--data", str(data), "--task", "sentiment"], capsys)
         assert code == 2 and len(err) == 1 and err[0].startswith("shoppulse evaluate: ") and expected in err[0], err
+
+
+def test_a_faust_stage_without_a_broker_ends_its_start_in_one_line() -> None:
+    from consumers.faust_stage import topic_partitions
+    from consumers.settings import load_settings
+
+    settings = load_settings(kafka={"bootstrap_servers": "127.0.0.1:1"})
+    started = time.monotonic()
+    with pytest.raises(SystemExit) as stopped:
+        topic_partitions(settings, "user-signals", timeout_s=2)
+    assert time.monotonic() - started < 10
+    message = str(stopped.value.code)
+    assert message.startswith("no Kafka broker answered at 127.0.0.1:1") and "\n" not in message
