@@ -25,12 +25,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from consumers.insights.window import (
-    SCOPES,
     InsightState,
     WindowParams,
     empty_window,
     figures,
-    merge,
+    identity,
     top_complaints,
 )
 
@@ -72,10 +71,27 @@ def wilson(successes: int, trials: int, z: float) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def baseline(state: InsightState, start: int, params: WindowParams, alert: AlertParams) -> dict[str, Any]:
-    """The trailing windows before ``start``, summed."""
+@dataclass(frozen=True)
+class Baseline:
+    """What an alert compares to: the trailing windows' reviews and negatives (overall and per aspect)."""
+
+    reviews: int
+    negative: int
+    aspect_negative: dict[str, int]
+
+
+def baseline(state: InsightState, start: int, params: WindowParams, alert: AlertParams) -> Baseline:
+    """The trailing windows before ``start``, summed: only the counts a test needs (this runs per review)."""
     begin = start - alert.baseline_windows * params.window_ms
-    return merge(w for s, w in state.windows.items() if begin <= s < start)
+    reviews = negative = 0
+    aspect_negative: dict[str, int] = {}
+    for s, w in state.windows.items():
+        if begin <= s < start:
+            reviews += w["reviews"]
+            negative += w["negative"]
+            for aspect, (_, neg) in w["aspects"].items():
+                aspect_negative[aspect] = aspect_negative.get(aspect, 0) + neg
+    return Baseline(reviews, negative, aspect_negative)
 
 
 def detect(state: InsightState, start: int, params: WindowParams, alert: AlertParams) -> list[dict[str, Any]]:
@@ -84,33 +100,32 @@ def detect(state: InsightState, start: int, params: WindowParams, alert: AlertPa
     if window["reviews"] < alert.min_reviews:
         return []
     base = baseline(state, start, params, alert)
-    if base["reviews"] < alert.min_baseline_reviews:
+    if base.reviews < alert.min_baseline_reviews:
         return []
-    raised = []
+    holding: list[tuple[str, str | None, float, float]] = []  # kind, aspect, lower bound, baseline's upper
     category = state.key.startswith("c:")
     low, _ = wilson(window["negative"], window["reviews"], alert.z)
-    _, base_high = wilson(base["negative"], base["reviews"], alert.z)
+    _, base_high = wilson(base.negative, base.reviews, alert.z)
     if low > base_high and not category:
-        raised.append(_alert(state, start, NEGATIVE_SPIKE, None, window, base, low, base_high, params))
+        holding.append((NEGATIVE_SPIKE, None, low, base_high))
     for aspect, (_, neg) in sorted(window["aspects"].items()):
         if neg < alert.min_complaints or (category and not _category_wide(window, aspect, neg, alert)):
             continue
         low, _ = wilson(neg, window["reviews"], alert.z)
-        base_neg = base["aspects"].get(aspect, [0, 0])[1]
-        _, base_high = wilson(base_neg, base["reviews"], alert.z)
+        _, base_high = wilson(base.aspect_negative.get(aspect, 0), base.reviews, alert.z)
         if low > base_high:
-            raised.append(_alert(state, start, ASPECT_SURGE, aspect, window, base, low, base_high, params))
-    new = [a for a in raised if a["alert_id"] not in state.alerted]
-    state.alerted.extend(a["alert_id"] for a in new)
+            holding.append((ASPECT_SURGE, aspect, low, base_high))
+    new = [c for c in holding if alert_id(c[0], state.key, c[1], start) not in state.alerted]
+    state.alerted.extend(alert_id(kind, state.key, aspect, start) for kind, aspect, _, _ in new)
     del state.alerted[:-MAX_ALERTED]
     # An incident that goes on into the next window was already announced: it is recorded (so the
     # chain continues) but not raised again. After a window without it, it is raised anew.
-    return [a for a in new if _previous_id(a["alert_id"], params) not in state.alerted]
-
-
-def _previous_id(identifier: str, params: WindowParams) -> str:
-    head, _, start = identifier.rpartition("/")
-    return f"{head}/{int(start) - params.window_ms}"
+    previous = start - params.window_ms
+    return [
+        _alert(state, start, kind, aspect, window, base, low, base_high, params)
+        for kind, aspect, low, base_high in new
+        if alert_id(kind, state.key, aspect, previous) not in state.alerted
+    ]
 
 
 def _category_wide(window: dict[str, Any], aspect: str, complaints: int, alert: AlertParams) -> bool:
@@ -129,20 +144,19 @@ def _alert(
     kind: str,
     aspect: str | None,
     window: dict[str, Any],
-    base: dict[str, Any],
+    base: Baseline,
     low: float,
     base_high: float,
     params: WindowParams,
 ) -> dict[str, Any]:
-    scope, _, name = state.key.partition(":")
     now = figures(window)
     if aspect is None:
         observed = {"reviews": window["reviews"], "negative": window["negative"], "share": now["negative_share"]}
-        before = {"reviews": base["reviews"], "negative": base["negative"]}
+        before = {"reviews": base.reviews, "negative": base.negative}
     else:
         neg = window["aspects"][aspect][1]
         observed = {"reviews": window["reviews"], "negative": neg, "share": round(neg / window["reviews"], 6)}
-        before = {"reviews": base["reviews"], "negative": base["aspects"].get(aspect, [0, 0])[1]}
+        before = {"reviews": base.reviews, "negative": base.aspect_negative.get(aspect, 0)}
     before["share"] = round(before["negative"] / before["reviews"], 6) if before["reviews"] else None
     observed["lower_bound"] = round(low, 6)
     before["upper_bound"] = round(base_high, 6)
@@ -150,8 +164,7 @@ def _alert(
         "schema_version": ALERT_SCHEMA_VERSION,
         "alert_id": alert_id(kind, state.key, aspect, start),
         "kind": kind,
-        "scope": SCOPES.get(scope, scope),
-        "product_id" if scope == "p" else "category" if scope == "c" else "tag": name,
+        **identity(state.key),
         "aspect": aspect,
         "window": {"start": start, "end": start + params.window_ms},
         "observed": observed,

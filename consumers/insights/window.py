@@ -44,6 +44,7 @@ MAX_EXAMPLES = 5
 MAX_CURRENCIES = 32
 MAX_INPUT_PARTITIONS = 256
 MAX_COMPLAINERS = 16  # products tracked per aspect in a category window (category-wide alerts)
+COUNTERS = ("reviews", "negative", "rating_sum", "ratings", "views", "clicks", "carts", "favorites", "orders", "units")
 CLICK_FIELDS = {"view": "views", "click": "clicks", "add_to_cart": "carts", "favorite": "favorites"}
 SCOPES = {"p": "product", "c": "category", "t": "tag"}
 
@@ -168,10 +169,11 @@ def apply_fact(state: InsightState, fact: Fact, params: WindowParams) -> str:
     expired = start <= state.watermark - params.retention_ms
     if closed or expired:
         return "late"
-    state.watermark = max(state.watermark, fact.ts)
     window = state.windows.setdefault(start, empty_window())
     _add(window, fact)
-    _expire(state, params)
+    if fact.ts > state.watermark:  # only a later watermark can push a window past the retention
+        state.watermark = fact.ts
+        _expire(state, params)
     return "applied"
 
 
@@ -242,10 +244,8 @@ def merge(windows: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """Sum windows into one (the rolling figures); keywords and examples merged, still bounded."""
     total = empty_window()
     for w in windows:
-        for name in ("reviews", "negative", "rating_sum", "ratings", "views", "clicks", "carts", "favorites"):
+        for name in COUNTERS:
             total[name] += w[name]
-        total["orders"] += w["orders"]
-        total["units"] += w["units"]
         for aspect, (pos, neg) in w["aspects"].items():
             counts = total["aspects"].setdefault(aspect, [0, 0])
             counts[0] += pos
@@ -290,17 +290,27 @@ def top_complaints(window: Mapping[str, Any], k: int = 3) -> list[str]:
     return [a for _, a in ranked[:k]]
 
 
-def render_window(state: InsightState, start: int, params: WindowParams) -> dict[str, Any]:
-    """The ``product-insights`` / ``category-insights`` record of one window of a row."""
-    scope, _, name = state.key.partition(":")
-    record: dict[str, Any] = {"schema_version": INSIGHTS_SCHEMA_VERSION, "scope": SCOPES.get(scope, scope)}
-    record["product_id" if scope == "p" else "category" if scope == "c" else "tag"] = name
-    record["window"] = {"start": start, "end": start + params.window_ms, "closed": closed(state, start, params)}
+def identity(key: str) -> dict[str, str]:
+    """What a record says it is about: ``scope`` plus ``product_id``, ``category`` or ``tag``."""
+    scope, _, name = key.partition(":")
+    field_name = "product_id" if scope == "p" else "category" if scope == "c" else "tag"
+    return {"scope": SCOPES.get(scope, scope), field_name: name}
+
+
+def _record(state: InsightState, window: dict[str, Any], counters: Mapping[str, Any]) -> dict[str, Any]:
+    record: dict[str, Any] = {"schema_version": INSIGHTS_SCHEMA_VERSION, **identity(state.key)}
+    record["window"] = window
     record["watermark"] = state.watermark
-    record.update(figures(state.windows.get(start, empty_window())))
-    if scope != "p":
+    record.update(figures(counters))
+    if record["scope"] != "product":
         record["gmv"] = record["revenue"]
     return record
+
+
+def render_window(state: InsightState, start: int, params: WindowParams) -> dict[str, Any]:
+    """The ``product-insights`` / ``category-insights`` record of one window of a row."""
+    window = {"start": start, "end": start + params.window_ms, "closed": closed(state, start, params)}
+    return _record(state, window, state.windows.get(start, empty_window()))
 
 
 def render_rolling(state: InsightState, params: WindowParams, end: int | None = None) -> dict[str, Any]:
@@ -309,15 +319,7 @@ def render_rolling(state: InsightState, params: WindowParams, end: int | None = 
         end = params.start_of(state.watermark) + params.window_ms if state.windows else 0
     begin = end - params.rolling_ms
     inside = [w for s, w in sorted(state.windows.items()) if begin <= s < end]
-    scope, _, name = state.key.partition(":")
-    record: dict[str, Any] = {"schema_version": INSIGHTS_SCHEMA_VERSION, "scope": SCOPES.get(scope, scope)}
-    record["product_id" if scope == "p" else "category" if scope == "c" else "tag"] = name
-    record["window"] = {"start": begin, "end": end, "rolling": True}
-    record["watermark"] = state.watermark
-    record.update(figures(merge(inside)))
-    if scope != "p":
-        record["gmv"] = record["revenue"]
-    return record
+    return _record(state, {"start": begin, "end": end, "rolling": True}, merge(inside))
 
 
 def fold(facts: Iterable[Fact], key: str, params: WindowParams) -> tuple[InsightState, int]:
