@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -108,6 +108,48 @@ def worker_main(
         level=(args.log_level or "INFO").upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     return run(args)
+
+
+# --- agents, timers, recovery -----------------------------------------------------------------
+def watched_agent(
+    handle: Callable[[Any], Awaitable[Any]], stopped: Callable[[str], None], what: str
+) -> Callable[[Any], Awaitable[None]]:
+    """A faust agent applying ``handle`` to each event; if it dies, ``stopped(reason)`` is called first.
+
+    faust would log an agent's exception and go on without it; the stages record the reason so
+    ``/healthz`` fails and the pod is restarted.
+    """
+
+    async def run(stream: Any) -> None:
+        try:
+            async for event in stream.events():
+                await handle(event)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            stopped(f"{type(exc).__name__}: {exc}"[:500])
+            log.critical("%s stopped (%s): failing /healthz so the pod is restarted", what, exc)
+            raise
+
+    return run
+
+
+def publish_tick(interval_s: float) -> float:
+    """How often the coalesced publishes are looked at: a publish is late by at most one tick."""
+    return min(max(interval_s / 2, 0.1), 1.0)
+
+
+async def finish_recovery(republish: Callable[[], Awaitable[None]], recovered: asyncio.Event, what: str) -> None:
+    """After a rebalance: queue the republishing, then mark the worker recovered.
+
+    This runs inside faust's recovery, before it resumes the streams: an exception here would
+    leave the worker "ready" but never consuming again, so none may escape.
+    """
+    try:
+        await republish()
+    except Exception:
+        log.exception("republishing after recovery failed; %s go out on their next change", what)
+    recovered.set()
 
 
 # --- records out ------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ Two steps, both in this worker, joined by a Kafka topic as faust's ``group_by`` 
    are published (coalesced) to ``product-insights`` / ``category-insights``.
 
 Every input is read ``read_committed`` and handed to the agents without holes, as in stage 2
-(``consumers.profiles.gaps``): the exact deduplication needs each input partition in order.
+(``consumers.profiles.gaps.OrderedInput``): the exact deduplication needs each input partition in order.
 """
 
 from __future__ import annotations
@@ -29,7 +29,13 @@ import faust
 
 from consumers import metrics
 from consumers.contracts import R_FOLD_FAILED, R_KEY_MISMATCH, R_PARSE_FAILED, dumps
-from consumers.faust_stage import broker_reachable, send_dead_letter
+from consumers.faust_stage import (
+    broker_reachable,
+    finish_recovery,
+    publish_tick,
+    send_dead_letter,
+    watched_agent,
+)
 from consumers.headers import child_traceparent, output_headers
 from consumers.insights.alerts import ALERT_SCHEMA_VERSION, ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect
 from consumers.insights.facts import fact_from_json, fact_to_json, review_facts, signal_facts
@@ -44,7 +50,7 @@ from consumers.insights.window import (
     render_window,
 )
 from consumers.profiles.app import load_json, make_faust_app
-from consumers.profiles.gaps import GapReader, OffsetTracker
+from consumers.profiles.gaps import OrderedInput
 from consumers.profiles.profile import SignalError
 from consumers.profiles.publish import Coalescer
 from consumers.settings import Settings
@@ -56,33 +62,6 @@ log = logging.getLogger(__name__)
 STAGE = "insights"
 TABLE_NAME = "insights"
 GAUGE_INTERVAL_S = 5.0
-
-
-class OrderedInput:
-    """One input topic of an agent, handed on with no offset skipped (see ``consumers.profiles.gaps``)."""
-
-    def __init__(self, settings: Settings, topic: str) -> None:
-        self.topic = topic
-        self.offsets = OffsetTracker()
-        self.reader = GapReader(settings, topic, group_id=f"{settings.insights.app_id}-gap-reader")
-
-    async def missed(self, app: faust.App, message: Any) -> list[Any]:
-        """Records of this partition that faust skipped before ``message`` (re-read from the broker)."""
-        committed = getattr(app.consumer, "_committed_offset", {}).get(message.tp)
-        start = committed if isinstance(committed, int) and committed >= 0 else None
-        hole = self.offsets.observe(message.partition, message.offset, start=start)
-        if hole is None:
-            return []
-        try:
-            records = await asyncio.to_thread(self.reader.read, hole)
-            metrics.OFFSET_HOLES.labels(STAGE, "recovered" if records else "empty").inc()
-        except Exception as exc:  # the hole stays a hole: say so loudly, keep consuming
-            metrics.OFFSET_HOLES.labels(STAGE, "failed").inc()
-            log.error("could not re-read %s[%d] %d..%d: %s", self.topic, hole.partition, hole.start, hole.end - 1, exc)
-            records = []
-        # faust commits only up to the first offset it was not handed (see the profiles stage).
-        await app.consumer._add_gap(message.tp, hole.start, hole.end - 1)
-        return records
 
 
 class InsightsStage:
@@ -109,8 +88,10 @@ class InsightsStage:
         self.category_topic = topic(t.category_insights)
         self.alerts_topic = topic(t.alerts)
         self.dead_letter_topic = topic(t.dead_letter)
+        group = f"{settings.insights.app_id}-gap-reader"
         self.inputs = {
-            name: OrderedInput(settings, name) for name in (t.review_insights, t.user_signals, t.insight_facts)
+            name: OrderedInput(settings, name, STAGE, group_id=group)
+            for name in (t.review_insights, t.user_signals, t.insight_facts)
         }
         self.table = self.app.Table(
             TABLE_NAME,
@@ -145,26 +126,16 @@ class InsightsStage:
         app = self.app
         t = self.settings.topics
 
-        def agent(handler: Callable[[Any], Any]) -> Callable[[Any], Any]:
-            async def run(stream: Any) -> None:
-                try:
-                    async for event in stream.events():
-                        await handler(event)
-                except asyncio.CancelledError:
-                    raise
-                except BaseException as exc:  # faust would go on without the agent: fail /healthz instead
-                    self.agent_failure = f"{type(exc).__name__}: {exc}"[:500]
-                    log.critical("an insights agent stopped (%s): failing /healthz so the pod is restarted", exc)
-                    raise
-
-            return run
+        def agent(handle: Callable[[Any], Any]) -> Callable[[Any], Any]:
+            return watched_agent(handle, self._agent_stopped, "an insights agent")
 
         app_id = self.settings.insights.app_id
         app.agent(self.reviews_topic, name=f"{app_id}.reviews")(agent(self._forward(t.review_insights, review_facts)))
         app.agent(self.signals_topic, name=f"{app_id}.signals")(agent(self._forward(t.user_signals, signal_facts)))
         app.agent(self.facts_topic, name=f"{app_id}.fold")(agent(self.handle_fact))
-        tick = min(max(self.settings.insights.publish_interval_s / 2, 0.1), 1.0)
-        app.timer(tick, name="insights-publish-due")(self.publish_due)
+        app.timer(publish_tick(self.settings.insights.publish_interval_s), name="insights-publish-due")(
+            self.publish_due
+        )
         app.timer(GAUGE_INTERVAL_S, name="insights-gauges")(self.update_gauges)
 
         async def on_revoked(sender: Any, revoked: Iterable[Any], **_: Any) -> None:
@@ -178,12 +149,7 @@ class InsightsStage:
             self._recovered.clear()
 
         async def on_rebalance_complete(sender: Any, **_: Any) -> None:
-            # Inside faust's recovery: nothing may escape, or the worker would stay "ready" but idle.
-            try:
-                await self.republish_new_partitions()
-            except Exception:
-                log.exception("republishing after recovery failed; windows go out on their next change")
-            self._recovered.set()
+            await finish_recovery(self.republish_new_partitions, self._recovered, "windows")
 
         self._handlers = (on_revoked, on_rebalance_complete)
         app.on_partitions_revoked.connect(on_revoked)
@@ -193,16 +159,19 @@ class InsightsStage:
 
         register_pages(self)
 
+    def _agent_stopped(self, reason: str) -> None:
+        self.agent_failure = reason
+
     # --- step 1: re-key ---------------------------------------------------------------------------
     def _forward(self, topic: str, to_facts: Callable[[Any, Any], list[Fact]]) -> Callable[[Any], Any]:
         ordered = self.inputs[topic]
 
+        async def reread(record: Any) -> None:
+            await self._send_facts(record.key(), record.value(), topic, record.partition(), record.offset(), to_facts)
+
         async def handle(event: Any) -> None:
             message = event.message
-            for record in await ordered.missed(self.app, message):
-                await self._send_facts(
-                    record.key(), record.value(), topic, record.partition(), record.offset(), to_facts
-                )
+            await ordered.catch_up(self.app, message, reread)
             await self._send_facts(event.key, event.value, topic, message.partition, message.offset, to_facts)
 
         return handle
@@ -232,9 +201,11 @@ class InsightsStage:
     # --- step 2: fold -----------------------------------------------------------------------------
     async def handle_fact(self, event: Any) -> None:
         message = event.message
-        for record in await self.inputs[self.settings.topics.insight_facts].missed(self.app, message):
-            await self._apply(record.key(), record.value(), record.partition(), record.offset())
+        await self.inputs[self.settings.topics.insight_facts].catch_up(self.app, message, self._apply_reread)
         await self._apply(event.key, event.value, message.partition, message.offset)
+
+    async def _apply_reread(self, record: Any) -> None:
+        await self._apply(record.key(), record.value(), record.partition(), record.offset())
 
     async def _apply(self, key: bytes | None, value: bytes | None, partition: int, offset: int) -> None:
         topic = self.settings.topics.insight_facts

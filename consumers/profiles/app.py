@@ -38,10 +38,16 @@ from aiokafka.partitioner import murmur2
 
 from consumers import metrics
 from consumers.contracts import R_BAD_JSON, R_EMPTY, R_FOLD_FAILED, R_KEY_MISMATCH, R_MISSING_KEY, R_PARSE_FAILED, dumps
-from consumers.faust_stage import broker_reachable, send_dead_letter
+from consumers.faust_stage import (
+    broker_reachable,
+    finish_recovery,
+    publish_tick,
+    send_dead_letter,
+    watched_agent,
+)
 from consumers.headers import child_traceparent, output_headers
 from consumers.profiles.connection import faust_connection
-from consumers.profiles.gaps import GapReader, Hole, OffsetTracker, PartitionProgress, TailWatch
+from consumers.profiles.gaps import Hole, OrderedInput, PartitionProgress, TailWatch, committed_offset
 from consumers.profiles.profile import (
     PROFILE_SCHEMA_VERSION,
     FoldParams,
@@ -144,9 +150,10 @@ class ProfilesStage:
         )
         self.coalescer = Coalescer(settings.profiles.publish_interval_s)
         self.stall = StallWatch(STALL_TIMEOUT_S)
-        self.offsets = OffsetTracker()
+        self.signals_input = OrderedInput(settings, topics.user_signals, STAGE)
+        self.offsets = self.signals_input.offsets
         self.tail_watch = TailWatch()
-        self.gap_reader = GapReader(settings, topics.user_signals)
+        self.gap_reader = self.signals_input.reader
         self.partitioner_mismatches = 0
         self.broker_up: bool | None = None
         self.agent_failure: str | None = None  # set when the fold agent died: /healthz fails
@@ -169,21 +176,10 @@ class ProfilesStage:
     def _wire(self) -> None:
         app = self.app
 
-        async def fold_signals(stream: Any) -> None:
-            try:
-                async for event in stream.events():
-                    await self.handle(event)
-            except asyncio.CancelledError:
-                raise
-            except BaseException as exc:  # faust would log it and go on without the agent: fail /healthz
-                self.agent_failure = f"{type(exc).__name__}: {exc}"[:500]
-                log.critical("the profiles agent stopped (%s): failing /healthz so the pod is restarted", exc)
-                raise
-
-        app.agent(self.signals_topic, name=f"{self.settings.profiles.app_id}.fold")(fold_signals)
-        interval = self.settings.profiles.publish_interval_s
-        tick = min(max(interval / 2, 0.1), 1.0)  # a publish is late by at most one tick
-        app.timer(tick, name="publish-due")(self.publish_due)
+        app.agent(self.signals_topic, name=f"{self.settings.profiles.app_id}.fold")(
+            watched_agent(self.handle, self._agent_stopped, "the profiles agent")
+        )
+        app.timer(publish_tick(self.settings.profiles.publish_interval_s), name="publish-due")(self.publish_due)
         app.timer(LAG_INTERVAL_S, name="lag")(self.update_gauges)
 
         async def on_revoked(sender: Any, revoked: Iterable[Any], **_: Any) -> None:
@@ -195,13 +191,7 @@ class ProfilesStage:
             log.info("partitions revoked %s (%d pending publishes left to the new owner)", gone, dropped)
 
         async def on_rebalance_complete(sender: Any, **_: Any) -> None:
-            # This runs inside faust's recovery, before it resumes the streams: an exception here
-            # would leave the worker "ready" but never consuming again, so none may escape.
-            try:
-                await self.republish_new_partitions()
-            except Exception:
-                log.exception("republishing after recovery failed; profiles go out on their next change")
-            self._recovered.set()
+            await finish_recovery(self.republish_new_partitions, self._recovered, "profiles")
 
         # Strong references: mode's signals keep the callables alive only if connected weak=False.
         self._handlers = (on_revoked, on_rebalance_complete)
@@ -212,6 +202,9 @@ class ProfilesStage:
 
         register_pages(self)
 
+    def _agent_stopped(self, reason: str) -> None:
+        self.agent_failure = reason
+
     # --- the fold -------------------------------------------------------------------------------
     async def handle(self, event: Any) -> None:
         """Apply one ``user-signals`` record to its user's row and maybe publish.
@@ -220,40 +213,19 @@ class ProfilesStage:
         delivered offsets, see ``consumers.profiles.gaps``) are read back and applied.
         """
         message = event.message
-        topic, partition, offset = message.topic, message.partition, message.offset
-        hole = self.offsets.observe(partition, offset, start=self._committed(message.tp))
-        if hole is not None:
-            await self._fill(hole)
-            # faust commits only up to the first offset it was not handed: a transaction marker right
-            # after its committed offset (with no record read before it) held its commits back for good.
-            await self.app.consumer._add_gap(message.tp, hole.start, hole.end - 1)
-        await self._apply(event.key, event.value, topic, partition, offset)
+        await self.signals_input.catch_up(self.app, message, self._apply_reread)
+        await self._apply(event.key, event.value, message.topic, message.partition, message.offset)
 
-    async def _fill(self, hole: Hole) -> None:
-        """Read a hole's records from the broker and apply them (in this event's context, same partition)."""
-        try:
-            records = await asyncio.to_thread(self.gap_reader.read, hole)
-        except Exception as exc:  # the hole stays a hole: say so loudly, keep consuming
-            metrics.OFFSET_HOLES.labels(STAGE, "failed").inc()
-            log.error(
-                "could not re-read %s[%d] offsets %d..%d: %s",
+    async def _apply_reread(self, record: Any) -> None:
+        """Apply a record faust skipped, re-read from the broker (in this event's context, same partition)."""
+        if await self._apply(record.key(), record.value(), record.topic(), record.partition(), record.offset()):
+            log.warning(
+                "%s[%d] offset %d was skipped by the stream; re-read from the broker and applied",
                 self.signals_topic_name,
-                hole.partition,
-                hole.start,
-                hole.end - 1,
-                exc,
+                record.partition(),
+                record.offset(),
             )
-            return
-        metrics.OFFSET_HOLES.labels(STAGE, "recovered" if records else "empty").inc()
-        for record in records:
-            if await self._apply(record.key(), record.value(), record.topic(), record.partition(), record.offset()):
-                log.warning(
-                    "%s[%d] offset %d was skipped by the stream; re-read from the broker and applied",
-                    self.signals_topic_name,
-                    hole.partition,
-                    record.offset(),
-                )
-                metrics.SIGNALS_REREAD.labels(STAGE).inc()
+            metrics.SIGNALS_REREAD.labels(STAGE).inc()
 
     async def _apply(self, key: bytes | None, value: bytes | None, topic: str, partition: int, offset: int) -> bool:
         """Fold one record into its user's row; False when it was not applied (dead letter, replay)."""
@@ -405,11 +377,6 @@ class ProfilesStage:
         if self.stall.stalled() and not was_stalled:
             log.error("no progress for %.0fs with %d signals waiting: failing /healthz", STALL_TIMEOUT_S, total_lag)
 
-    def _committed(self, tp: Any) -> int | None:
-        """The committed offset faust sought ``tp`` to (the next one to read), None before the seek."""
-        committed = getattr(self.app.consumer, "_committed_offset", {}).get(tp)
-        return committed if isinstance(committed, int) and committed >= 0 else None
-
     def _handled_next(self, tp: Any) -> int | None:
         """The next offset of ``tp`` the agent has yet to apply: after its last record, else the committed one.
 
@@ -417,7 +384,7 @@ class ProfilesStage:
         whose partitions stay quiet report the whole partition as lag, and fail /healthz as stalled.
         """
         handled = self.offsets.next(tp.partition)
-        return handled if handled is not None else self._committed(tp)
+        return handled if handled is not None else committed_offset(self.app, tp)
 
     async def _settle_still_tails(self, progress: list[PartitionProgress]) -> None:
         """Look at partitions with lag that did not move for a tick (``TailWatch``): markers or a skip."""
