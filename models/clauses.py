@@ -1,8 +1,8 @@
 """How an aspect clause's sentiment is decided: the bundle's own threshold on ``p_positive``.
 
 Why a threshold of its own for clauses: the sentiment head learned whole reviews. On a short
-clause (「合身」, 「尺码合适」) its probability leans negative, so argmax calls many positive clauses
-negative (86 of 95 errors of v1.2.0 on the aspect evaluation set). The threshold is fitted on a
+clause (「合身」, 「尺码合适」) its probability can lean negative, so argmax calls positive clauses
+negative (measured in the README's model section). The threshold is fitted on a
 labelled *tuning* set of clauses (``models/data/eval/aspects_tune.jsonl``, never the evaluation
 set) and stored in the bundle's manifest (``calibration.clause``), because it belongs to the
 model it was fitted for. A bundle without one decides clauses by argmax (threshold 0.5).
