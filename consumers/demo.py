@@ -12,6 +12,7 @@ in reverse order and removes the broker's data.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -197,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
         incident = None
         if args.incident and args.incident != "none":
             parsed = Incident.parse(args.incident)
-            incident = Incident(parsed.aspect, parsed.start_s, parsed.duration_s, **DEMO_INCIDENT_RATES)
+            incident = dataclasses.replace(parsed, **DEMO_INCIDENT_RATES)
     except ValueError as exc:
         print(f"shoppulse demo: {exc}", file=sys.stderr)
         return 2
