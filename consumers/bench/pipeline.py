@@ -377,7 +377,7 @@ def measure_capacity(
         if done is not None and done >= total:
             break
         if proc.poll() is not None:
-            raise RuntimeError(f"the enrich stage exited with {proc.returncode} during the capacity run")
+            raise RuntimeError(f"the stage (pid {proc.pid}) exited with {proc.returncode} during the capacity run")
         if time.monotonic() > deadline:
             raise RuntimeError(f"capacity run timed out after {timeout_s:.0f}s at {done}/{total} committed")
         time.sleep(0.1)
