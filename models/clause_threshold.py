@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--write", action="store_true", help="store the threshold in the bundle's manifest")
     args = parser.parse_args(argv)
-    clause = fit_clause_threshold(args.bundle, args.data, args.write, args.precision)
+    from models.bundle import BundleError
+
+    try:  # a missing bundle or a bad tuning file: the user's to fix, in one line
+        clause = fit_clause_threshold(args.bundle, args.data, args.write, args.precision)
+    except (BundleError, ValueError, OSError) as exc:
+        print(f"python -m models.clause_threshold: {exc}", file=sys.stderr)
+        return 2
     scores = clause["tuning_macro_f1"]
     print(clause["fitted_on"])
     threshold = clause["positive_threshold"]

@@ -36,3 +36,11 @@ def test_ties_keep_the_threshold_nearest_to_argmax() -> None:
     gold = np.array([0, 1])
     assert fit_threshold(p, gold)[0] == 0.5
     assert clause_is_positive(0.5, 0.5) and not clause_is_positive(0.49, 0.5)
+
+
+def test_the_fitting_command_ends_a_wrong_path_in_one_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    from models.clause_threshold import main
+
+    assert main(["--bundle", str(tmp_path / "nope")]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("python -m models.clause_threshold: ") and "nope" in line
