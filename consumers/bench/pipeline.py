@@ -200,7 +200,6 @@ class SignalReader(threading.Thread):
         self.settings = settings
         self.marker = marker
         self.arrivals: dict[str, float] = {}
-        self.produced: dict[str, float] = {}  # output record's CreateTime − ts: time inside the stage
         self.stop_event = threading.Event()
         self.ready = threading.Event()
 
@@ -234,7 +233,6 @@ class SignalReader(threading.Thread):
                 event_id = record.get("event_id") or ""
                 if self.marker in event_id and event_id not in self.arrivals:
                     self.arrivals[event_id] = arrived_ms - float(record["ts"])
-                    self.produced[event_id] = float(msg.timestamp()[1]) - float(record["ts"])
         finally:
             consumer.close()
 
@@ -463,7 +461,6 @@ def run_load_level(
     cutoff = n * RAMP_UP_MS / 1000.0 / max(duration_s, 1e-9)
     kept_ids = [e for i, e in enumerate(ordered_ids) if i >= cutoff and e in reader.arrivals]
     kept = [reader.arrivals[e] for e in kept_ids]
-    in_stage = latency_summary([reader.produced[e] for e in kept_ids])
     return {
         "load": level,
         "offered_events_per_s": rounded(rate),
@@ -472,7 +469,6 @@ def run_load_level(
         "measured": len(kept),
         "missing": len(expected - reader.arrivals.keys()),
         **latency_summary(kept),
-        "until_output_produced": {k: v for k, v in in_stage.items() if k != "max_ms"},
         "started_ms": int(started_ms),
     }
 
