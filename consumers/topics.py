@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
+from consumers.headers import DEAD_LETTER_RETENTION_MS
 from consumers.reachable import BrokerUnreachable, require_broker
 from consumers.settings import Settings, with_updates
 
@@ -41,15 +42,14 @@ def topic_specs(settings: Settings, partitions: int | None = None) -> list[Topic
     durability = {"min.insync.replicas": str(min_insync_replicas(rf))}
     compacted = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0", "segment.ms": "3600000", **durability}
     retention = {"retention.ms": str(k.input_retention_ms), "cleanup.policy": "delete", **durability}
+    dead_letters = {"retention.ms": str(DEAD_LETTER_RETENTION_MS), "cleanup.policy": "delete", **durability}
     return [
         TopicSpec(t.reviews, n, rf, dict(retention)),
         TopicSpec(t.clicks, n, rf, dict(retention)),
         TopicSpec(t.orders, n, rf, dict(retention)),
         TopicSpec(t.review_insights, n, rf, dict(retention)),
         TopicSpec(t.user_signals, n, rf, dict(retention)),
-        TopicSpec(
-            t.dead_letter, n, rf, {"retention.ms": str(30 * 24 * 3600 * 1000), "cleanup.policy": "delete", **durability}
-        ),
+        TopicSpec(t.dead_letter, n, rf, dead_letters),
         TopicSpec(t.user_profiles, n, rf, dict(compacted)),
         TopicSpec(t.insight_facts, n, rf, dict(retention)),
         *(TopicSpec(name, n, rf, dict(compacted)) for name in (t.product_insights, t.category_insights, t.alerts)),

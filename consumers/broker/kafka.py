@@ -178,6 +178,9 @@ class KafkaBroker(EmbeddedBroker):
                 "group.initial.rebalance.delay.ms=0",
                 "auto.create.topics.enable=false",
                 "log.cleaner.backoff.ms=1000",
+                # Time retention is checked every 5 s, not 5 min: a record whose timestamp is older than
+                # its topic's retention.ms is then deleted within seconds, so a test catches it every run.
+                "log.retention.check.interval.ms=5000",
                 # A node that comes back takes its partitions' leadership back soon (failover tests).
                 "leader.imbalance.check.interval.seconds=5",
                 "",

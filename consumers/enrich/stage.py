@@ -47,7 +47,14 @@ from consumers.contracts import R_PARSE_FAILED, SCHEMA_VERSION, ContractError, E
 from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
 from consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
 from consumers.enrich.offsets import OffsetTracker, TopicPart
-from consumers.headers import Headers, child_traceparent, header, output_headers
+from consumers.headers import (
+    DEAD_LETTER_RETENTION_MS,
+    Headers,
+    child_traceparent,
+    header,
+    output_headers,
+    record_timestamp_ms,
+)
 from consumers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -441,19 +448,23 @@ class EnrichStage:
             self._deliver_async(ordered)
 
     def _outputs(self, msg: Message, item: Enriched | dict[str, Any]) -> list[Output]:
-        """The records one input becomes, with headers and the input event's time as their timestamp."""
+        """The records one input becomes, with headers and a timestamp: the event's time for insights
+        and signals, the input record's for a dead letter, each clamped by ``record_timestamp_ms``."""
         trace = child_traceparent(header(msg.headers(), "traceparent"))
+        now_ms = int(time.time() * 1000)
         if isinstance(item, dict):
             kind, input_ts = msg.timestamp()
             headers = output_headers(DEAD_LETTER_SCHEMA_VERSION, None, trace)
-            ts = input_ts if kind != TIMESTAMP_NOT_AVAILABLE else 0
+            input_ms = input_ts if kind != TIMESTAMP_NOT_AVAILABLE else now_ms
+            ts = record_timestamp_ms(input_ms, now_ms, DEAD_LETTER_RETENTION_MS)
             return [Output(self.topics.dead_letter, dead_letter_key(msg.key()), dumps(item), headers, ts)]
         key = item.event.user_id.encode("utf-8")
         headers = output_headers(SCHEMA_VERSION, item.event.event_id, trace)
+        ts = record_timestamp_ms(item.event.ts_ms, now_ms, self.settings.kafka.input_retention_ms)
         out = []
         if item.insight is not None:
-            out.append(Output(self.topics.review_insights, key, dumps(item.insight), headers, item.event.ts_ms))
-        out.append(Output(self.topics.user_signals, key, dumps(item.signal), headers, item.event.ts_ms))
+            out.append(Output(self.topics.review_insights, key, dumps(item.insight), headers, ts))
+        out.append(Output(self.topics.user_signals, key, dumps(item.signal), headers, ts))
         return out
 
     def _deliver_async(self, ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]]) -> None:

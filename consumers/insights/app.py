@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -36,7 +37,7 @@ from consumers.faust_stage import (
     send_dead_letter,
     watched_agent,
 )
-from consumers.headers import child_traceparent, output_headers
+from consumers.headers import child_traceparent, output_headers, record_timestamp_ms
 from consumers.insights.alerts import ALERT_SCHEMA_VERSION, ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect
 from consumers.insights.facts import fact_from_json, fact_to_json, review_facts, signal_facts
 from consumers.insights.window import (
@@ -279,7 +280,7 @@ class InsightsStage:
         await self.alerts_topic.send(
             key=alert["alert_id"].encode("utf-8"),
             value=dumps(alert),
-            timestamp=alert["raised_at"] / 1000,
+            timestamp=record_timestamp_ms(alert["raised_at"], int(time.time() * 1000)) / 1000,
             headers=output_headers(ALERT_SCHEMA_VERSION, None, child_traceparent(None)),
         )
 
@@ -319,7 +320,7 @@ class InsightsStage:
             await out.send(
                 key=f"{state.key}|{start}".encode(),
                 value=dumps(record),
-                timestamp=state.watermark / 1000,
+                timestamp=record_timestamp_ms(state.watermark, int(time.time() * 1000)) / 1000,
                 headers=output_headers(INSIGHTS_SCHEMA_VERSION, None, child_traceparent(None)),
             )
         except Exception as exc:  # the window goes out on its next change

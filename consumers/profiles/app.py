@@ -45,7 +45,7 @@ from consumers.faust_stage import (
     send_dead_letter,
     watched_agent,
 )
-from consumers.headers import child_traceparent, output_headers
+from consumers.headers import child_traceparent, output_headers, record_timestamp_ms
 from consumers.profiles.connection import faust_connection
 from consumers.profiles.gaps import Hole, OrderedInput, PartitionProgress, TailWatch, committed_offset
 from consumers.profiles.profile import (
@@ -311,9 +311,9 @@ class ProfilesStage:
                 key=key,
                 value=value,
                 partition=state.partition if self.same_partitioning else None,
-                # Event time: the latest signal's (faust takes seconds); a new trace, as one profile
+                # Event time, the latest signal's, never ahead of now (faust takes seconds); a new trace, as one profile
                 # record sums many inputs.
-                timestamp=state.as_of / 1000 if state.as_of else None,
+                timestamp=record_timestamp_ms(state.as_of, int(time.time() * 1000)) / 1000 if state.as_of else None,
                 headers=output_headers(PROFILE_SCHEMA_VERSION, None, child_traceparent(None)),
                 callback=self._count_published,
             )

@@ -271,11 +271,21 @@ def test_flood_keeps_memory_bounded_and_lag_drains(kafka_broker, tiny_bundle: Pa
 
 
 def test_outputs_carry_headers_and_the_event_time_as_their_timestamp(kafka_broker, tiny_bundle: Path, tmp_path: Path):
-    """Read back from Kafka: windowed consumers downstream see event time, and traces continue."""
+    """Read back from Kafka: windowed consumers downstream see event time, and traces continue.
+
+    Event time within the bounds the broker keeps: events 70 days old (a backfill) are stamped half
+    the retention ago, where their own time had them deleted at the broker's next retention check
+    (every 5 s on the embedded broker); events two hours ahead (a fast client clock, admitted by
+    the contract) are stamped now, where their own time had the broker refuse them
+    (INVALID_TIMESTAMP) and the stage stop on them.
+    """
     settings = _settings(kafka_broker)
     t = settings.topics
-    sim = Simulator(seed=29, users=10, start_ms=START)
-    events = list(sim.events(30, ("review",))) + list(sim.events(30, ("click",)))
+    started_ms = int(time.time() * 1000)
+    events = []
+    for i, start_ms in enumerate((START, started_ms - 3600_000, started_ms + 2 * 3600_000)):
+        sim = Simulator(seed=29 + i, users=10, start_ms=start_ms)
+        events += list(sim.events(10, ("review",))) + list(sim.events(10, ("click",)))
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     producer = Producer(settings.librdkafka())
     for i, e in enumerate(events):
@@ -285,23 +295,42 @@ def test_outputs_carry_headers_and_the_event_time_as_their_timestamp(kafka_broke
     ts_of = {e.event_id: json.loads(e.value)["ts"] for e in events}
     traced = {e.event_id for i, e in enumerate(events) if i % 2 == 0}
     proc = start_enrich(settings, tiny_bundle, log_path=tmp_path / "enrich.log")
-    reader = {"group.id": f"h-{time.monotonic_ns()}", "auto.offset.reset": "earliest"}
-    consumer = Consumer(settings.librdkafka(**reader))
-    consumer.subscribe([t.user_signals, t.review_insights])
-    seen: list = []
+    expected = len(events) + sum(e.kind == "review" for e in events)
+
+    def read(timeout_s: float) -> list:
+        consumer = Consumer(
+            settings.librdkafka(**{"group.id": f"h-{time.monotonic_ns()}", "auto.offset.reset": "earliest"})
+        )
+        consumer.subscribe([t.user_signals, t.review_insights])
+        seen: list = []
+        try:
+            deadline = time.monotonic() + timeout_s
+            while len(seen) < expected and time.monotonic() < deadline:
+                seen += [m for m in consumer.consume(100, 0.5) if m.error() is None]
+        finally:
+            consumer.close()
+        return seen
+
     try:
-        deadline = time.monotonic() + 90
-        while len(seen) < len(events) + sum(e.kind == "review" for e in events) and time.monotonic() < deadline:
-            seen += [m for m in consumer.consume(100, 0.5) if m.error() is None]
+        assert len(read(90)) == expected
     finally:
-        consumer.close()
         assert stop(proc) == 0, (tmp_path / "enrich.log").read_text()[-3000:]
+    time.sleep(6)  # past the broker's next retention check
+    seen = read(30)
+    assert len(seen) == expected
     assert {m.topic() for m in seen} == {t.user_signals, t.review_insights}
     for msg in seen:
         headers = dict(msg.headers())
         event_id = headers["event-id"].decode()
         assert json.loads(msg.value())["event_id"] == event_id
-        assert msg.timestamp() == (1, ts_of[event_id])  # CreateTime = the event's own time
+        kind, ts = msg.timestamp()
+        if ts_of[event_id] < started_ms - settings.kafka.input_retention_ms // 2:
+            assert started_ms - settings.kafka.input_retention_ms // 2 <= ts <= time.time() * 1000
+        elif ts_of[event_id] > started_ms:
+            assert started_ms <= ts <= time.time() * 1000
+        else:
+            assert ts == ts_of[event_id]  # CreateTime = the event's own time
+        assert kind == 1
         assert headers["content-type"] == b"application/json" and headers["schema-version"] == b"1"
         _, trace, span, flags = headers["traceparent"].decode().split("-")
         assert len(span) == 16 and flags == "01"

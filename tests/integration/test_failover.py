@@ -35,16 +35,9 @@ def _leader_of(bootstrap: str, topic: str, partition: int) -> int:
     return metadata.topics[topic].partitions[partition].leader
 
 
-EOS_UNDER_FAILOVER = pytest.mark.xfail(
-    strict=False,
-    reason="known, under investigation (docs/reliability.md): in 2 of 5 runs on 2026-11-30, 23 of 2,400 "
-    "signals were not visible to a read_committed reader after the leader was killed in exactly-once mode",
-)
-
-
 @pytest.mark.parametrize(
     "exactly_once",
-    [False, pytest.param(True, marks=EOS_UNDER_FAILOVER)],
+    [False, True],
     ids=["at-least-once", "exactly-once"],
 )
 def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(

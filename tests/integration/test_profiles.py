@@ -235,8 +235,9 @@ def _read_with_keys(settings: Settings, topic: str, expected: int, timeout_s: fl
     return out
 
 
-def _check_profile_record_headers(settings: Settings, expected: dict[str, dict]) -> None:
-    """A profile record's Kafka timestamp is its event time (as_of) and it says what it is."""
+def _check_profile_record_headers(settings: Settings, expected: dict[str, dict], started_ms: int) -> None:
+    """A profile record's Kafka timestamp is its event time (as_of), never ahead of the clock (the broker
+    refuses records over an hour ahead), and it says what it is."""
     consumer = Consumer(
         settings.librdkafka(**{"group.id": f"read-{uuid.uuid4().hex[:6]}", "auto.offset.reset": "earliest"})
     )
@@ -254,7 +255,9 @@ def _check_profile_record_headers(settings: Settings, expected: dict[str, dict])
     for user, msg in latest.items():
         headers = dict(msg.headers())  # type: ignore[attr-defined]
         assert headers["content-type"] == b"application/json" and headers["schema-version"] == b"1"
-        assert msg.timestamp() == (1, expected[user]["as_of"]), user  # type: ignore[attr-defined]
+        kind, ts = msg.timestamp()  # type: ignore[attr-defined]
+        as_of = expected[user]["as_of"]
+        assert kind == 1 and (ts == as_of if as_of <= started_ms else started_ms <= ts <= time.time() * 1000), user
 
 
 def test_poison_signals_are_dead_lettered_masked_and_the_worker_goes_on(
@@ -262,9 +265,13 @@ def test_poison_signals_are_dead_lettered_masked_and_the_worker_goes_on(
 ) -> None:
     """Red team: these crashed the agent (faust then skipped them silently), stopped it for 30 s, or grew a
     profile past Kafka's limit; the profiles dead letters carried personal data unmasked. The worker
-    also runs from an empty directory, where `shoppulse run profiles` crashed (no .cache/)."""
+    also runs from an empty directory, where `shoppulse run profiles` crashed (no .cache/). A signal two
+    hours ahead of the clock made a profile the broker refused (INVALID_TIMESTAMP), never published."""
     settings = _fold_settings(kafka_broker)
     good = make_signals(seed=71, users=4, n=40)
+    started_ms = int(time.time() * 1000)
+    # Two hours ahead: within the contract's day of clock skew, beyond the broker's hour for timestamps.
+    good.append({**good[0], "user_id": "u-future", "event_id": "c-future", "ts": started_ms + 2 * 3600_000})
     base = {**good[0], "user_id": "u-poison", "weight": 2.0}
     body = json.dumps(base)
 
@@ -295,7 +302,7 @@ def test_poison_signals_are_dead_lettered_masked_and_the_worker_goes_on(
         _wait_for_reference(reader, _expected(good), worker, "profiles of the good signals", 90)
         dead = _read_with_keys(settings, settings.topics.dead_letter, len(poison))
         assert worker.get("/healthz")[0] == 200
-        _check_profile_record_headers(settings, _expected(good))
+        _check_profile_record_headers(settings, _expected(good), started_ms)
     finally:
         reader.close()
         assert worker.stop() == 0, worker.log_tail()

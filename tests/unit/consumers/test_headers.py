@@ -1,8 +1,8 @@
-"""Output headers: W3C traceparent continued from the input's, or a new trace."""
+"""Output headers (W3C traceparent continued from the input's, or a new trace) and record timestamps."""
 
 import re
 
-from consumers.headers import child_traceparent, header, output_headers
+from consumers.headers import child_traceparent, header, output_headers, record_timestamp_ms
 
 W3C = re.compile(rb"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 
@@ -28,3 +28,12 @@ def test_headers_of_an_output() -> None:
     assert header(headers, "event-id") == b"r-1" and header(headers, "schema-version") == b"1"
     assert header(output_headers(1, None, b"x"), "event-id") is None
     assert header([("a", b"1"), ("a", b"2")], "a") == b"2" and header(None, "a") is None
+
+
+def test_record_timestamps_are_event_time_within_what_the_broker_keeps() -> None:
+    now, week = 1_800_000_000_000, 7 * 24 * 3600 * 1000
+    assert record_timestamp_ms(now - 1000, now, week) == now - 1000  # live: event time
+    assert record_timestamp_ms(now - week, now, week) == now - week // 2  # older than half: kept half the week
+    assert record_timestamp_ms(now + 2 * 3600_000, now, week) == now  # ahead of the clock: now
+    assert record_timestamp_ms(now - 70 * week, now, None) == now - 70 * week  # compacted: no floor
+    assert record_timestamp_ms(now + 1, now, None) == now
