@@ -248,9 +248,23 @@ _G = TypeVar("_G", bound=BaseModel)
 
 
 def with_updates(group: _G, **updates: Any) -> _G:
-    """A validated copy of a settings group with the given fields changed; ``None`` means "flag not given"."""
+    """A validated copy of a settings group with the given fields changed; ``None`` means "flag not given".
+
+    A ValidationError names the field with its group (``kafka.replication_factor``), as one raised by
+    ``Settings`` does, so ``describe_validation_error`` names the variable that really sets it.
+    """
     given = {key: value for key, value in updates.items() if value is not None}
-    return group.model_validate(group.model_dump() | given) if given else group
+    if not given:
+        return group
+    try:
+        return group.model_validate(group.model_dump() | given)
+    except ValidationError as exc:
+        name = next((n for n, f in Settings.model_fields.items() if f.annotation is type(group)), None)
+        if name is None:
+            raise
+        kept = ("type", "input", "ctx")
+        details = [{key: e[key] for key in kept if key in e} | {"loc": (name, *e["loc"])} for e in exc.errors()]
+        raise ValidationError.from_exception_data(exc.title, details) from None  # type: ignore[arg-type]
 
 
 def load_settings(**overrides: Any) -> Settings:
@@ -286,7 +300,10 @@ def describe_validation_error(exc: ValidationError) -> str:
     errors = exc.errors()
     first = errors[0]
     where = ".".join(str(part) for part in first.get("loc", ())) or "settings"
-    variable = f"{ENV_PREFIX}{'__'.join(str(p) for p in first.get('loc', ()))}".upper()
+    loc = tuple(str(p) for p in first.get("loc", ()))
+    variable = f"{ENV_PREFIX}{'__'.join(loc)}".upper()
+    if len(loc) == 1 and loc[0] in Settings.model_fields:  # a check across the group's fields
+        variable += "__*"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     message = first.get("msg", "invalid")
     return f"setting {where}: {message}{more}; it comes from {variable}, the {CONFIG_FILE_ENV} file or a flag"

@@ -108,12 +108,12 @@ def _run_ensure(args: argparse.Namespace) -> int:
     from consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
+    settings.kafka = with_updates(settings.kafka, replication_factor=args.replication_factor)
     try:
         require_broker(settings)
     except BrokerUnreachable as exc:
         print(f"shoppulse topics: {exc}", file=sys.stderr)
         return 2
-    settings.kafka = with_updates(settings.kafka, replication_factor=args.replication_factor)
     for name, state in ensure_topics(settings, args.partitions).items():
         print(f"{name}: {state}")
     return 0

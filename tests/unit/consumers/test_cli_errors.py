@@ -43,6 +43,24 @@ def test_a_bad_value_names_the_setting_and_where_it_came_from(
     assert err[0].startswith("shoppulse: setting enrich.max_batch: ") and "SHOPPULSE_ENRICH__MAX_BATCH" in err[0]
 
 
+def test_a_bad_flag_names_the_setting_in_its_group(capsys: pytest.CaptureFixture[str]) -> None:
+    """A flag is applied to one settings group: its error still names the group (it said
+    ``setting replication_factor``, from ``SHOPPULSE_REPLICATION_FACTOR``, a variable that does not exist)."""
+    code, err = _run(["topics", "ensure", "--bootstrap", "127.0.0.1:1", "--replication-factor", "0"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("shoppulse: setting kafka.replication_factor: ")
+    assert "SHOPPULSE_KAFKA__REPLICATION_FACTOR" in err[0]
+
+
+def test_a_check_across_a_group_names_the_group(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SHOPPULSE_INSIGHTS__RETENTION_S", "10")
+    code, err = _run(["topics", "ensure", "--bootstrap", "127.0.0.1:1"], capsys)
+    assert code == 2 and len(err) == 1, err
+    assert err[0].startswith("shoppulse: setting insights: ") and "SHOPPULSE_INSIGHTS__*" in err[0]
+
+
 def test_an_unknown_key_in_the_config_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
