@@ -174,7 +174,7 @@ class HttpSettings(_Group):
 
 
 class Settings(BaseSettings):
-    """Everything a shoppulse process can be told; see the README's settings table."""
+    """Everything a shoppulse process can be told; see the settings table in docs/operations.md."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -338,7 +338,7 @@ def to_env(settings: Settings) -> dict[str, str]:
 
 
 def settings_table_markdown() -> str:
-    """The README's settings table, generated from the fields so the docs cannot drift from the code."""
+    """The settings table of docs/operations.md, generated from the fields so the docs cannot drift from the code."""
     rows = ["| variable | default | meaning |", "|---|---|---|"]
     for group_name, group_field in Settings.model_fields.items():
         annotation = group_field.annotation

@@ -8,11 +8,11 @@
 Why a generator: dozens of panels of hand-kept JSON drift (grid positions, datasource refs,
 label matchers). Here every query is written once, with the variables' label matchers added in
 one place, both dashboards share the panel, layout and variable code, and each panel carries
-the sentence the README uses to describe it. `tests/observability/test_dashboard.py` fails when
+the sentence docs/observability.md uses to describe it. `tests/observability/test_dashboard.py` fails when
 a committed JSON is not this output.
 
     python helm/dashboard_gen.py            # rewrite both JSON files
-    python helm/dashboard_gen.py --markdown # print the panel lists for the README
+    python helm/dashboard_gen.py --markdown # print the panel lists for docs/observability.md
 """
 
 from __future__ import annotations
@@ -719,7 +719,7 @@ def markdown(dashboard: Dashboard = OVERVIEW) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--markdown", action="store_true", help="print the README panel lists instead")
+    parser.add_argument("--markdown", action="store_true", help="print the docs/observability.md panel lists instead")
     args = parser.parse_args()
     for dashboard in DASHBOARDS:
         if args.markdown:

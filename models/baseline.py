@@ -1,6 +1,6 @@
 """The classical baseline the BERT has to beat: jieba words, TF-IDF of 1-2 grams, logistic regression.
 
-It is kept runnable (``python -m models.baseline --data DIR``) so the comparison in the README
+It is kept runnable (``python -m models.baseline --data DIR``) so the comparison in docs/model.md
 can be reproduced on the same split, with the same cleaning and the same perturbations.
 """
 

@@ -1,7 +1,7 @@
 """Clause sampling: short clauses cut from training reviews, added to fine-tuning as reviews of their own.
 
 Why: the sentiment head is asked about single clauses (aspects, ``models/keywords.py``) but only
-ever saw whole reviews, and on short inputs it leans negative (the README's model section). A
+ever saw whole reviews, and on short inputs it leans negative (docs/model.md). A
 clause of a review that has *no contrast word* (但是, 不过, 就是 …) most likely shares the
 review's polarity, so it is added with the review's sentiment and category labels.
 Reviews with a contrast word are skipped: their clauses are the mixed ones («物流很快，但是质量太差»).

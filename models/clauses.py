@@ -2,7 +2,7 @@
 
 Why a threshold of its own for clauses: the sentiment head learned whole reviews. On a short
 clause (「合身」, 「尺码合适」) its probability can lean negative, so argmax calls positive clauses
-negative (measured in the README's model section). The threshold is fitted on a
+negative (measured in docs/model.md). The threshold is fitted on a
 labelled *tuning* set of clauses (``models/data/eval/aspects_tune.jsonl``, never the evaluation
 set) and stored in the bundle's manifest (``calibration.clause``), because it belongs to the
 model it was fitted for. A bundle without one decides clauses by argmax (threshold 0.5).

@@ -123,7 +123,7 @@ def session_options(intra_op_threads: int = 0) -> Any:
 # is ~6x slower than the two operators it replaces (16 x 36 tokens, 1 thread: 436 vs 68 us at
 # hidden 192, 1,676 vs 262 us at 768). In the default INT8 bundle the 4 fused nodes took 26% of
 # a forward pass; without the fusion a batch runs 1.27-1.33x faster at 12-128 tokens, and
-# ``shoppulse bench model`` row 5 went from 2,685-2,854 to 3,274 reviews/s (README, Performance).
+# ``shoppulse bench model`` row 5 went from 2,685-2,854 to 3,274 reviews/s (docs/performance.md).
 # On CUDA the fusion is kept: that is a different kernel, and no GPU was available to measure it.
 CPU_DISABLED_OPTIMIZERS = ("SkipLayerNormFusion",)
 

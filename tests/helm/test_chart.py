@@ -195,10 +195,7 @@ def test_every_rendered_env_var_is_a_real_setting(manifests: list[Manifest]) -> 
     for _, spec in pod_specs(manifests):
         for c in spec.get("containers", []) + spec.get("initContainers", []):
             rendered |= {v["name"] for v in c.get("env", []) if v["name"].startswith("SHOPPULSE_")}
-    unknown = {
-        name for name in rendered
-        if name not in known and not name.startswith(KAFKA_OPT_PREFIX)
-    }
+    unknown = {name for name in rendered if name not in known and not name.startswith(KAFKA_OPT_PREFIX)}
     assert not unknown, f"env vars no setting reads: {sorted(unknown)}"
     for name in rendered:
         if name.startswith(KAFKA_OPT_PREFIX):
@@ -211,9 +208,7 @@ def test_every_required_setting_is_rendered(manifests: list[Manifest]) -> None:
     assert not missing
 
 
-def test_every_settings_value_is_rendered_verbatim(
-    manifests: list[Manifest], scenario: tuple[str, list[Path]]
-) -> None:
+def test_every_settings_value_is_rendered_verbatim(manifests: list[Manifest], scenario: tuple[str, list[Path]]) -> None:
     values = load_values(scenario[1])["settings"]
     data = settings_configmap(manifests)
     chart_owned = {
@@ -472,8 +467,11 @@ def test_workload_selectors_match_their_pods_pdbs_and_services(manifests: list[M
         pod_labels = workload["spec"]["template"]["metadata"]["labels"]
         selector = workload["spec"]["selector"]["matchLabels"]
         assert selector.items() <= pod_labels.items()
-        pdbs = [p for p in by_kind(manifests, "PodDisruptionBudget")
-                if p["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()]
+        pdbs = [
+            p
+            for p in by_kind(manifests, "PodDisruptionBudget")
+            if p["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+        ]
         assert len(pdbs) == 1, workload["metadata"]["name"]
         assert any(s["spec"]["selector"].items() <= pod_labels.items() for s in services)
         for constraint in workload["spec"]["template"]["spec"]["topologySpreadConstraints"]:
@@ -607,11 +605,13 @@ def test_dashboard_configmap_carries_the_dashboards_for_the_sidecar(manifests: l
 
 
 def test_monitoring_objects_can_be_switched_off(render: Render) -> None:
-    manifests = render(set_values=[
-        "monitoring.serviceMonitor.enabled=false",
-        "monitoring.prometheusRule.enabled=false",
-        "monitoring.dashboard.enabled=false",
-    ])
+    manifests = render(
+        set_values=[
+            "monitoring.serviceMonitor.enabled=false",
+            "monitoring.prometheusRule.enabled=false",
+            "monitoring.dashboard.enabled=false",
+        ]
+    )
     kinds = {m["kind"] for m in manifests}
     assert not kinds & {"ServiceMonitor", "PrometheusRule"}
     assert not [m for m in by_kind(manifests, "ConfigMap") if m["metadata"]["name"].endswith("-dashboard")]
@@ -656,15 +656,15 @@ def test_the_network_policy_admits_metrics_and_lookups_and_reaches_the_brokers(r
 
 
 def test_every_scenario_is_documented() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
     for path in SCENARIOS.values():
         for file in path:
-            assert file.name in readme, f"{file.name} is not described in README.md"
+            assert file.name in page, f"{file.name} is not described in docs/deployment.md"
 
 
-def test_the_image_the_readme_builds_is_the_chart_default() -> None:
+def test_the_image_the_deployment_page_builds_is_the_chart_default() -> None:
     values = load_values([])
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text(encoding="utf-8"))
     image = f"{values['image']['repository']}:{chart['appVersion']}"
-    assert f"docker build -t {image} ." in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"docker build -t {image} ." in (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
     assert f"docker build -t {image} ." in (ROOT / "Dockerfile").read_text(encoding="utf-8")

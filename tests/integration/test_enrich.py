@@ -219,7 +219,7 @@ def test_two_processes_share_partitions_and_one_leaving_loses_nothing(
     n = 3000
     producer = _produce_in_background(settings, sim, n, rate=300)
     logs = [tmp_path / "a.log", tmp_path / "b.log"]
-    # One host, two exactly-once processes: each needs its own transactional.id prefix (README).
+    # One host, two exactly-once processes: each needs its own transactional.id prefix (docs/operations.md).
     a = start_enrich(settings, tiny_bundle, exactly_once, logs[0], SHOPPULSE_ENRICH__TRANSACTIONAL_ID="tx-a")
     b = start_enrich(settings, tiny_bundle, exactly_once, logs[1], SHOPPULSE_ENRICH__TRANSACTIONAL_ID="tx-b")
     group = settings.enrich.group_id

@@ -1,4 +1,4 @@
-"""The README section describes what ships: every metric, dashboard, panel, rule and alert by name."""
+"""docs/observability.md describes what ships: every metric, dashboard, panel, rule and alert by name."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ import yaml
 
 from tests.observability.promql import DASHBOARDS, ROOT, RULES, dashboard_panels, defined_series, load_dashboard
 
-SECTION = ROOT / "README.md"
+SECTION = ROOT / "docs" / "observability.md"
 
 
-def test_readme_section_names_every_metric_panel_and_rule() -> None:
+def test_observability_page_names_every_metric_panel_and_rule() -> None:
     text = SECTION.read_text(encoding="utf-8")
     bases = {
         name.removesuffix(s) for name in defined_series() for s in ("_bucket", "_sum", "_count") if name.endswith(s)
