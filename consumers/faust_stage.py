@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+import weakref
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -120,10 +122,57 @@ def watched_agent(
     ``/healthz`` fails and the pod is restarted.
     """
 
+    async def each(stream: Any) -> None:
+        async for event in stream.events():
+            await handle(event)
+
+    return _watched(each, stopped, what)
+
+
+def watched_batch_agent(
+    handle: Callable[[list[Any]], Awaitable[Any]],
+    stopped: Callable[[str], None],
+    what: str,
+    max_events: int,
+    within_s: float,
+) -> Callable[[Any], Awaitable[None]]:
+    """``watched_agent`` for a handler of batches: up to ``max_events`` events, or what came in ``within_s``.
+
+    faust acks a batch's events only once ``handle`` returned, so no commit passes an event whose
+    effects the handler has not yet written (or sent).
+    """
+
+    async def batches(stream: Any) -> None:
+        async for events in stream.take_events(max_events, within=within_s):
+            await handle(list(events))
+
+    return _watched(batches, stopped, what)
+
+
+@contextlib.contextmanager
+def as_current_event(event: Any) -> Iterator[None]:
+    """Write a table as if ``event`` were the record being processed.
+
+    faust takes a table write's changelog partition (and, with rocksdb, its store partition) from
+    the event the stream is processing, and a batch handler has none (faust-streaming issue #497:
+    "Cannot modify table key from outside of stream iteration"). The event given must come from
+    the partition the row lives in: the record that brought the change.
+    """
+    from faust.streams import _current_event
+
+    token = _current_event.set(weakref.ref(event))
+    try:
+        yield
+    finally:
+        _current_event.reset(token)
+
+
+def _watched(
+    consume: Callable[[Any], Awaitable[None]], stopped: Callable[[str], None], what: str
+) -> Callable[[Any], Awaitable[None]]:
     async def run(stream: Any) -> None:
         try:
-            async for event in stream.events():
-                await handle(event)
+            await consume(stream)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:

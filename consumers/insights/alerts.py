@@ -5,11 +5,13 @@ and means nothing. A condition holds only when the *lower* Wilson bound of the c
 window's share lies above the *upper* bound of the same row's trailing baseline (the
 ``baseline_windows`` windows before it), both at ``z``, and the window has at least
 ``min_reviews`` reviews (``min_complaints`` negative mentions of the aspect for a surge).
-The condition is checked after every review of an open window (an alert should come while the
-burst is on, not an hour later), and many looks at one window inflate the false alarms of a
-test; hence the default z = 3.29 (one-sided 0.05% per look) and two non-overlapping intervals,
-stricter still than a two-proportion z-test at that level. A steady stream with the same
-average share stays quiet (``tests/unit/consumers/insights/test_alerts.py`` folds 48 hours).
+The condition is checked after every batch of facts that brought a review to an open window
+(up to ~50 ms of input: an alert should come while the burst is on, not an hour later), and
+many looks at one window inflate the false alarms of a test; hence the default z = 3.29
+(one-sided 0.05% per look, a bound that holds for one look per review, the most there can be)
+and two non-overlapping intervals, stricter still than a two-proportion z-test at that level.
+A steady stream with the same average share stays quiet
+(``tests/unit/consumers/insights/test_alerts.py`` folds 48 hours).
 
 An alert's id names its condition, row and window, so it is raised once per condition and
 window, and not again for the windows right after while the condition holds (one incident, one
@@ -41,7 +43,7 @@ MAX_ALERTED = 512
 
 @dataclass(frozen=True)
 class AlertParams:
-    z: float = 3.29  # one-sided 0.05%: the condition is looked at after every review of the window
+    z: float = 3.29  # one-sided 0.05%: the condition is looked at after every batch with a review of the window
     min_reviews: int = 20
     min_complaints: int = 5
     baseline_windows: int = 24

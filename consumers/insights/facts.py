@@ -189,8 +189,20 @@ def _line_amount(value: Any) -> Decimal:
     return amount
 
 
-def fact_to_json(fact: Fact) -> bytes:
-    """The ``insight-facts`` record of a fact (an internal topic: compact keys, only what is set)."""
+def facts_to_json(facts: list[Fact]) -> bytes:
+    """The ``insight-facts`` record of one row's facts from one batch of inputs, in input order: a JSON
+    array of compact objects (an internal topic: short keys, only what is set)."""
+    return json.dumps([_fact_body(f) for f in facts], ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def facts_from_json(data: Any) -> list[Fact]:
+    """Read back an ``insight-facts`` record: an array of facts, or one fact (an older worker's record)."""
+    if isinstance(data, list):
+        return [fact_from_json(item) for item in data]
+    return [fact_from_json(data)]
+
+
+def _fact_body(fact: Fact) -> dict[str, Any]:
     body: dict[str, Any] = {
         "k": fact.key,
         "kind": fact.kind,
@@ -204,7 +216,7 @@ def fact_to_json(fact: Fact) -> bytes:
             body["pid"] = fact.product_id
     if fact.kind == "order":
         body.update(units=fact.units, revenue=None if fact.revenue is None else str(fact.revenue), cur=fact.currency)
-    return json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return body
 
 
 def fact_from_json(data: Any) -> Fact:

@@ -32,7 +32,8 @@ decides a number is here and tested without a broker.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -320,6 +321,55 @@ def render_rolling(state: InsightState, params: WindowParams, end: int | None = 
     begin = end - params.rolling_ms
     inside = [w for s, w in sorted(state.windows.items()) if begin <= s < end]
     return _record(state, {"start": begin, "end": end, "rolling": True}, merge(inside))
+
+
+@dataclass
+class RowChange:
+    """What one batch did to one row: the row, its table partition and the windows it changed."""
+
+    state: InsightState
+    partition: int
+    changed: set[int] = field(default_factory=set)  # window starts whose figures changed
+    reviewed: set[int] = field(default_factory=set)  # window starts that took a review (alerts look there)
+    marked: bool = False  # a mark moved (applied or late facts): the row must be written
+
+
+class FoldBatch:
+    """A batch of facts folded into their rows: each row loaded once and written once per batch.
+
+    Why: a row holds all its windows, and loading, rendering and writing it per fact cost more
+    than the fact itself. ``load`` reads a row from the table (None: a new row). Facts of one
+    row arrive in input order, so the result equals folding them one by one.
+    """
+
+    def __init__(self, load: Callable[[str], InsightState | None], params: WindowParams) -> None:
+        self.load = load
+        self.params = params
+        self.rows: dict[str, RowChange] = {}
+        self.results: Counter[str] = Counter()  # applied, duplicate, late
+        self.late: list[Fact] = []
+        self.applied: list[Fact] = []
+
+    def apply(self, key: str, facts: Iterable[Fact], partition: int) -> None:
+        """Fold one record's facts (all of row ``key``); ``FactRefused`` stops at the refused fact."""
+        change = self.rows.get(key)
+        if change is None:
+            change = self.rows[key] = RowChange(self.load(key) or InsightState(key=key), partition)
+        change.partition = partition
+        for fact in facts:
+            result = apply_fact(change.state, fact, self.params)
+            self.results[result] += 1
+            if result == "duplicate":
+                continue
+            change.marked = True
+            if result == "late":
+                self.late.append(fact)
+                continue
+            self.applied.append(fact)
+            start = self.params.start_of(fact.ts)
+            change.changed.add(start)
+            if fact.kind == "review":
+                change.reviewed.add(start)
 
 
 def fold(facts: Iterable[Fact], key: str, params: WindowParams) -> tuple[InsightState, int]:

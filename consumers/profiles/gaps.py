@@ -178,7 +178,9 @@ class OrderedInput:
 
     ``catch_up`` runs before the agent applies a record: when the record comes after a hole in
     its partition's offsets, the hole's records are read from the broker and applied first, and
-    only then told to faust as a gap, so no commit can pass them before they are applied.
+    only then told to faust as a gap, so no commit can pass them before they are applied. An
+    agent that applies a batch of records and writes their effects at its end passes ``gaps``:
+    the gaps are collected there, for ``add_gaps`` once the batch is written.
     """
 
     def __init__(self, settings: Settings, topic: str, stage: str, group_id: str | None = None) -> None:
@@ -187,7 +189,13 @@ class OrderedInput:
         self.offsets = OffsetTracker()
         self.reader = GapReader(settings, topic, group_id=group_id)
 
-    async def catch_up(self, app: Any, message: Any, apply: Callable[[Any], Awaitable[Any]]) -> None:
+    async def catch_up(
+        self,
+        app: Any,
+        message: Any,
+        apply: Callable[[Any], Awaitable[Any]],
+        gaps: list[tuple[Any, int, int]] | None = None,
+    ) -> None:
         hole = self.offsets.observe(message.partition, message.offset, start=committed_offset(app, message.tp))
         if hole is None:
             return
@@ -205,7 +213,17 @@ class OrderedInput:
             await apply(record)
         # faust commits only up to the first offset it was not handed: a transaction marker right
         # after its committed offset (with no record read before it) held its commits back for good.
-        await app.consumer._add_gap(message.tp, hole.start, hole.end - 1)
+        gap = (message.tp, hole.start, hole.end - 1)
+        if gaps is None:
+            await self.add_gaps(app, [gap])
+        else:
+            gaps.append(gap)
+
+    @staticmethod
+    async def add_gaps(app: Any, gaps: list[tuple[Any, int, int]]) -> None:
+        """Tell faust the offsets it was never handed, so its commits can pass them."""
+        for tp, first, last in gaps:
+            await app.consumer._add_gap(tp, first, last)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 
 import pytest
 
-from consumers.insights.facts import fact_from_json, fact_to_json, review_facts, signal_facts
+from consumers.insights.facts import facts_from_json, facts_to_json, review_facts, signal_facts
 from consumers.profiles.profile import SignalError
 from models.taxonomy import default_taxonomy
 
@@ -31,8 +32,8 @@ def _order(items: list[dict]) -> dict:
     }
 
 
-def test_a_review_becomes_product_category_and_tag_facts() -> None:
-    record = {
+def _review() -> dict:
+    return {
         "event_id": "r1",
         "ts": 1_790_000_000_000,
         "product_id": "p1",
@@ -43,7 +44,10 @@ def test_a_review_becomes_product_category_and_tag_facts() -> None:
         "aspects": [{"aspect": "性能", "sentiment": {"label": "negative"}}, {"aspect": "物流", "sentiment": None}],
         "source": {"topic": "reviews", "partition": 0, "offset": 4},
     }
-    facts = review_facts(record, TAXONOMY)
+
+
+def test_a_review_becomes_product_category_and_tag_facts() -> None:
+    facts = review_facts(_review(), TAXONOMY)
     assert [f.key for f in facts] == ["p:p1", "c:手机", "t:数码"]
     assert facts[0].negative and facts[0].aspects == {"性能": "negative"} and facts[0].keywords == ("卡顿",)
     assert facts[0].source == ("reviews", 0, 4, 0)
@@ -84,10 +88,12 @@ def test_bad_order_lines_are_refused(items: list) -> None:
         signal_facts(_order(items), TAXONOMY)
 
 
-def test_a_fact_survives_the_facts_topic() -> None:
-    [fact, *_] = signal_facts(
+def test_facts_survive_the_facts_topic_in_order_and_a_single_fact_record_is_still_read() -> None:
+    facts = signal_facts(
         _order([{"product_id": "p1", "category": "手机", "quantity": 2, "amount": "0.1"}]), TAXONOMY
-    )
-    assert fact_from_json(__import__("json").loads(fact_to_json(fact))) == fact
+    ) + review_facts(_review(), TAXONOMY)
+    record = json.loads(facts_to_json(facts))
+    assert facts_from_json(record) == facts
+    assert facts_from_json(record[0]) == facts[:1]  # the form an older worker wrote: one fact per record
     with pytest.raises(SignalError):
-        fact_from_json({"k": "p:p1"})
+        facts_from_json([record[0], {"k": "p:p1"}])

@@ -13,6 +13,7 @@ from consumers.insights.window import (
     MAX_KEYWORDS,
     Fact,
     FactRefused,
+    FoldBatch,
     InsightState,
     WindowParams,
     apply_fact,
@@ -169,3 +170,40 @@ def test_a_partition_that_runs_behind_is_not_late() -> None:
         assert apply_fact(state, review(i, T0 + i, True, partition=1), PARAMS) == "applied"
     assert render_window(state, T0, PARAMS)["reviews"] == 10
     assert render_window(state, T0, PARAMS)["window"]["closed"] is True  # the row's clock passed it
+
+
+def test_a_batch_folds_to_the_same_row_loading_and_writing_it_once() -> None:
+    """Batches of any size give the row that folding fact by fact gives, replays and late facts included."""
+    rng = random.Random(3)
+    reviews = [review(i, T0 + i * 60_000 + rng.randrange(-HOUR, HOUR), rng.random() < 0.3) for i in range(400)]
+    orders = [order(i, T0 + i * 90_000, 1, "1.5") for i in range(200)]
+    facts = []  # two input partitions interleaved, each in its own order
+    while reviews or orders:
+        facts.append((reviews if reviews and (not orders or rng.random() < 0.6) else orders).pop(0))
+    stream = facts + facts[100:250]  # a replay
+    expected, late = fold(stream, "p:p1", PARAMS)
+    assert late > 0  # the stream has late facts: they must be treated alike
+    for size in (1, 7, 600):
+        stored: dict[str, InsightState] = {}
+        loads = 0
+
+        def load(key: str, stored: dict[str, InsightState] = stored) -> InsightState | None:
+            nonlocal loads
+            loads += 1
+            row = stored.get(key)
+            return InsightState.from_row(json.loads(json.dumps(row.to_row()))) if row else None
+
+        batches = 0
+        for i in range(0, len(stream), size):
+            batch = FoldBatch(load, PARAMS)
+            for fact in stream[i : i + size]:
+                batch.apply(fact.key, [fact], partition=4)
+            change = batch.rows["p:p1"]
+            stored["p:p1"] = change.state
+            batches += 1
+            assert batch.results["late"] == len(batch.late) and batch.results["applied"] == len(batch.applied)
+        assert loads == batches
+        assert stored["p:p1"].to_row() == expected.to_row()
+    batch = FoldBatch(lambda key: None, PARAMS)
+    batch.apply("p:p1", [facts[0], facts[0]], partition=1)
+    assert batch.results == {"applied": 1, "duplicate": 1} or batch.results == {"late": 1, "duplicate": 1}
