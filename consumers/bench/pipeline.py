@@ -80,6 +80,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run this instead of `python -m consumers.cli run enrich` (same environment; for A/B trials of a change)",
     )
     parser.add_argument(
+        "--insights-command",
+        help="run this instead of `python -m consumers.cli run insights` (same environment; for A/B trials)",
+    )
+    parser.add_argument(
+        "--no-insights",
+        dest="insights",
+        action="store_false",
+        help="leave stage 3 out (default: measure it on enrich's outputs, and keep it running under the load levels)",
+    )
+    parser.add_argument(
         "--py-spy",
         type=Path,
         help="py-spy profile of the stage's capacity phase: .svg flame graph, .json speedscope, .txt collapsed stacks",
@@ -531,10 +541,16 @@ def run(args: argparse.Namespace) -> int:
     broker = None
     stage: subprocess.Popen[bytes] | None = None
     counter: CommittedCounter | None = None
+    stage3: Any = None
+    stage3_result: dict[str, Any] | None = None
     load_before = os.getloadavg()
     try:
         broker, bootstrap = embedded_or_given_broker(args, "bench")
         settings = bench_settings(bootstrap, args, run_id)
+        if args.insights:
+            from consumers.bench.insights import InsightsBench, with_insights
+
+            settings = with_insights(settings, run_id, work)
         ensure_topics(settings)
 
         print(f"[bench] preloading {args.events} events ({','.join(kinds)}) ...", file=sys.stderr, flush=True)
@@ -565,6 +581,16 @@ def run(args: argparse.Namespace) -> int:
 
         topics = settings.topics
         outputs = topic_counts(settings, [topics.review_insights, topics.user_signals, topics.dead_letter])
+        if args.insights:
+            print("[bench] stage 3: starting the insights stage on enrich's outputs ...", file=sys.stderr, flush=True)
+            stage3 = InsightsBench(settings, work, args.insights_command)
+            stage3_result = stage3.measure_capacity(capacity, args.events, timeout_s=max(300.0, args.events / 10))
+            print(
+                f"[bench] stage 3 capacity {stage3_result['capacity_records_per_s']} records/s "
+                f"({stage3_result['ratio_to_enrich']} of what enrich writes at its capacity)",
+                file=sys.stderr,
+                flush=True,
+            )
         basis = args.rate or capacity
         if args.warmup > 0:
             warm_up(settings, counter, basis * loads[0], args.warmup, args.seed + 99, args.users, kinds, stage)
@@ -576,9 +602,17 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
                 flush=True,
             )
+            started_level = time.monotonic()
             levels.append(
                 run_load_level(settings, level, rate, args.duration, args.seed + 100 + i, args.users, kinds, stage)
             )
+            if stage3 is not None and stage3_result is not None:
+                stage3_result.setdefault("lag_by_level", []).append(
+                    {"load": level, **stage3.sampler.between(started_level, time.monotonic())}
+                )
+        if stage3 is not None and stage3_result is not None:
+            stage3_result["drained_after_load_s"] = stage3.drain(120)
+            stage3_result["peak_rss_mb"] = rounded(peak_rss_mb_of(stage3.proc.pid))
         stage_rss = peak_rss_mb_of(stage.pid)
         stop_process(stage)
         stage = None
@@ -588,6 +622,8 @@ def run(args: argparse.Namespace) -> int:
         return 1
     finally:
         stop_process(stage)
+        if stage3 is not None:
+            stage3.close()
         if counter is not None:
             counter.close()
         if broker is not None:
@@ -607,6 +643,7 @@ def run(args: argparse.Namespace) -> int:
             rounded(capacity / part_medians["model_with_clauses"], 3) if part_medians["model_with_clauses"] else None
         ),
         "levels": levels,
+        "insights": stage3_result,
         "setup": {
             "kinds": list(kinds),
             "events": args.events,
@@ -644,6 +681,9 @@ def run(args: argparse.Namespace) -> int:
             "bundle": str(args.bundle),
             "py_spy": str(args.py_spy) if args.py_spy else None,
             "stage_command": args.stage_command or "python -m consumers.cli run enrich",
+            "insights_command": (args.insights_command or "python -m consumers.cli run insights")
+            if args.insights
+            else None,
             "load_average_before": round(load_before[0], 2),
             "usable_cpus": _cpus(),
         },
@@ -703,3 +743,18 @@ def print_report(payload: dict[str, Any]) -> None:
             ],
         )
     )
+    stage3 = payload.get("insights")
+    if stage3:
+        print()
+        rows = [
+            ["stage 3 capacity, enrich output records/s", stage3["capacity_records_per_s"]],
+            ["... as input events/s", stage3["capacity_events_per_s"]],
+            ["what enrich writes at its capacity, records/s", stage3["enrich_output_records_per_s"]],
+            ["ratio stage 3 / enrich", stage3["ratio_to_enrich"]],
+        ]
+        rows += [
+            [f"stage 3 lag at {lv['load']:.0%} load: max, last (records)", f"{lv['max']}, {lv['last']}"]
+            for lv in stage3.get("lag_by_level", [])
+        ]
+        rows.append(["stage 3 lag zero after the load stopped (s)", stage3.get("drained_after_load_s")])
+        print(markdown_table(["stage 3", "value"], rows))

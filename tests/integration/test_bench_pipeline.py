@@ -48,6 +48,13 @@ def test_bench_pipeline_reports_capacity_ratio_and_latency_levels(
     assert setup["outputs_after_capacity"]["user_signals"] == EVENTS
     assert setup["broker"].startswith("external")
     assert any(line.startswith("| ratio pipeline / model-only") for line in out)
+    stage3 = report["insights"]  # stage 3 read every output of enrich, then ran along the load level
+    assert stage3["input_records"] == 2 * EVENTS and stage3["records_per_event"] == 2.0
+    assert 0 < stage3["insight_facts_records"] <= 3 * EVENTS  # at most product, category and tag per review
+    [lag] = stage3["lag_by_level"]
+    assert lag["load"] == 0.5 and lag["max"] is not None
+    assert stage3["drained_after_load_s"] is not None
+    assert any(line.startswith("| ratio stage 3 / enrich") for line in out)
 
 
 def test_bench_soak_samples_the_three_stages_and_prints_its_summary(
