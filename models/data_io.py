@@ -42,6 +42,24 @@ def read_reviews(path: str | Path) -> list[Review]:
     return rows
 
 
+def read_unlabeled(path: str | Path, column: str = "review") -> list[str]:
+    """Unlabeled texts for domain adaptation: a CSV's ``column`` (a ``.csv`` file), else one text per
+    line. Empty texts are skipped, repeats kept once; a file with no text is an error."""
+    path = Path(path)
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        if path.suffix.lower() == ".csv":
+            reader = csv.DictReader(handle)
+            if column not in (reader.fieldnames or []):
+                raise ValueError(f"{path}: needs a {column!r} column, found {sorted(reader.fieldnames or [])}")
+            texts = [(row.get(column) or "").strip() for row in reader]
+        else:
+            texts = [line.strip() for line in handle]
+    unique = list(dict.fromkeys(t for t in texts if t))
+    if not unique:
+        raise ValueError(f"{path}: no text in it")
+    return unique
+
+
 _LABEL_NAMES = {"negative": 0, "neg": 0, "positive": 1, "pos": 1}
 
 

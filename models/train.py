@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from models.data_io import DEV_FILE, TRAIN_FILE, Review, read_reviews, sha256_of, stable_fraction
+from models.data_io import DEV_FILE, TRAIN_FILE, Review, read_reviews, read_unlabeled, sha256_of, stable_fraction
 from models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
@@ -61,6 +61,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--lr", type=float, default=None, help="fine-tuning peak rate (default 2e-4, 3e-5 with --base-model)"
     )
     parser.add_argument("--pretrain-lr", type=float, default=1e-3)
+    parser.add_argument(
+        "--unlabeled",
+        type=Path,
+        help="your own unlabeled reviews (one per line, or a CSV's --unlabeled-column): masked-LM pretraining "
+        "continues on them before fine-tuning (domain adaptation)",
+    )
+    parser.add_argument("--unlabeled-column", default="review", help="the text column of an --unlabeled CSV")
+    parser.add_argument("--adapt-epochs", type=float, default=2.0, help="MLM epochs over the --unlabeled texts")
+    parser.add_argument(
+        "--adapt-lr", type=float, help="its learning rate (default: half --pretrain-lr; 5e-5 on a --base-model)"
+    )
     parser.add_argument("--layers", type=int, default=4)
     parser.add_argument("--hidden", type=int, default=192)
     parser.add_argument("--heads", type=int, default=3)
@@ -100,7 +111,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
+def check_inputs(args: argparse.Namespace) -> str | None:
+    """What is wrong with the files the command names, in one line (None: nothing), before any work."""
+    for name in (TRAIN_FILE, DEV_FILE):
+        if not (args.data / name).is_file():
+            return f"--data {args.data}: no {name} there (a folder with {TRAIN_FILE} and {DEV_FILE})"
+        try:
+            read_reviews(args.data / name)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return f"--data: {exc}"
+    if args.base_model is not None and not (args.base_model / "config.json").is_file():
+        return f"--base-model {args.base_model}: not a Hugging Face model folder (no config.json)"
+    if args.unlabeled is not None:
+        try:
+            read_unlabeled(args.unlabeled, args.unlabeled_column)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            return f"--unlabeled: {exc}"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
+    problem = check_inputs(args)
+    if problem is not None:
+        print(f"shoppulse train: {problem}", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     report = train(args)
     print(json.dumps(report["metrics"], ensure_ascii=False))
@@ -195,6 +229,51 @@ def _pretrain(args: argparse.Namespace, tokenizer, texts: list[str], out: Path, 
     return pretrained_dir, stats
 
 
+def _adapt(args: argparse.Namespace, tokenizer, encoder_dir: Path, texts: list[str], out: Path) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
+    """Continue masked-LM pretraining of ``encoder_dir`` on the shop's own texts (domain-adaptive
+    pretraining): the encoder sees the shop's words and phrasing before it learns the labels."""
+    from transformers import AutoModelForMaskedLM
+
+    from models.pretrain import PretrainConfig, pretrain_mlm
+
+    adapted_dir = out / "adapted"
+    stats_file = adapted_dir / "adapt_stats.json"
+    if args.resume and stats_file.is_file():
+        log.info("domain adaptation already finished: %s", adapted_dir)
+        return adapted_dir, json.loads(stats_file.read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    model = AutoModelForMaskedLM.from_pretrained(encoder_dir)
+    if not (hasattr(model, "bert") and hasattr(model, "cls")):
+        raise SystemExit(f"shoppulse train: --unlabeled needs a BERT-architecture model, {encoder_dir} is not one")
+    ids, words = _word_ids(tokenizer, texts, args.max_length)
+    lr = args.adapt_lr if args.adapt_lr is not None else (5e-5 if args.base_model else args.pretrain_lr / 2)
+    config = PretrainConfig(
+        epochs=args.adapt_epochs, batch_size=args.pretrain_batch_size, lr=lr, seed=args.seed + 1, bf16=False
+    )
+    stats = pretrain_mlm(
+        model,
+        ids,
+        words,
+        config,
+        out / "checkpoints" / "adapt.pt",
+        mask_token_id=tokenizer.token_to_id("[MASK]"),
+        first_normal_id=max(tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")) + 1,
+        show_progress=not args.no_progress,
+    )
+    stats.update(
+        {
+            "texts": len(texts),
+            "file": args.unlabeled.name,
+            "sha256": sha256_of(args.unlabeled),
+            "config": asdict(config),
+            "wall_s": round(time.perf_counter() - started, 1),
+        }
+    )
+    model.save_pretrained(adapted_dir)
+    stats_file.write_text(json.dumps(stats, indent=2), encoding="utf-8")
+    return adapted_dir, stats
+
+
 def _new_multitask(encoder_dir: Path, heads: dict[str, list[str]], ngram: dict[str, Any] | None):  # type: ignore[no-untyped-def]
     from transformers import AutoConfig, AutoModel
 
@@ -237,12 +316,15 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     heads = {"sentiment": SENTIMENT_LABELS, "interest": taxonomy.categories}
     phases: dict[str, Any] = {}
 
+    unlabeled = read_unlabeled(args.unlabeled, args.unlabeled_column) if args.unlabeled else []
     tokenizer = _prepare_tokenizer(args, [r.review for r in fit_rows], out / "tokenizer")
     pad_id = next((tokenizer.token_to_id(t) for t in ("[PAD]", "<pad>") if tokenizer.token_to_id(t) is not None), 0)
     if args.base_model:
         encoder_dir = args.base_model
     else:
         encoder_dir, phases["pretrain"] = _pretrain(args, tokenizer, [r.review for r in fit_rows], out, args.seed)
+    if unlabeled:
+        encoder_dir, phases["adapt"] = _adapt(args, tokenizer, encoder_dir, unlabeled, out)
 
     model_dir = out / "model"
     finished = model_dir / "finetune_stats.json"
@@ -318,6 +400,8 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         "seed": args.seed,
         "limit": args.limit or None,
         "base_model": str(args.base_model) if args.base_model else None,
+        # which encoder fine-tuning started from: the base model, our MLM pretraining, or either adapted
+        "encoder": "adapted" if "adapt" in phases else "base_model" if args.base_model else "pretrained",
         "threads": args.threads,
         "max_length": args.max_length,
         "phases": phases,

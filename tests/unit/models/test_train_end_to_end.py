@@ -168,6 +168,13 @@ def test_base_model_folder_is_fine_tuned_without_pretraining(tmp_path: Path) -> 
     assert (out / "model" / "shoppulse_heads.json").is_file()
     heads = json.loads((out / "model" / "shoppulse_heads.json").read_text(encoding="utf-8"))
     assert "ngram" not in heads  # a pretrained encoder gets no n-gram bag unless asked
+    # the user's model adapted to the shop's texts first (a model saved without an MLM head gets a new one)
+    shop = tmp_path / "shop.txt"
+    shop.write_text("\n".join(r["review"] for r in rows(80, seed=9)), encoding="utf-8")
+    args = [*args, "--out", str(tmp_path / "adapted-run"), "--unlabeled", str(shop)]
+    assert train.main([*args, "--max-length", "32", "--threads", "1", "--no-progress", "--no-bundle"]) == 0
+    report = json.loads((tmp_path / "adapted-run" / "train_report.json").read_text(encoding="utf-8"))
+    assert report["training"]["encoder"] == "adapted" and report["training"]["phases"]["adapt"]["config"]["lr"] == 5e-5
 
 
 def test_evaluate_aspects_prints_per_aspect_and_overall_scores_last(
@@ -187,3 +194,36 @@ def test_evaluate_aspects_prints_per_aspect_and_overall_scores_last(
     assert set(result["per_aspect"]) == {"物流", "包装"} and 0 <= result["accuracy"] <= 1
     data.write_text(json.dumps({"id": "x", "text": "很好", "aspects": {"物流": "positive"}}), encoding="utf-8")
     assert evaluate.main(["--bundle", str(out / "bundle"), "--data", str(data), "--task", "aspects"]) == 2
+
+
+def test_unlabeled_texts_continue_pretraining_before_fine_tuning(tmp_path: Path) -> None:
+    """--unlabeled: domain-adaptive MLM on the shop's own texts (a CSV column here) between
+    pretraining and fine-tuning; fine-tuning starts from the adapted encoder."""
+    import torch
+    from transformers import AutoModel
+
+    data = write_dataset(tmp_path / "data", n_train=200, n_dev=50)
+    shop = write_csv(tmp_path / "shop.csv", rows(120, seed=5) + rows(10, seed=5), columns=("review",))
+    out = tmp_path / "out"
+    assert train.main(["--data", str(data), "--out", str(out), *TINY, "--unlabeled", str(shop), "--no-bundle"]) == 0
+    report = json.loads((out / "train_report.json").read_text(encoding="utf-8"))
+    adapt = report["training"]["phases"]["adapt"]
+    assert adapt["texts"] == len({r["review"] for r in rows(120, seed=5)})  # repeats kept once
+    assert adapt["steps"] > 0 and adapt["mlm_loss"] > 0 and adapt["sha256"] == sha256_of(shop)
+    assert report["training"]["encoder"] == "adapted"
+    assert "<UNLABELED>" in report["training"]["command"]
+    before = AutoModel.from_pretrained(out / "pretrained").state_dict()
+    after = AutoModel.from_pretrained(out / "adapted").state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # the encoder moved on the shop's texts
+
+
+def test_a_bad_unlabeled_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = write_dataset(tmp_path / "data", n_train=20, n_dev=10)
+    empty = tmp_path / "shop.txt"
+    empty.write_text("\n  \n", encoding="utf-8")
+    for path in (empty, tmp_path / "missing.txt"):
+        assert train.main(["--data", str(data), "--out", str(tmp_path / "out"), "--unlabeled", str(path)]) == 2
+        [line] = capsys.readouterr().err.strip().splitlines()
+        assert line.startswith("shoppulse train: --unlabeled: ")
+    assert train.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
+    assert "no os10_train.csv" in capsys.readouterr().err
