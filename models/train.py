@@ -199,34 +199,17 @@ def _word_ids(tokenizer, texts: list[str], max_length: int) -> tuple[list[np.nda
 
 
 def _pretrain(args: argparse.Namespace, tokenizer, texts: list[str], out: Path, seed: int) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
-    from models.pretrain import EncoderSize, PretrainConfig, new_bert_mlm, pretrain_mlm
+    from models.pretrain import EncoderSize, PretrainConfig, new_bert_mlm
 
-    pretrained_dir = out / "pretrained"
-    stats_file = pretrained_dir / "pretrain_stats.json"
-    if args.resume and stats_file.is_file():
-        log.info("pretraining already finished: %s", pretrained_dir)
-        return pretrained_dir, json.loads(stats_file.read_text(encoding="utf-8"))
-    started = time.perf_counter()
-    ids, words = _word_ids(tokenizer, texts, args.max_length)
     size = EncoderSize(args.layers, args.hidden, args.heads, args.ffn)
     config = PretrainConfig(
         epochs=args.pretrain_epochs, batch_size=args.pretrain_batch_size, lr=args.pretrain_lr, seed=seed, bf16=False
     )
-    model = new_bert_mlm(tokenizer.get_vocab_size(), size, args.max_length, pad_id=tokenizer.token_to_id("[PAD]"))
-    stats = pretrain_mlm(
-        model,
-        ids,
-        words,
-        config,
-        out / "checkpoints" / "pretrain.pt",
-        mask_token_id=tokenizer.token_to_id("[MASK]"),
-        first_normal_id=max(tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")) + 1,
-        show_progress=not args.no_progress,
-    )
-    stats.update({"config": asdict(config), "size": size.as_dict(), "wall_s": round(time.perf_counter() - started, 1)})
-    model.save_pretrained(pretrained_dir)
-    stats_file.write_text(json.dumps(stats, indent=2), encoding="utf-8")
-    return pretrained_dir, stats
+
+    def new_model():  # type: ignore[no-untyped-def]
+        return new_bert_mlm(tokenizer.get_vocab_size(), size, args.max_length, pad_id=tokenizer.token_to_id("[PAD]"))
+
+    return _mlm_phase(args, tokenizer, new_model, texts, config, out, "pretrain", {"size": size.as_dict()})
 
 
 def _adapt(args: argparse.Namespace, tokenizer, encoder_dir: Path, texts: list[str], out: Path) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
@@ -234,44 +217,52 @@ def _adapt(args: argparse.Namespace, tokenizer, encoder_dir: Path, texts: list[s
     pretraining): the encoder sees the shop's words and phrasing before it learns the labels."""
     from transformers import AutoModelForMaskedLM
 
-    from models.pretrain import PretrainConfig, pretrain_mlm
+    from models.pretrain import PretrainConfig
 
-    adapted_dir = out / "adapted"
-    stats_file = adapted_dir / "adapt_stats.json"
-    if args.resume and stats_file.is_file():
-        log.info("domain adaptation already finished: %s", adapted_dir)
-        return adapted_dir, json.loads(stats_file.read_text(encoding="utf-8"))
-    started = time.perf_counter()
-    model = AutoModelForMaskedLM.from_pretrained(encoder_dir)
-    if not (hasattr(model, "bert") and hasattr(model, "cls")):
-        raise SystemExit(f"shoppulse train: --unlabeled needs a BERT-architecture model, {encoder_dir} is not one")
-    ids, words = _word_ids(tokenizer, texts, args.max_length)
     lr = args.adapt_lr if args.adapt_lr is not None else (5e-5 if args.base_model else args.pretrain_lr / 2)
     config = PretrainConfig(
         epochs=args.adapt_epochs, batch_size=args.pretrain_batch_size, lr=lr, seed=args.seed + 1, bf16=False
     )
+
+    def load_model():  # type: ignore[no-untyped-def]
+        model = AutoModelForMaskedLM.from_pretrained(encoder_dir)
+        if not (hasattr(model, "bert") and hasattr(model, "cls")):
+            raise SystemExit(f"shoppulse train: --unlabeled needs a BERT-architecture model, {encoder_dir} is not one")
+        return model
+
+    source = {"texts": len(texts), "file": args.unlabeled.name, "sha256": sha256_of(args.unlabeled)}
+    return _mlm_phase(args, tokenizer, load_model, texts, config, out, "adapt", source)
+
+
+def _mlm_phase(  # type: ignore[no-untyped-def]
+    args: argparse.Namespace, tokenizer, make_model, texts: list[str], config, out: Path, phase: str, about: dict
+) -> tuple[Path, dict]:
+    """One masked-LM phase (whole-word masking) of ``make_model()`` on ``texts``, saved to ``OUT/<phase>ed``
+    (``pretrained``, ``adapted``); with ``--resume``, a finished phase is not run again."""
+    from models.pretrain import pretrain_mlm
+
+    model_dir = out / f"{phase}ed"
+    stats_file = model_dir / f"{phase}_stats.json"
+    if args.resume and stats_file.is_file():
+        log.info("%s: masked-LM phase already finished", model_dir)
+        return model_dir, json.loads(stats_file.read_text(encoding="utf-8"))
+    started = time.perf_counter()
+    model = make_model()
+    ids, words = _word_ids(tokenizer, texts, args.max_length)
     stats = pretrain_mlm(
         model,
         ids,
         words,
         config,
-        out / "checkpoints" / "adapt.pt",
+        out / "checkpoints" / f"{phase}.pt",
         mask_token_id=tokenizer.token_to_id("[MASK]"),
         first_normal_id=max(tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")) + 1,
         show_progress=not args.no_progress,
     )
-    stats.update(
-        {
-            "texts": len(texts),
-            "file": args.unlabeled.name,
-            "sha256": sha256_of(args.unlabeled),
-            "config": asdict(config),
-            "wall_s": round(time.perf_counter() - started, 1),
-        }
-    )
-    model.save_pretrained(adapted_dir)
+    stats.update({**about, "config": asdict(config), "wall_s": round(time.perf_counter() - started, 1)})
+    model.save_pretrained(model_dir)
     stats_file.write_text(json.dumps(stats, indent=2), encoding="utf-8")
-    return adapted_dir, stats
+    return model_dir, stats
 
 
 def _new_multitask(encoder_dir: Path, heads: dict[str, list[str]], ngram: dict[str, Any] | None):  # type: ignore[no-untyped-def]
