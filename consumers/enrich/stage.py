@@ -43,6 +43,7 @@ from confluent_kafka import (
 )
 
 from consumers import metrics
+from consumers.consumed import usable
 from consumers.contracts import R_PARSE_FAILED, SCHEMA_VERSION, ContractError, Event, dumps, parse_event
 from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
 from consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
@@ -379,15 +380,7 @@ class EnrichStage:
             )
 
     def _usable(self, msg: Message) -> bool:
-        err = msg.error()
-        if err is None:
-            return True
-        if err.code() == KafkaError._PARTITION_EOF:
-            return False
-        if err.fatal():
-            raise FatalStageError(f"consumer: {err}")
-        log.warning("consumer error: %s", err)
-        return False
+        return usable(msg, lambda err: FatalStageError(f"consumer: {err}"), "enrich")
 
     def _start(self, batch: list[Message]) -> _Pending:
         """Parse the batch, dead-letter what is malformed, and hand the rest's model work out."""
