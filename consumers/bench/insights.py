@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from consumers.bench.pipeline import start_stage, stop_process, topic_counts
-from consumers.bench.soak import Lag
+from consumers.bench.soak import SumLag, stage3_lag
 from consumers.bench.stats import rounded
 
 INSIGHTS_COMMAND = f"{sys.executable} -m consumers.cli run insights"
@@ -50,7 +50,7 @@ def with_insights(settings: Any, run_id: str, work: Path) -> Any:
 class LagSampler(threading.Thread):
     """Stage 3's lag every ``LAG_SAMPLE_S`` seconds, as (monotonic time, lag) samples."""
 
-    def __init__(self, lag: Lag) -> None:
+    def __init__(self, lag: SumLag) -> None:
         super().__init__(daemon=True, name="insights-lag")
         self.lag = lag
         self.samples: list[tuple[float, int]] = []
@@ -77,7 +77,7 @@ class InsightsBench:
         t = settings.topics
         self.inputs = [t.review_insights, t.user_signals]
         self.proc: Any = None
-        self.lag = Lag(settings, settings.insights.app_id, [*self.inputs, t.insight_facts])
+        self.lag = stage3_lag(settings)
         self.sampler = LagSampler(self.lag)
 
     @property

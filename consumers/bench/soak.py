@@ -112,6 +112,31 @@ class Lag:
         self.consumer.close()
 
 
+class SumLag:
+    """Several groups' lags added up (stage 3: its re-key group on the inputs, its fold's on ``insight-facts``)."""
+
+    def __init__(self, *lags: Lag) -> None:
+        self.lags = lags
+
+    def total(self) -> int | None:
+        totals = [lag.total() for lag in self.lags]
+        return None if any(t is None for t in totals) else sum(t for t in totals if t is not None)
+
+    def close(self) -> None:
+        for lag in self.lags:
+            lag.close()
+
+
+def stage3_lag(settings: Any) -> SumLag:
+    from consumers.insights.rekey import rekey_group
+
+    t = settings.topics
+    return SumLag(
+        Lag(settings, rekey_group(settings), [t.review_insights, t.user_signals]),
+        Lag(settings, settings.insights.app_id, [t.insight_facts]),
+    )
+
+
 def error_count(port: int) -> float | None:
     """Produce errors plus dead letters the stage reports on /metrics (the stream has no bad events)."""
     try:
@@ -148,6 +173,7 @@ def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from consumers.insights.rekey import rekey_group
     from consumers.simulator import Simulator
     from consumers.simulator.produce import produce_stream
     from consumers.topics import ensure_topics
@@ -178,7 +204,7 @@ def run(args: argparse.Namespace) -> int:
             for stage, group, topics, proc in (
                 ("enrich", settings.enrich.group_id, t.inputs(), enrich),
                 ("profiles", settings.profiles.app_id, [t.user_signals], profiles),
-                ("insights", settings.insights.app_id, stage3_inputs, None),
+                ("insights", rekey_group(settings), stage3_inputs, None),
             ):
                 if proc is None:  # stage 3 starts on the finished backlog: run alongside, it would not be measured
                     proc = insights = start_stage(settings, work / "insights.log", insights_command)
@@ -203,7 +229,7 @@ def run(args: argparse.Namespace) -> int:
         lags = {
             "enrich": Lag(settings, settings.enrich.group_id, settings.topics.inputs()),
             "profiles": Lag(settings, settings.profiles.app_id, [settings.topics.user_signals]),
-            "insights": Lag(settings, settings.insights.app_id, [*stage3_inputs, t.insight_facts]),
+            "insights": stage3_lag(settings),
         }
         http = settings.http
         ports = {"enrich": http.enrich_port, "profiles": http.profiles_port, "insights": http.insights_port}

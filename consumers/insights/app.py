@@ -2,12 +2,11 @@
 
 Two steps, both in this worker, joined by a Kafka topic as faust's ``group_by`` would be:
 
-1. **Re-key.** Agents on ``review-insights`` and ``user-signals`` (keyed by user) turn each record
-   into facts (``consumers.insights.facts``) and send them to ``insight-facts`` keyed by the row they
-   belong to (``p:<product>``, ``c:<category>``, ``t:<tag>``): one record per row and batch of
-   input records, its facts in input order. faust acks a batch's records once its facts are sent,
-   and flushes the sends before it commits, so a crash replays the records and re-sends their
-   facts rather than losing them.
+1. **Re-key** (``consumers.insights.rekey``, a confluent-kafka loop in a thread of this worker):
+   ``review-insights`` and ``user-signals`` records (keyed by user) become facts
+   (``consumers.insights.facts``) sent to ``insight-facts`` keyed by the row they belong to
+   (``p:<product>``, ``c:<category>``, ``t:<tag>``): one record per row and batch of input
+   records, its facts in input order, at least once and in order.
 2. **Fold.** An agent on ``insight-facts`` folds each batch of records into the rows of the
    ``insights`` table (changelog-backed, partitioned like ``insight-facts``) with the pure fold of
    ``consumers.insights.window``: exact deduplication by source record (per fact, so a replay
@@ -21,8 +20,8 @@ Why batches: a row holds all its windows, so loading, writing and checking it pe
 than the fact; a batch (up to ``BATCH_EVENTS`` records, or what came in ``BATCH_WITHIN_S``) pays
 that once per row. Alerts are looked at after each batch instead of after each review.
 
-Every input is read ``read_committed`` and handed to the agents without holes, as in stage 2
-(``consumers.profiles.gaps.OrderedInput``): the exact deduplication needs each input partition in order.
+``insight-facts`` is read ``read_committed`` and handed to the fold without holes, as in stage 2
+(``consumers.profiles.gaps.OrderedInput``): the exact deduplication needs each partition in order.
 """
 
 from __future__ import annotations
@@ -36,7 +35,7 @@ from typing import Any
 import faust
 
 from consumers import metrics
-from consumers.contracts import R_BAD_VALUE, R_FOLD_FAILED, R_KEY_MISMATCH, R_PARSE_FAILED, dumps
+from consumers.contracts import R_BAD_VALUE, R_FOLD_FAILED, R_KEY_MISMATCH, dumps
 from consumers.faust_stage import (
     as_current_event,
     broker_reachable,
@@ -47,7 +46,8 @@ from consumers.faust_stage import (
 )
 from consumers.headers import child_traceparent, output_headers, record_timestamp_ms
 from consumers.insights.alerts import ALERT_SCHEMA_VERSION, ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect
-from consumers.insights.facts import facts_from_json, facts_to_json, review_facts, signal_facts
+from consumers.insights.facts import facts_from_json
+from consumers.insights.rekey import Rekeyer
 from consumers.insights.window import (
     INSIGHTS_SCHEMA_VERSION,
     Fact,
@@ -71,9 +71,9 @@ log = logging.getLogger(__name__)
 STAGE = "insights"
 TABLE_NAME = "insights"
 GAUGE_INTERVAL_S = 5.0
-# Each agent takes its input in batches of up to BATCH_EVENTS records, or what came in BATCH_WITHIN_S:
-# a row is then loaded, written and looked at for alerts once per batch, not once per fact, and the
-# re-key step sends one record per row and batch. 50 ms adds at most that to an insight's latency.
+# The fold takes its input in batches of up to BATCH_EVENTS records, or what came in BATCH_WITHIN_S:
+# a row is then loaded, written and looked at for alerts once per batch, not once per fact. The wait
+# adds at most BATCH_WITHIN_S to an insight's latency (windows are an hour by default).
 BATCH_EVENTS = 4000
 BATCH_WITHIN_S = 0.2
 
@@ -95,18 +95,14 @@ class InsightsStage:
         def topic(name: str, **kw: Any) -> Any:
             return self.app.topic(name, key_type=bytes, value_type=bytes, **kw)
 
-        self.reviews_topic = topic(t.review_insights, partitions=partitions)
-        self.signals_topic = topic(t.user_signals, partitions=partitions)
         self.facts_topic = topic(t.insight_facts, partitions=partitions)
         self.product_topic = topic(t.product_insights)
         self.category_topic = topic(t.category_insights)
         self.alerts_topic = topic(t.alerts)
         self.dead_letter_topic = topic(t.dead_letter)
         group = f"{settings.insights.app_id}-gap-reader"
-        self.inputs = {
-            name: OrderedInput(settings, name, STAGE, group_id=group)
-            for name in (t.review_insights, t.user_signals, t.insight_facts)
-        }
+        self.inputs = {t.insight_facts: OrderedInput(settings, t.insight_facts, STAGE, group_id=group)}
+        self.rekeyer = Rekeyer(settings, self.taxonomy, self._agent_stopped)
         self.table = self.app.Table(
             TABLE_NAME,
             default=None,
@@ -144,9 +140,9 @@ class InsightsStage:
             return watched_batch_agent(handle, self._agent_stopped, "an insights agent", BATCH_EVENTS, BATCH_WITHIN_S)
 
         app_id = self.settings.insights.app_id
-        app.agent(self.reviews_topic, name=f"{app_id}.reviews")(agent(self._forward(t.review_insights, review_facts)))
-        app.agent(self.signals_topic, name=f"{app_id}.signals")(agent(self._forward(t.user_signals, signal_facts)))
         app.agent(self.facts_topic, name=f"{app_id}.fold")(agent(self.handle_facts))
+        app.task(self._start_rekey)
+        app.on_before_shutdown.connect(self._stop_rekey)
         app.timer(publish_tick(self.settings.insights.publish_interval_s), name="insights-publish-due")(
             self.publish_due
         )
@@ -176,51 +172,12 @@ class InsightsStage:
     def _agent_stopped(self, reason: str) -> None:
         self.agent_failure = reason
 
-    # --- step 1: re-key ---------------------------------------------------------------------------
-    def _forward(self, topic: str, to_facts: Callable[[Any, Any], list[Fact]]) -> Callable[[list[Any]], Any]:
-        ordered = self.inputs[topic]
+    # --- step 1: re-key (consumers.insights.rekey, a thread of its own) ------------------------------
+    async def _start_rekey(self) -> None:
+        self.rekeyer.start()
 
-        async def handle(events: list[Any]) -> None:
-            by_row: dict[str, list[Fact]] = {}  # each row's facts of this batch, in input order
-            gaps: list[tuple[Any, int, int]] = []
-
-            async def reread(record: Any) -> None:
-                await self._facts_of(
-                    record.key(), record.value(), topic, record.partition(), record.offset(), to_facts, by_row
-                )
-
-            for event in events:
-                message = event.message
-                await ordered.catch_up(self.app, message, reread, gaps)
-                await self._facts_of(event.key, event.value, topic, message.partition, message.offset, to_facts, by_row)
-            for key, facts in by_row.items():
-                await self.facts_topic.send(key=key.encode("utf-8"), value=facts_to_json(facts))
-            await ordered.add_gaps(self.app, gaps)  # after the sends: a commit past the gap sends them first
-
-        return handle
-
-    async def _facts_of(
-        self,
-        key: bytes | None,
-        value: bytes | None,
-        topic: str,
-        partition: int,
-        offset: int,
-        to_facts: Callable[[Any, Any], list[Fact]],
-        by_row: dict[str, list[Fact]],
-    ) -> None:
-        metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
-        try:
-            facts = to_facts(load_json(value), self.taxonomy)
-        except SignalError as err:
-            await self._dead_letter(value, key, topic, partition, offset, err)
-            return
-        except Exception as exc:  # a validator bug must not stop the agent
-            log.exception("reading %s[%d]@%d failed; dead-lettered", topic, partition, offset)
-            await self._dead_letter(value, key, topic, partition, offset, SignalError(R_PARSE_FAILED, repr(exc)))
-            return
-        for fact in facts:
-            by_row.setdefault(fact.key, []).append(fact)
+    async def _stop_rekey(self, sender: Any = None, **_: Any) -> None:
+        await asyncio.to_thread(self.rekeyer.stop)
 
     # --- step 2: fold -----------------------------------------------------------------------------
     async def handle_facts(self, events: list[Any]) -> None:
@@ -425,9 +382,11 @@ class InsightsStage:
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         recovered = self._recovered.is_set() and not self.app.rebalancing
-        return recovered and self.broker_up is not False, {
+        rekey = self.rekeyer.readiness()
+        return recovered and self.broker_up is not False and rekey["alive"], {
             "recovered": recovered,
             "broker_reachable": self.broker_up,
             "assigned_partitions": sorted(self.active_partitions()) if recovered else [],
+            "rekey": rekey,
             "pending_publishes": len(self.coalescer),
         }
