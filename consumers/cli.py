@@ -23,6 +23,7 @@ from consumers.settings import Settings, describe_validation_error, load_setting
 COMMAND_MODULES = (
     "consumers.broker.cli",
     "consumers.topics",
+    "consumers.config_cli",
     "consumers.simulator.produce",
     "consumers.run",
     "models.train",

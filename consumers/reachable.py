@@ -17,8 +17,9 @@ class BrokerUnreachable(RuntimeError):
     """No broker answered a metadata request in time; the message says what to check."""
 
 
-def require_broker(settings: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
-    """One metadata round trip to ``kafka.bootstrap_servers``, with librdkafka's own logging off."""
+def require_broker(settings: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> Any:
+    """One metadata round trip to ``kafka.bootstrap_servers``, with librdkafka's own logging off;
+    returns the cluster metadata."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
@@ -33,3 +34,4 @@ def require_broker(settings: Any, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
         ) from None
     if not metadata.brokers:
         raise BrokerUnreachable(f"{bootstrap} answered without any broker in its metadata")
+    return metadata
