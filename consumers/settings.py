@@ -203,8 +203,11 @@ class Settings(BaseSettings):
         return (init_settings, env_settings, _YamlAndKafkaOptSource(settings_cls))
 
     def librdkafka(self, **overrides: Any) -> dict[str, Any]:
-        """Client config for confluent-kafka: bootstrap plus passthrough options."""
-        conf: dict[str, Any] = {"bootstrap.servers": self.kafka.bootstrap_servers}
+        """Client config for confluent-kafka: bootstrap plus passthrough options, and librdkafka's
+        own log lines sent through Python logging (``consumers.kafka_log``) instead of stderr."""
+        from consumers.kafka_log import kafka_logger
+
+        conf: dict[str, Any] = {"bootstrap.servers": self.kafka.bootstrap_servers, "logger": kafka_logger()}
         conf.update(self.kafka.options)
         conf.update(overrides)
         return conf
