@@ -542,6 +542,19 @@ def test_bundle_from_an_image_is_copied_by_an_init_container(render: Render) -> 
     assert settings_configmap(manifests)["SHOPPULSE_ENRICH__BUNDLE_DIR"] == "/models/bundle"
 
 
+def test_config_check_runs_first_with_the_stage_settings_credentials_and_ca(render: Render) -> None:
+    (sasl_values,) = SCENARIOS["external-kafka-sasl"]
+    spec = one(render([sasl_values]), "Deployment", "-enrich")["spec"]["template"]["spec"]
+    (check,) = spec["initContainers"]
+    main = container(spec, "enrich")
+    assert check["args"] == ["config", "check"] and check["image"] == main["image"]
+    assert check["envFrom"] == main["envFrom"] and check["env"] == main["env"]  # settings and SASL secrets
+    assert {p for p, m in mounts(check).items() if m["name"] == "kafka-tls"} == {
+        p for p, m in mounts(main).items() if m["name"] == "kafka-tls"
+    }
+    assert check["securityContext"] == main["securityContext"] and check["resources"]["limits"]
+
+
 def test_bundle_from_a_pvc_is_mounted_read_only(render: Render) -> None:
     (keda_values,) = SCENARIOS["keda"]
     manifests = render([keda_values])
