@@ -179,6 +179,37 @@ BAD_CASES = [
     ("order", raw(_with(ORDER, total="1E-999999999")), "bad_value", "total"),
     ("order", raw(_with(ORDER, total="0.00001")), "bad_value", "total"),
     ("order", raw(_with(ORDER, currency="ＣＮＹＸ")), "bad_value", "currency"),
+    # Each rejection path's reason and field (their words are pinned in rejection_messages.json):
+    # the rarer paths, which mutation testing found unpinned.
+    ("review", raw(_with(REVIEW, text=_DROP)), "missing_field", "text"),
+    ("review", raw(_with(REVIEW, product_id=_DROP)), "missing_field", "product_id"),
+    ("review", raw(_with(REVIEW, ts=_DROP)), "missing_field", "ts"),
+    ("review", raw(_with(REVIEW, ts="2026-09-21T10:00:00")), "bad_value", "ts"),  # no zone
+    ("review", raw(_with(REVIEW, ts=[1])), "wrong_type", "ts"),
+    ("review", raw(_with(REVIEW, ts="x" * 50)), "bad_value", "ts"),  # shown cut to 40 characters
+    ("review", raw(_with(REVIEW, ts=10**20)), "ts_out_of_range", "ts"),  # too long to show
+    ("review", raw(_with(REVIEW, ts=10**19)), "ts_out_of_range", "ts"),  # shown
+    ("review", raw(_with(REVIEW, schema_version=True)), "unsupported_schema_version", "schema_version"),
+    ("review", raw(_with(REVIEW, text=Literal('"a\\ud800b"'))), "not_utf8", "text"),
+    ("click", raw(_with(CLICK, action=_DROP)), "missing_field", "action"),
+    ("click", raw(_with(CLICK, ts=NOW + 24 * 3600 * 1000 + 1)), "ts_out_of_range", "ts"),  # now is passed on
+    ("order", raw(_with(ORDER, ts=NOW + 24 * 3600 * 1000 + 1)), "ts_out_of_range", "ts"),
+    ("order", raw(_with(ORDER, items=_DROP)), "missing_field", "items"),
+    ("order", raw(_with(ORDER, items=[{"product_id": "p", "quantity": 1}])), "missing_field", "items[0].price"),
+    ("order", raw(_with(ORDER, items=[{"product_id": "p", "price": 1}])), "missing_field", "items[0].quantity"),
+    ("order", raw(_with(ORDER, currency=_DROP)), "missing_field", "currency"),
+    ("order", raw(_with(ORDER, order_id=["x"])), "wrong_type", "order_id"),
+    ("review", raw(_with(REVIEW, order_id=["x"])), "wrong_type", "order_id"),
+    ("order", raw(_with(ORDER, currency="cny")), "bad_value", "currency"),
+    ("order", raw(_with(ORDER, currency="C1Y")), "bad_value", "currency"),
+    ("order", raw(_with(ORDER, total="NaN")), "bad_value", "total"),
+    ("order", raw(_with(ORDER, total="Infinity")), "bad_value", "total"),
+    ("order", raw(_with(ORDER, total=[1])), "wrong_type", "total"),
+    ("order", raw(_with(ORDER, total=True)), "wrong_type", "total"),
+    ("order", raw(_with(ORDER, total="y" * 60)), "bad_value", "total"),  # shown cut to 40 characters
+    ("order", raw(_with(ORDER, total=Literal("1e20"))), "bad_value", "total"),
+    ("order", raw(_with(ORDER, note={"k": 1})).replace(b'"k"', b'"k\\udc00"'), "not_utf8", "note"),  # in a key
+    ("order", raw(_with(ORDER, note=[["ok", "x"]])).replace(b'"x"', b'"\\ud800"'), "not_utf8", "note[0][1]"),
 ]
 
 
@@ -289,3 +320,35 @@ def test_long_optional_texts_are_clipped_at_their_limit_and_noted(field: str, li
     assert getattr(at_limit, field) == "字" * limit and at_limit.clipped == ()
     over = parse_event("click", raw(_with(CLICK, action=action, **{field: "字" * (limit + 1)})), now=NOW)
     assert getattr(over, field) == "字" * limit and over.clipped == (field,)
+
+
+def test_dumps_writes_compact_utf8_json_with_exact_decimals() -> None:
+    from decimal import Decimal
+
+    written = dumps({"text": "好", "total": Decimal("25.80"), "n": [1, 2]})
+    assert written == '{"text":"好","total":"25.80","n":[1,2]}'.encode()
+
+
+def test_parse_ts_without_now_uses_the_clock() -> None:
+    import time
+
+    now = int(time.time() * 1000)
+    assert parse_ts(now) == now
+    with pytest.raises(ContractError):
+        parse_ts(now + 2 * 24 * 3600 * 1000)
+
+
+def test_order_lines_clip_long_titles_and_categories_and_say_so() -> None:
+    from consumers.contracts import MAX_ID_CHARS, MAX_TITLE_CHARS
+
+    line = {"product_id": "p", "price": 1, "quantity": 1, "title": "长" * (MAX_TITLE_CHARS + 5)}
+    line["category"] = "c" * (MAX_ID_CHARS + 5)
+    event = parse_event("order", raw(_with(ORDER, items=[line])), now=NOW)
+    assert event.clipped == ("items[0].title", "items[0].category")
+    assert len(event.items[0].title) == MAX_TITLE_CHARS and len(event.items[0].category) == MAX_ID_CHARS
+
+
+def test_a_text_is_clipped_only_past_its_limit() -> None:
+    at_limit = parse_event("review", raw(_with(REVIEW, text="好" * MAX_TEXT_CHARS)), now=NOW)
+    past = parse_event("review", raw(_with(REVIEW, text="好" * (MAX_TEXT_CHARS + 1))), now=NOW)
+    assert at_limit.clipped == () and past.clipped == ("text",) and len(past.text) == MAX_TEXT_CHARS

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from models.keywords import keywords, load_aspects
-from models.text import mask_and_cut, mask_pii
+from models.text import contains_pii, mask_and_cut, mask_pii
 
 # (text, the secret that must disappear, the placeholder that must replace it)
 FORMS = [
@@ -84,3 +84,14 @@ def test_masking_time_grows_linearly(unit: str) -> None:
 
     small, large = cost(12_500), cost(200_000)
     assert large / max(small, 1e-6) < 64, (small, large)
+
+
+def test_each_form_gets_its_own_placeholder_and_contains_pii_says_so() -> None:
+    text = "邮箱 wang@qq.com 身份证 11010519491231002X 手机 13812345678 座机 010-12345678 卡 6222021234567890123"
+    assert mask_pii(text) == "邮箱 [EMAIL] 身份证 [ID] 手机 [PHONE] 座机 [PHONE] 卡 [CARD]"
+    assert contains_pii(text) and not contains_pii(mask_pii(text)) and not contains_pii("物流很快")
+
+
+def test_a_text_at_the_limit_is_masked_not_cut() -> None:
+    assert mask_and_cut("电话13812345678好", 16) == "电话[PHONE]好"  # 16 characters: at the limit
+    assert mask_and_cut("物流很快质量很好", 8) == "物流很快质量很好"
