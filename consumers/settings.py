@@ -25,10 +25,11 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from models.bundle import DEFAULT_BUNDLE  # the default of enrich.bundle_dir; importers read it here too
+
 ENV_PREFIX = "SHOPPULSE_"
 KAFKA_OPT_PREFIX = "SHOPPULSE_KAFKA_OPT_"
 CONFIG_FILE_ENV = "SHOPPULSE_CONFIG"
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "models" / "bundles" / "default"
 
 
 class _Group(BaseModel):

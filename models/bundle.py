@@ -30,6 +30,9 @@ PRECISIONS = ("fp32", "int8")
 ALLOWED_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+DEFAULT_BUNDLE = Path(__file__).resolve().parent / "bundles" / "default"  # packaged with the wheel
+
+
 class BundleError(Exception):
     """A bundle is missing, incomplete, tampered with, or does not match its manifest."""
 

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from models.bundle import DEFAULT_BUNDLE
 from models.data_io import read_reviews
 
 TASKS = ("sentiment", "interest", "aspects")
@@ -44,7 +45,12 @@ def register(subparsers: Any) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--bundle", type=Path, required=True, help="bundle folder (manifest.json, ONNX, tokenizer)")
+    parser.add_argument(
+        "--bundle",
+        type=Path,
+        default=DEFAULT_BUNDLE,
+        help="bundle folder (manifest.json, ONNX, tokenizer; default: the packaged bundle)",
+    )
     parser.add_argument(
         "--data", type=Path, help="CSV with review plus label (sentiment) or cat; JSON lines for --task aspects"
     )
