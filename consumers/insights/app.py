@@ -101,7 +101,7 @@ class InsightsStage:
         self.alerts_topic = topic(t.alerts)
         self.dead_letter_topic = topic(t.dead_letter)
         group = f"{settings.insights.app_id}-gap-reader"
-        self.inputs = {t.insight_facts: OrderedInput(settings, t.insight_facts, STAGE, group_id=group)}
+        self.facts_input = OrderedInput(settings, t.insight_facts, STAGE, group_id=group)
         self.rekeyer = Rekeyer(settings, self.taxonomy, self._agent_stopped)
         self.table = self.app.Table(
             TABLE_NAME,
@@ -152,8 +152,7 @@ class InsightsStage:
             gone: dict[str, set[int]] = {}
             for tp in revoked:
                 gone.setdefault(tp.topic, set()).add(tp.partition)
-            for name, ordered in self.inputs.items():
-                ordered.offsets.forget(gone.get(name, set()))
+            self.facts_input.offsets.forget(gone.get(t.insight_facts, set()))
             self.coalescer.drop_partitions(gone.get(t.insight_facts, set()))
             self._republished -= gone.get(t.insight_facts, set())
             self._recovered.clear()
@@ -185,7 +184,6 @@ class InsightsStage:
         alerts and queue its windows for publishing; only then are the batch's gaps given to faust."""
         batch = FoldBatch(self._load_row, self.window)
         gaps: list[tuple[Any, int, int]] = []
-        ordered = self.inputs[self.settings.topics.insight_facts]
         carriers: dict[str, Any] = {}  # row key -> an event of its partition, for the table write
 
         for event in events:
@@ -196,12 +194,12 @@ class InsightsStage:
                 if key is not None:
                     carriers[key] = event  # the re-read record's partition is the event's
 
-            await ordered.catch_up(self.app, message, reread, gaps)
+            await self.facts_input.catch_up(self.app, message, reread, gaps)
             key = await self._apply(event.key, event.value, message.partition, message.offset, batch)
             if key is not None:
                 carriers[key] = event
         await self._write(batch, carriers)
-        await ordered.add_gaps(self.app, gaps)
+        await self.facts_input.add_gaps(self.app, gaps)
 
     def _load_row(self, key: str) -> InsightState | None:
         row = self.table.get(key.encode("utf-8"))
@@ -372,8 +370,8 @@ class InsightsStage:
                 highwater = consumer.highwater(tp)
             except Exception:
                 continue
-            ordered = self.inputs.get(tp.topic)
-            handled = ordered.offsets.next(tp.partition) if ordered else None
+            # The re-key loop sets its inputs' lag itself (consumers.insights.rekey).
+            handled = self.facts_input.offsets.next(tp.partition) if tp.topic == self.facts_input.topic else None
             if highwater is not None and handled is not None:
                 metrics.CONSUMER_LAG.labels(STAGE, tp.topic, str(tp.partition)).set(max(0, highwater - handled))
         up = await broker_reachable(self.app)
