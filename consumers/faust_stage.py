@@ -63,17 +63,12 @@ def topic_partitions(settings: Settings, topic: str, timeout_s: float = 30.0) ->
     A worker cannot start without it, so an unreachable broker ends the start in one line (exit 1;
     Kubernetes restarts the pod) instead of a traceback after librdkafka's connection log.
     """
-    from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient
+    from consumers.reachable import BrokerUnreachable, require_broker
 
-    admin = AdminClient(settings.librdkafka(**{"log_level": 0}))
     try:
-        metadata = admin.list_topics(topic=topic, timeout=timeout_s)
-    except KafkaException as exc:
-        raise SystemExit(
-            f"no Kafka broker answered at {settings.kafka.bootstrap_servers} within {timeout_s:.0f}s "
-            f"({exc.args[0].str()}): is it running and reachable? --bootstrap points elsewhere"
-        ) from None
+        metadata = require_broker(settings, timeout_s)
+    except BrokerUnreachable as exc:
+        raise SystemExit(str(exc)) from None
     info = metadata.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         reason = info.error if info is not None else "missing"
