@@ -83,15 +83,13 @@ def _check_bundle(settings: Settings) -> tuple[str, bool, str]:
 
 def _check_broker(settings: Settings, timeout_s: float) -> tuple[str, bool, str]:
     from consumers.reachable import BrokerUnreachable, require_broker
+    from consumers.topics import topic_specs
 
     try:
         metadata = require_broker(settings, timeout_s)
     except BrokerUnreachable as exc:
         return "broker", False, str(exc)
-    t = settings.topics
-    wanted = [*t.inputs(), *t.outputs(), t.user_profiles, t.insight_facts, t.product_insights]
-    wanted += [t.category_insights, t.alerts]
-    missing = [name for name in wanted if name not in metadata.topics]
+    missing = [spec.name for spec in topic_specs(settings) if spec.name not in metadata.topics]
     if missing:
         return (
             "broker",
