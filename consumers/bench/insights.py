@@ -17,12 +17,11 @@ import re
 import sys
 import threading
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 from consumers.bench.pipeline import start_stage, stop_process, topic_counts
-from consumers.bench.soak import SumLag, stage3_lag
+from consumers.bench.soak import SumLag, metrics_text, stage3_lag
 from consumers.bench.stats import rounded
 
 INSIGHTS_COMMAND = f"{sys.executable} -m consumers.cli run insights"
@@ -84,15 +83,10 @@ class InsightsBench:
     def log_path(self) -> Path:
         return self.work / "insights.log"
 
-    def consumed(self) -> dict[str, float] | None:
-        """What stage 3 has read so far, per topic (its ``/metrics``), or None while it is not serving."""
-        url = f"http://127.0.0.1:{self.settings.http.insights_port}/metrics"
-        try:
-            with urllib.request.urlopen(url, timeout=2) as resp:
-                text = resp.read().decode("utf-8")
-        except OSError:
-            return None
-        return {topic: float(n) for topic, n in _CONSUMED.findall(text)}
+    def consumed(self) -> dict[str, float]:
+        """What stage 3 has read so far, per topic (its ``/metrics``; empty while it is not serving)."""
+        text = metrics_text(self.settings.http.insights_port, timeout_s=2)
+        return {topic: float(n) for topic, n in _CONSUMED.findall(text or "")}
 
     def measure_capacity(self, enrich_events_per_s: float, events: int, timeout_s: float) -> dict[str, Any]:
         """Start stage 3 on the backlog enrich wrote and time it from its first record read until the fold
@@ -105,13 +99,14 @@ class InsightsBench:
         records = sum(topic_counts(self.settings, self.inputs).values())
         self.proc = start_stage(self.settings, self.log_path, self.command)
         first: float | None = None
+        facts = 0  # insight-facts records written, counted again only once the fold has read as many
         deadline = time.monotonic() + timeout_s
         while True:
-            read = self.consumed() or {}
+            read = self.consumed()
             inputs_read = sum(read.get(name, 0.0) for name in self.inputs)
             if first is None and inputs_read > 0:
                 first = time.monotonic()
-            if inputs_read >= records:
+            if inputs_read >= records and read.get(t.insight_facts, 0.0) >= facts:
                 facts = sum(topic_counts(self.settings, [t.insight_facts]).values())
                 if read.get(t.insight_facts, 0.0) >= facts:
                     break

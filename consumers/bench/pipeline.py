@@ -542,7 +542,7 @@ def run(args: argparse.Namespace) -> int:
     stage: subprocess.Popen[bytes] | None = None
     counter: CommittedCounter | None = None
     stage3: Any = None
-    stage3_result: dict[str, Any] | None = None
+    stage3_result: dict[str, Any] = {}
     load_before = os.getloadavg()
     try:
         broker, bootstrap = embedded_or_given_broker(args, "bench")
@@ -606,11 +606,11 @@ def run(args: argparse.Namespace) -> int:
             levels.append(
                 run_load_level(settings, level, rate, args.duration, args.seed + 100 + i, args.users, kinds, stage)
             )
-            if stage3 is not None and stage3_result is not None:
+            if stage3 is not None:
                 stage3_result.setdefault("lag_by_level", []).append(
                     {"load": level, **stage3.sampler.between(started_level, time.monotonic())}
                 )
-        if stage3 is not None and stage3_result is not None:
+        if stage3 is not None:
             stage3_result["drained_after_load_s"] = stage3.drain(120)
             stage3_result["peak_rss_mb"] = rounded(peak_rss_mb_of(stage3.proc.pid))
         stage_rss = peak_rss_mb_of(stage.pid)
@@ -643,7 +643,7 @@ def run(args: argparse.Namespace) -> int:
             rounded(capacity / part_medians["model_with_clauses"], 3) if part_medians["model_with_clauses"] else None
         ),
         "levels": levels,
-        "insights": stage3_result,
+        "insights": stage3_result or None,
         "setup": {
             "kinds": list(kinds),
             "events": args.events,

@@ -137,14 +137,19 @@ def stage3_lag(settings: Any) -> SumLag:
     )
 
 
-def error_count(port: int) -> float | None:
-    """Produce errors plus dead letters the stage reports on /metrics (the stream has no bad events)."""
+def metrics_text(port: int, timeout_s: float = 5.0) -> str | None:
+    """A stage's ``/metrics`` page on this machine, or None while it does not answer."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-            text = resp.read().decode("utf-8")
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout_s) as resp:
+            return resp.read().decode("utf-8")
     except OSError:
         return None
-    return sum(float(value) for _, value in ERROR_SERIES.findall(text))
+
+
+def error_count(port: int) -> float | None:
+    """Produce errors plus dead letters the stage reports on /metrics (the stream has no bad events)."""
+    text = metrics_text(port)
+    return None if text is None else sum(float(value) for _, value in ERROR_SERIES.findall(text))
 
 
 def rss_mib(pid: int) -> float | None:
