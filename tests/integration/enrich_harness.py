@@ -141,8 +141,9 @@ def committed_total(settings: Settings, group: str) -> int:
     return sum(max(0, tp.offset) for tp in committed)
 
 
-def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, procs=()):
-    """Poll ``predicate``; fail at once if one of ``procs`` (the stages under test) died."""
+def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, procs=(), details=None):
+    """Poll ``predicate``; fail at once if one of ``procs`` (the stages under test) died. On a timeout,
+    ``details()`` (when given) is added to the message: what was still missing, and where to look."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         for proc in procs:
@@ -152,7 +153,8 @@ def wait_for(predicate, timeout_s: float, what: str, interval: float = 0.3, proc
         if value:
             return value
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}")
+    extra = f"\n{details()}" if details is not None else ""
+    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}{extra}")
 
 
 def read_signals(

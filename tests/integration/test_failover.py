@@ -95,7 +95,15 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
             reader.poll(0.5)
             return all(reader.latest.get(u, {}).get("version") == e["version"] for u, e in expected.items())
 
-        wait_for(all_published, 120, "every profile at its reference version", procs=[enrich])
+        def behind() -> str:
+            lagging = {
+                u: (reader.latest.get(u, {}).get("version"), e["version"])
+                for u, e in expected.items()
+                if reader.latest.get(u, {}).get("version") != e["version"]
+            }
+            return f"behind (published, expected): {dict(list(lagging.items())[:10])}\n{worker.log_tail()}"
+
+        wait_for(all_published, 120, "every profile at its reference version", procs=[enrich], details=behind)
         problems = {u: profile_mismatches(reader.latest[u], e) for u, e in expected.items()}
         assert {u: p for u, p in problems.items() if p} == {}
     finally:
