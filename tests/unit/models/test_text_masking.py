@@ -95,3 +95,26 @@ def test_each_form_gets_its_own_placeholder_and_contains_pii_says_so() -> None:
 def test_a_text_at_the_limit_is_masked_not_cut() -> None:
     assert mask_and_cut("电话13812345678好", 16) == "电话[PHONE]好"  # 16 characters: at the limit
     assert mask_and_cut("物流很快质量很好", 8) == "物流很快质量很好"
+
+
+# Each row pins one branch of the cut: (text, limit, the exact result, the branch it takes).
+CUTS = [
+    ("电话13812345678，好" + "评" * 40, 12, "电话[PHONE]，好评", "masking shortened it to the limit"),
+    ("物流很快质量很好" + "评" * 40, 6, "物流很快质量", "the cut falls between CJK characters"),
+    ("好评abc 很好" + "评" * 40, 5, "好评abc", "a run ends exactly at the cut"),
+    ("好评abcdef很好" + "评" * 40, 4, "好评ab", "a word of plain letters is kept"),
+    ("好评XYZabc很好" + "评" * 40, 4, "好评XY", "a word of capital letters is kept"),
+    ("价格1999 元很好" + "评" * 40, 6, "价格1999", "a number that ends exactly at the cut is whole"),
+    ("订单号ab12cd很好" + "评" * 40, 5, "订单号", "the split run holds a digit after the cut"),
+    ("订单号12abcd很好" + "评" * 40, 6, "订单号", "the split run holds a digit before the cut"),
+    ("联系ab@cd很好" + "评" * 40, 4, "联系", "the split run holds an @"),
+    ("电话13812345678" + "评" * 40, 5, "电话", "the cut splits a placeholder"),
+    ("好" + "a" * 100, 10, "好", "a run of letters runs past the window"),
+    ("好" + "a" * 20, 10, "好" + "a" * 9, "a run of letters ends inside the window"),
+    ("a" * 9 + "好" + "a" * 100, 9, "a" * 9, "a run ends just before the cut"),
+]
+
+
+@pytest.mark.parametrize(("text", "limit", "expected", "branch"), CUTS, ids=[row[3] for row in CUTS])
+def test_each_cut_branch_keeps_exactly_what_it_should(text: str, limit: int, expected: str, branch: str) -> None:
+    assert mask_and_cut(text, limit) == expected, branch
