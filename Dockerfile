@@ -33,7 +33,7 @@ RUN if [ "${ORT}" = "gpu" ]; then \
     fi
 # Fail the build, not the pod: no torch, the default bundle is there, the CLI starts.
 RUN /opt/shoppulse/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
- && /opt/shoppulse/bin/python -c "from consumers.settings import DEFAULT_BUNDLE as b; assert (b / 'manifest.json').is_file(), b" \
+ && /opt/shoppulse/bin/python -c "from shoppulse.consumers.settings import DEFAULT_BUNDLE as b; assert (b / 'manifest.json').is_file(), b" \
  && /opt/shoppulse/bin/shoppulse --help > /dev/null
 
 # ---- runtime: the venv only, as a non-root user ----

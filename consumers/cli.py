@@ -16,21 +16,21 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from consumers import __version__
-from consumers.settings import Settings, describe_validation_error, load_settings, unknown_env_vars
+from shoppulse.consumers import __version__
+from shoppulse.consumers.settings import Settings, describe_validation_error, load_settings, unknown_env_vars
 
 # Modules exposing ``register(subparsers)``; a missing optional module is skipped with a note.
 COMMAND_MODULES = (
-    "consumers.broker.cli",
-    "consumers.topics",
-    "consumers.config_cli",
-    "consumers.simulator.produce",
-    "consumers.run",
-    "models.train",
-    "models.evaluate",
-    "export.cli",
-    "consumers.bench",
-    "consumers.demo",
+    "shoppulse.consumers.broker.cli",
+    "shoppulse.consumers.topics",
+    "shoppulse.consumers.config_cli",
+    "shoppulse.consumers.simulator.produce",
+    "shoppulse.consumers.run",
+    "shoppulse.models.train",
+    "shoppulse.models.evaluate",
+    "shoppulse.export.cli",
+    "shoppulse.consumers.bench",
+    "shoppulse.consumers.demo",
 )
 
 

@@ -15,7 +15,7 @@ import json
 import sys
 from typing import Any
 
-from consumers.settings import Settings
+from shoppulse.consumers.settings import Settings
 
 REDACTED = "***"
 _SECRET_WORDS = ("password", "secret", "token", "credential", "private", "key.pem", "jaas")
@@ -51,14 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _show(args: argparse.Namespace) -> int:
-    from consumers.cli import settings_from_args
+    from shoppulse.consumers.cli import settings_from_args
 
     print(json.dumps(redacted(settings_from_args(args)), ensure_ascii=False, indent=2))
     return 0
 
 
 def _check(args: argparse.Namespace) -> int:
-    from consumers.cli import settings_from_args
+    from shoppulse.consumers.cli import settings_from_args
 
     settings = settings_from_args(args)  # an invalid setting ends here: one line, exit 2
     results = [("settings", True, "valid")]
@@ -71,7 +71,7 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _check_bundle(settings: Settings) -> tuple[str, bool, str]:
-    from models.bundle import BundleError, load_bundle
+    from shoppulse.models.bundle import BundleError, load_bundle
 
     path = settings.enrich.bundle_dir
     try:
@@ -82,8 +82,8 @@ def _check_bundle(settings: Settings) -> tuple[str, bool, str]:
 
 
 def _check_broker(settings: Settings, timeout_s: float) -> tuple[str, bool, str]:
-    from consumers.reachable import BrokerUnreachable, require_broker
-    from consumers.topics import topic_specs
+    from shoppulse.consumers.reachable import BrokerUnreachable, require_broker
+    from shoppulse.consumers.topics import topic_specs
 
     try:
         metadata = require_broker(settings, timeout_s)

@@ -31,12 +31,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from consumers.broker import free_port, make_broker
-from consumers.settings import Settings, load_settings, to_env
-from consumers.simulator import Simulator
-from consumers.simulator.incident import Incident
-from consumers.simulator.produce import produce_stream
-from consumers.topics import ensure_topics
+from shoppulse.consumers.broker import free_port, make_broker
+from shoppulse.consumers.settings import Settings, load_settings, to_env
+from shoppulse.consumers.simulator import Simulator
+from shoppulse.consumers.simulator.incident import Incident
+from shoppulse.consumers.simulator.produce import produce_stream
+from shoppulse.consumers.topics import ensure_topics
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -110,7 +110,7 @@ class _OutputWatcher(threading.Thread):
 def _start_stage(name: str, settings: Settings, log_dir: Path) -> subprocess.Popen[bytes]:
     log = open(log_dir / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
     return subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "run", name],
+        [sys.executable, "-m", "shoppulse.consumers.cli", "run", name],
         env={**os.environ, **to_env(settings)},
         stdout=log,
         stderr=subprocess.STDOUT,

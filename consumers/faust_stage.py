@@ -17,11 +17,11 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from consumers import metrics
-from consumers.contracts import dumps
-from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
-from consumers.headers import child_traceparent, output_headers
-from consumers.settings import Settings, with_updates
+from shoppulse.consumers import metrics
+from shoppulse.consumers.contracts import dumps
+from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from shoppulse.consumers.headers import child_traceparent, output_headers
+from shoppulse.consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser, stage: str, port_setti
 
 def worker_settings(args: argparse.Namespace, stage: str, port_setting: str, **stage_updates: Any) -> Settings:
     """Settings from file and env, with the worker flags (and ``stage_updates``) applied to group ``stage``."""
-    from consumers.cli import settings_from_args
+    from shoppulse.consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
     group = getattr(settings, stage)
@@ -63,7 +63,7 @@ def topic_partitions(settings: Settings, topic: str, timeout_s: float = 30.0) ->
     A worker cannot start without it, so an unreachable broker ends the start in one line (exit 1;
     Kubernetes restarts the pod) instead of a traceback after librdkafka's connection log.
     """
-    from consumers.reachable import BrokerUnreachable, require_broker
+    from shoppulse.consumers.reachable import BrokerUnreachable, require_broker
 
     try:
         metadata = require_broker(settings, timeout_s)

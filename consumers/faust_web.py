@@ -15,7 +15,7 @@ import aiohttp
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from consumers.contracts import dumps
+from shoppulse.consumers.contracts import dumps
 
 JSON = "application/json; charset=utf-8"
 SERVED_BY_HEADER = "X-Served-By"

@@ -12,7 +12,7 @@ import platform
 from prometheus_client import REGISTRY as DEFAULT_REGISTRY
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
-from consumers import __version__
+from shoppulse.consumers import __version__
 
 REGISTRY: CollectorRegistry = DEFAULT_REGISTRY
 

@@ -9,7 +9,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser("run", help="run a stream stage")
     stages = run.add_subparsers(dest="stage", required=True)
 
-    from consumers.enrich import cli as enrich_cli
+    from shoppulse.consumers.enrich import cli as enrich_cli
 
     enrich = stages.add_parser(
         "enrich", help="stage 1: reviews/clicks/orders → insights, signals, dead letters"
@@ -18,14 +18,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     enrich.set_defaults(func=enrich_cli.run)
 
     try:
-        from consumers.profiles import cli as profiles_cli
+        from shoppulse.consumers.profiles import cli as profiles_cli
     except ImportError:  # stage 2 not installed in this build
         return
     profiles = stages.add_parser("profiles", help="stage 2: user-signals → per-user profiles (faust)")
     profiles_cli.add_arguments(profiles)
     profiles.set_defaults(func=profiles_cli.run)
 
-    from consumers.insights import cli as insights_cli
+    from shoppulse.consumers.insights import cli as insights_cli
 
     insights = stages.add_parser(
         "insights", help="stage 3: review-insights + user-signals → product/category insights, alerts (faust)"

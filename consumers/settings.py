@@ -25,7 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from models.bundle import DEFAULT_BUNDLE  # the default of enrich.bundle_dir; importers read it here too
+from shoppulse.models.bundle import DEFAULT_BUNDLE  # the default of enrich.bundle_dir; importers read it here too
 
 ENV_PREFIX = "SHOPPULSE_"
 KAFKA_OPT_PREFIX = "SHOPPULSE_KAFKA_OPT_"
@@ -206,7 +206,7 @@ class Settings(BaseSettings):
     def librdkafka(self, **overrides: Any) -> dict[str, Any]:
         """Client config for confluent-kafka: bootstrap plus passthrough options, and librdkafka's
         own log lines sent through Python logging (``consumers.kafka_log``) instead of stderr."""
-        from consumers.kafka_log import kafka_logger
+        from shoppulse.consumers.kafka_log import kafka_logger
 
         conf: dict[str, Any] = {"bootstrap.servers": self.kafka.bootstrap_servers, "logger": kafka_logger()}
         conf.update(self.kafka.options)

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions, NewTopic
 
-from consumers.headers import DEAD_LETTER_RETENTION_MS
-from consumers.reachable import BrokerUnreachable, require_broker
-from consumers.settings import Settings, with_updates
+from shoppulse.consumers.headers import DEAD_LETTER_RETENTION_MS
+from shoppulse.consumers.reachable import BrokerUnreachable, require_broker
+from shoppulse.consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run_ensure(args: argparse.Namespace) -> int:
-    from consumers.cli import settings_from_args
+    from shoppulse.consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
     settings.kafka = with_updates(settings.kafka, replication_factor=args.replication_factor)

@@ -3,8 +3,8 @@
 Importing this package does not import torch; ``build_bundle`` does, when called.
 """
 
-from export.build import build_bundle
-from export.parity import ParityError, ParityThresholds
-from export.source import ExportError
+from shoppulse.export.build import build_bundle
+from shoppulse.export.parity import ParityError, ParityThresholds
+from shoppulse.export.source import ExportError
 
 __all__ = ["ExportError", "ParityError", "ParityThresholds", "build_bundle"]

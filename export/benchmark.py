@@ -42,7 +42,7 @@ def _random_bert(directory: Path, layers: int, hidden: int, heads: int, vocab_ch
 
 def _bundle_dir(base: Path, name: str, model_file: Path, tokenizer_dir: Path, inputs: list[str]) -> Path:
     """A minimal bundle around one ONNX file, so timing goes through the real Predictor."""
-    from models.bundle import FORMAT, sha256_file
+    from shoppulse.models.bundle import FORMAT, sha256_file
 
     out = base / name
     out.mkdir()
@@ -75,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="intra-op threads (0: available_cpus())")
     args = parser.parse_args(argv)
 
-    from export.graph import export_onnx, fuse, quantize_int8
-    from export.parity import generate_texts
-    from export.source import load_source
-    from models.bundle import load_bundle
-    from models.inference import Predictor
+    from shoppulse.export.graph import export_onnx, fuse, quantize_int8
+    from shoppulse.export.parity import generate_texts
+    from shoppulse.export.source import load_source
+    from shoppulse.models.bundle import load_bundle
+    from shoppulse.models.inference import Predictor
 
     with tempfile.TemporaryDirectory(prefix="shoppulse-bench-") as scratch_dir:
         scratch = Path(scratch_dir)

@@ -25,11 +25,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from export.graph import DEFAULT_OPSET, export_onnx, fuse, operator_counts, quantize_int8
-from export.parity import ParityError, ParityThresholds, check_parity, generate_texts
-from export.source import ExportError, Source, load_source
-from models.bundle import FORMAT, MANIFEST, TOKENIZER_FILE, load_bundle, output_name, sha256_file
-from models.inference import Predictor
+from shoppulse.export.graph import DEFAULT_OPSET, export_onnx, fuse, operator_counts, quantize_int8
+from shoppulse.export.parity import ParityError, ParityThresholds, check_parity, generate_texts
+from shoppulse.export.source import ExportError, Source, load_source
+from shoppulse.models.bundle import FORMAT, MANIFEST, TOKENIZER_FILE, load_bundle, output_name, sha256_file
+from shoppulse.models.inference import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _thresholds(value: ParityThresholds | dict[str, Any] | None) -> ParityThresh
 
 def _heads_file(model_dir: Path) -> dict[str, Any]:
     """The multi-task folder's heads description (labels, pooling, n-gram bag settings)."""
-    from models.multitask import HEADS_FILE
+    from shoppulse.models.multitask import HEADS_FILE
 
     return dict(json.loads((model_dir / HEADS_FILE).read_text(encoding="utf-8")))
 
@@ -118,7 +118,7 @@ def label_warnings(heads: dict[str, list[str]]) -> list[str]:
     Warnings, not refusals: a shop may ship its own taxonomy file, and a sentiment head with
     other names still works (the last label is read as positive).
     """
-    from models.taxonomy import default_taxonomy
+    from shoppulse.models.taxonomy import default_taxonomy
 
     warnings_found = []
     interest = heads.get("interest")
@@ -218,7 +218,7 @@ def build_bundle(
             "outputs": [output_name(h) for h in source.heads],
             "opset": opset,
             "pad_token_id": source.pad_token_id,
-            "text_cleaning": "models.text.clean_text",
+            "text_cleaning": "shoppulse.models.text.clean_text",
             "models": models,
             "files": _file_hashes(staging),
             "source": {

@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from models.bundle import TASKS
+from shoppulse.models.bundle import TASKS
 
 EPILOG = """\
 examples:
@@ -80,9 +80,9 @@ def _quiet_transformers() -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from export.build import DEFAULT_FUSION, build_bundle
-    from export.parity import ParityError, ParityThresholds, format_report, read_texts
-    from export.source import ExportError
+    from shoppulse.export.build import DEFAULT_FUSION, build_bundle
+    from shoppulse.export.parity import ParityError, ParityThresholds, format_report, read_texts
+    from shoppulse.export.source import ExportError
 
     _quiet_transformers()
     thresholds = ParityThresholds(

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from export.source import ExportError, Source
+from shoppulse.export.source import ExportError, Source
 
 log = logging.getLogger(__name__)
 

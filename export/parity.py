@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from export.source import ExportError, Source
-from models.inference import Predictor, softmax
-from models.text import clean_text
+from shoppulse.export.source import ExportError, Source
+from shoppulse.models.inference import Predictor, softmax
+from shoppulse.models.text import clean_text
 
 # Review length in characters on the real data: median 36, p90 132 (FINDINGS.md).
 # A log-normal with these quantiles: mu = ln 36, sigma = ln(132/36) / 1.2816.

@@ -59,7 +59,7 @@ def load_mentions(path: Path, lexicon: Any) -> list[Mention]:
 
 def score_mentions(mentions: list[Mention], predicted: list[str]) -> dict[str, Any]:
     """Overall and per-aspect accuracy and macro-F1 over polar mentions; how ``none`` mentions came out."""
-    from models.evaluate import scores
+    from shoppulse.models.evaluate import scores
 
     index = {label: i for i, label in enumerate(POLARITIES)}
     polar = [(m, p) for m, p in zip(mentions, predicted, strict=True) if m.gold != "none"]

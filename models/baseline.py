@@ -11,9 +11,9 @@ import json
 import time
 from pathlib import Path
 
-from models.data_io import DEV_FILE, TRAIN_FILE, read_reviews
-from models.perturb import noisy_copy, truncate
-from models.text import clean_text
+from shoppulse.models.data_io import DEV_FILE, TRAIN_FILE, read_reviews
+from shoppulse.models.perturb import noisy_copy, truncate
+from shoppulse.models.text import clean_text
 
 
 def _jieba_tokens(text: str) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from models.text import clean_text
+from shoppulse.models.text import clean_text
 
 
 def encode_texts(tokenizer, texts: Sequence[str], max_length: int) -> list[np.ndarray]:  # type: ignore[no-untyped-def]

@@ -67,7 +67,7 @@ class Bundle:
     @property
     def clause_threshold(self) -> float:
         """The p_positive an aspect clause needs to be called positive (``models.clauses``)."""
-        from models.clauses import clause_threshold
+        from shoppulse.models.clauses import clause_threshold
 
         return clause_threshold(self.manifest)
 
@@ -292,7 +292,7 @@ def bundle_from_manifest(path: Path, manifest: dict[str, Any]) -> Bundle:
     if max_length < 2:
         raise BundleError(f"{path}: max_length {max_length} is too small")
     try:
-        from models.clauses import clause_threshold
+        from shoppulse.models.clauses import clause_threshold
 
         clause_threshold(manifest)
     except (TypeError, ValueError) as exc:

@@ -13,9 +13,9 @@ from __future__ import annotations
 import random
 import re
 
-from models.data_io import Review
-from models.keywords import CLAUSE_SPLIT
-from models.text import clean_text
+from shoppulse.models.data_io import Review
+from shoppulse.models.keywords import CLAUSE_SPLIT
+from shoppulse.models.text import clean_text
 
 CONTRAST = re.compile(r"但是|不过|可是|然而|就是|只是|却|虽然|不然")
 MIN_CLAUSE_CHARS = 2

@@ -24,12 +24,12 @@ def fit_clause_threshold(
     bundle_dir: Path, data: Path = TUNING_SET, write: bool = False, precision: str = "int8"
 ) -> dict:
     """Fit the bundle's clause threshold on ``data``; with ``write``, store it in its manifest."""
-    from models.aspect_eval import load_mentions
-    from models.bundle import MANIFEST, load_bundle
-    from models.clauses import fit_threshold
-    from models.evaluate import macro_f1
-    from models.inference import Predictor
-    from models.keywords import load_aspects
+    from shoppulse.models.aspect_eval import load_mentions
+    from shoppulse.models.bundle import MANIFEST, load_bundle
+    from shoppulse.models.clauses import fit_threshold
+    from shoppulse.models.evaluate import macro_f1
+    from shoppulse.models.inference import Predictor
+    from shoppulse.models.keywords import load_aspects
 
     bundle = load_bundle(bundle_dir)
     predictor = Predictor(bundle, precision=precision)
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precision", default="int8")
     parser.add_argument("--write", action="store_true", help="store the threshold in the bundle's manifest")
     args = parser.parse_args(argv)
-    from models.bundle import BundleError
+    from shoppulse.models.bundle import BundleError
 
     try:  # a missing bundle or a bad tuning file: the user's to fix, in one line
         clause = fit_clause_threshold(args.bundle, args.data, args.write, args.precision)

@@ -40,7 +40,7 @@ def fit_threshold(p_positive: np.ndarray, gold_positive: np.ndarray) -> tuple[fl
 
     Ties go to the threshold closest to 0.5: the least change from argmax that does as well.
     """
-    from models.evaluate import macro_f1
+    from shoppulse.models.evaluate import macro_f1
 
     gold = gold_positive.astype(np.int64)
     best: tuple[float, float, float] | None = None  # (f1, -distance from 0.5, threshold)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from models.bundle import DEFAULT_BUNDLE
-from models.data_io import read_reviews
+from shoppulse.models.bundle import DEFAULT_BUNDLE
+from shoppulse.models.data_io import read_reviews
 
 TASKS = ("sentiment", "interest", "aspects")
 DEFAULT_ASPECT_SET = Path(__file__).resolve().parent / "data" / "eval" / "aspects.jsonl"
@@ -124,10 +124,10 @@ def head_for(task: str, heads: dict[str, list[str]]) -> str:
 
 def run_aspects(args: argparse.Namespace) -> int:
     """``--task aspects``: per-aspect and overall accuracy and macro-F1 of clause verdicts."""
-    from models.aspect_eval import load_mentions, score_mentions
-    from models.bundle import BundleError, load_bundle
-    from models.inference import Predictor
-    from models.keywords import load_aspects
+    from shoppulse.models.aspect_eval import load_mentions, score_mentions
+    from shoppulse.models.bundle import BundleError, load_bundle
+    from shoppulse.models.inference import Predictor
+    from shoppulse.models.keywords import load_aspects
 
     data = args.data or DEFAULT_ASPECT_SET
     try:
@@ -164,9 +164,9 @@ def run(args: argparse.Namespace) -> int:
     if args.data is None:
         print(f"shoppulse evaluate: --task {args.task} needs --data CSV", file=sys.stderr)
         return 2
-    from models.bundle import BundleError, load_bundle
-    from models.inference import Predictor
-    from models.perturb import noisy_copy, truncate
+    from shoppulse.models.bundle import BundleError, load_bundle
+    from shoppulse.models.inference import Predictor
+    from shoppulse.models.perturb import noisy_copy, truncate
 
     try:  # a missing bundle, a CSV without the needed columns: the user's to fix, in one line
         bundle = load_bundle(args.bundle)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.batching import bucketed_batches, pad_batch
+from shoppulse.models.batching import bucketed_batches, pad_batch
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def finetune_multitask(
     """Train (or resume) all heads of a ``MultiTaskClassifier`` in place; ``targets`` holds label indices."""
     import torch
 
-    from models.loop import (
+    from shoppulse.models.loop import (
         Checkpoint,
         adamw,
         autocast,

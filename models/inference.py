@@ -37,9 +37,9 @@ from typing import Any
 
 import numpy as np
 
-from models.bundle import Bundle, BundleError, load_bundle
-from models.cpu import available_cpus
-from models.text import clean_text
+from shoppulse.models.bundle import Bundle, BundleError, load_bundle
+from shoppulse.models.cpu import available_cpus
+from shoppulse.models.text import clean_text
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from models.text import PLACEHOLDER, clean_text, mask_and_cut, mask_pii
+from shoppulse.models.text import PLACEHOLDER, clean_text, mask_and_cut, mask_pii
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ _initialised = False
 
 
 def _data_file(name: str) -> Path:
-    return Path(str(resources.files("models").joinpath(f"data/{name}")))
+    return Path(str(resources.files(__package__).joinpath(f"data/{name}")))
 
 
 def init_jieba(userdict: Path | None = None, stopwords: Path | None = None) -> None:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.batching import bucketed_batches, pad_batch
-from models.wwm import IGNORE_INDEX, mask_whole_words
+from shoppulse.models.batching import bucketed_batches, pad_batch
+from shoppulse.models.wwm import IGNORE_INDEX, mask_whole_words
 
 
 @dataclass(frozen=True)
@@ -93,7 +93,7 @@ def pretrain_mlm(
     """Run (or resume) MLM pretraining in place; returns the final smoothed loss and step count."""
     import torch
 
-    from models.loop import (
+    from shoppulse.models.loop import (
         Checkpoint,
         adamw,
         autocast,

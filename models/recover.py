@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from models.bundle import Bundle, BundleError, load_bundle
+from shoppulse.models.bundle import Bundle, BundleError, load_bundle
 
 WRAPPER_PREFIX = "model."  # the exporter wraps the model in a module whose attribute is ``model``
 RECOVERY_NOTE = "recovery.json"
@@ -109,7 +109,7 @@ def _build_module(bundle: Bundle, manifest_source: dict[str, Any], work: Path) -
     """An untrained module of the exported architecture (weights loaded afterwards)."""
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
 
-    from models.multitask import MultiTaskClassifier
+    from shoppulse.models.multitask import MultiTaskClassifier
 
     config_dict = manifest_source.get("config")
     if not isinstance(config_dict, dict):

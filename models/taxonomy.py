@@ -41,5 +41,5 @@ def load_taxonomy(path: Path | None = None) -> Taxonomy:
 
 @cache
 def default_taxonomy() -> Taxonomy:
-    text = resources.files("models").joinpath("data/taxonomy.json").read_text(encoding="utf-8")
+    text = resources.files(__package__).joinpath("data/taxonomy.json").read_text(encoding="utf-8")
     return Taxonomy(dict(json.loads(text)["categories"]))

@@ -29,8 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from models.data_io import DEV_FILE, TRAIN_FILE, Review, read_reviews, read_unlabeled, sha256_of, stable_fraction
-from models.taxonomy import load_taxonomy
+from shoppulse.models.data_io import (
+    DEV_FILE,
+    TRAIN_FILE,
+    Review,
+    read_reviews,
+    read_unlabeled,
+    sha256_of,
+    stable_fraction,
+)
+from shoppulse.models.taxonomy import load_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -175,7 +183,7 @@ def head_scores(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
 
 
 def _prepare_tokenizer(args: argparse.Namespace, texts: list[str], tokenizer_dir: Path):  # type: ignore[no-untyped-def]
-    from models.tokenizer import copy_hf_tokenizer, load_tokenizer, save_hf_tokenizer, train_wordpiece
+    from shoppulse.models.tokenizer import copy_hf_tokenizer, load_tokenizer, save_hf_tokenizer, train_wordpiece
 
     if not (args.resume and (tokenizer_dir / "tokenizer.json").is_file()):
         if args.base_model:
@@ -186,8 +194,8 @@ def _prepare_tokenizer(args: argparse.Namespace, texts: list[str], tokenizer_dir
 
 
 def _word_ids(tokenizer, texts: list[str], max_length: int) -> tuple[list[np.ndarray], list[np.ndarray]]:  # type: ignore[no-untyped-def]
-    from models.batching import encode_with_offsets
-    from models.wwm import word_ids_for
+    from shoppulse.models.batching import encode_with_offsets
+    from shoppulse.models.wwm import word_ids_for
 
     cleaned, encodings = encode_with_offsets(tokenizer, texts, max_length)
     ids = [np.asarray(e.ids, dtype=np.int64) for e in encodings]
@@ -199,7 +207,7 @@ def _word_ids(tokenizer, texts: list[str], max_length: int) -> tuple[list[np.nda
 
 
 def _pretrain(args: argparse.Namespace, tokenizer, texts: list[str], out: Path, seed: int) -> tuple[Path, dict]:  # type: ignore[no-untyped-def]
-    from models.pretrain import EncoderSize, PretrainConfig, new_bert_mlm
+    from shoppulse.models.pretrain import EncoderSize, PretrainConfig, new_bert_mlm
 
     size = EncoderSize(args.layers, args.hidden, args.heads, args.ffn)
     config = PretrainConfig(
@@ -217,7 +225,7 @@ def _adapt(args: argparse.Namespace, tokenizer, encoder_dir: Path, texts: list[s
     pretraining): the encoder sees the shop's words and phrasing before it learns the labels."""
     from transformers import AutoModelForMaskedLM
 
-    from models.pretrain import PretrainConfig
+    from shoppulse.models.pretrain import PretrainConfig
 
     lr = args.adapt_lr if args.adapt_lr is not None else (5e-5 if args.base_model else args.pretrain_lr / 2)
     config = PretrainConfig(
@@ -239,7 +247,7 @@ def _mlm_phase(  # type: ignore[no-untyped-def]
 ) -> tuple[Path, dict]:
     """One masked-LM phase (whole-word masking) of ``make_model()`` on ``texts``, saved to ``OUT/<phase>ed``
     (``pretrained``, ``adapted``); with ``--resume``, a finished phase is not run again."""
-    from models.pretrain import pretrain_mlm
+    from shoppulse.models.pretrain import pretrain_mlm
 
     model_dir = out / f"{phase}ed"
     stats_file = model_dir / f"{phase}_stats.json"
@@ -268,7 +276,7 @@ def _mlm_phase(  # type: ignore[no-untyped-def]
 def _new_multitask(encoder_dir: Path, heads: dict[str, list[str]], ngram: dict[str, Any] | None):  # type: ignore[no-untyped-def]
     from transformers import AutoConfig, AutoModel
 
-    from models.multitask import MultiTaskClassifier
+    from shoppulse.models.multitask import MultiTaskClassifier
 
     config = AutoConfig.from_pretrained(encoder_dir)
     kwargs: dict[str, Any] = {}
@@ -282,16 +290,16 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     """Run the recipe; returns the report also written to ``OUT/train_report.json``."""
     import torch
 
-    from models.batching import encode_texts
-    from models.clause_sampling import sample_clauses
-    from models.finetune import (
+    from shoppulse.models.batching import encode_texts
+    from shoppulse.models.clause_sampling import sample_clauses
+    from shoppulse.models.finetune import (
         FinetuneConfig,
         expected_calibration_error,
         finetune_multitask,
         fit_temperature,
         predict_logits,
     )
-    from models.inference import softmax
+    from shoppulse.models.inference import softmax
 
     started = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -320,7 +328,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
     model_dir = out / "model"
     finished = model_dir / "finetune_stats.json"
     if args.resume and finished.is_file():
-        from models.multitask import load_multitask
+        from shoppulse.models.multitask import load_multitask
 
         model = load_multitask(model_dir, attn_implementation=None)
         phases["finetune"] = json.loads(finished.read_text(encoding="utf-8"))
@@ -403,7 +411,7 @@ def train(args: argparse.Namespace) -> dict[str, Any]:
         report["manifest"] = _bundle(args, model_dir, dev_rows, dev_targets, report, started)
         metrics.update(report["manifest"].get("metrics", {}))
         # Aspect clauses get their own threshold, fitted on the tuning set (models/clauses.py).
-        from models.clause_threshold import fit_clause_threshold
+        from shoppulse.models.clause_threshold import fit_clause_threshold
 
         bundle_dir = args.bundle_out or out / "bundle"
         report["clause"] = fit_clause_threshold(bundle_dir, write=True)
@@ -426,10 +434,10 @@ def _bundle(
     """Export, then score dev through the serving ``Predictor`` and store those numbers in the manifest."""
     import json as _json
 
-    from export.build import build_bundle
-    from models.bundle import MANIFEST, load_bundle
-    from models.evaluate import score_predictor
-    from models.inference import Predictor
+    from shoppulse.export.build import build_bundle
+    from shoppulse.models.bundle import MANIFEST, load_bundle
+    from shoppulse.models.evaluate import score_predictor
+    from shoppulse.models.inference import Predictor
 
     bundle_dir = args.bundle_out or args.out / "bundle"
     rng = np.random.default_rng(args.seed)

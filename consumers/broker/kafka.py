@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from consumers.broker.base import BrokerError, EmbeddedBroker, free_port
+from shoppulse.consumers.broker.base import BrokerError, EmbeddedBroker, free_port
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ class KafkaBroker(EmbeddedBroker):
         self._work: Path | None = None
 
     def _config(self, log_dir: Path) -> str:
-        from consumers.topics import min_insync_replicas
+        from shoppulse.consumers.topics import min_insync_replicas
 
         rf = self.replication
         min_isr = min_insync_replicas(rf)

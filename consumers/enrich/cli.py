@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from consumers import metrics
-from consumers.settings import Settings, with_updates
+from shoppulse.consumers import metrics
+from shoppulse.consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_for(args: argparse.Namespace) -> Settings:
-    from consumers.cli import settings_from_args
+    from shoppulse.consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
     settings.enrich = with_updates(
@@ -41,12 +41,12 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def build_stage(settings: Settings, install_signals: bool = True):
-    from consumers.enrich.enricher import STAGE, Enricher
-    from consumers.enrich.stage import EnrichStage
-    from models.bundle import BundleError
-    from models.inference import Predictor
-    from models.keywords import init_jieba, load_aspects
-    from models.taxonomy import default_taxonomy
+    from shoppulse.consumers.enrich.enricher import STAGE, Enricher
+    from shoppulse.consumers.enrich.stage import EnrichStage
+    from shoppulse.models.bundle import BundleError
+    from shoppulse.models.inference import Predictor
+    from shoppulse.models.keywords import init_jieba, load_aspects
+    from shoppulse.models.taxonomy import default_taxonomy
 
     try:
         predictor = Predictor.from_dir(
@@ -89,8 +89,8 @@ def run(args: argparse.Namespace) -> int:
     ``ShoppulseModelNotLoaded`` alert watches. A bundle that fails verification still exits at
     once with the reason (the pod restarts; Kubernetes reports the crash loop).
     """
-    from consumers.enrich.enricher import STAGE
-    from consumers.health import HealthServer
+    from shoppulse.consumers.enrich.enricher import STAGE
+    from shoppulse.consumers.health import HealthServer
 
     settings = settings_for(args)
     stage: Any = None

@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from consumers import metrics
-from consumers.contracts import SCHEMA_VERSION, Event
-from models.clauses import clause_is_positive
-from models.keywords import AspectLexicon, keywords
-from models.taxonomy import Taxonomy
-from models.text import clean_text, mask_pii
+from shoppulse.consumers import metrics
+from shoppulse.consumers.contracts import SCHEMA_VERSION, Event
+from shoppulse.models.clauses import clause_is_positive
+from shoppulse.models.keywords import AspectLexicon, keywords
+from shoppulse.models.taxonomy import Taxonomy
+from shoppulse.models.text import clean_text, mask_pii
 
 STAGE = "enrich"
 

@@ -42,13 +42,13 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from consumers import metrics
-from consumers.consumed import usable
-from consumers.contracts import R_PARSE_FAILED, SCHEMA_VERSION, ContractError, Event, dumps, parse_event
-from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
-from consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
-from consumers.enrich.offsets import OffsetTracker, TopicPart
-from consumers.headers import (
+from shoppulse.consumers import metrics
+from shoppulse.consumers.consumed import usable
+from shoppulse.consumers.contracts import R_PARSE_FAILED, SCHEMA_VERSION, ContractError, Event, dumps, parse_event
+from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from shoppulse.consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
+from shoppulse.consumers.enrich.offsets import OffsetTracker, TopicPart
+from shoppulse.consumers.headers import (
     DEAD_LETTER_RETENTION_MS,
     Headers,
     child_traceparent,
@@ -56,7 +56,7 @@ from consumers.headers import (
     output_headers,
     record_timestamp_ms,
 )
-from consumers.settings import Settings
+from shoppulse.consumers.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from consumers.insights.window import (
+from shoppulse.consumers.insights.window import (
     InsightState,
     WindowParams,
     empty_window,

@@ -34,9 +34,9 @@ from typing import Any
 
 import faust
 
-from consumers import metrics
-from consumers.contracts import R_BAD_VALUE, R_FOLD_FAILED, R_KEY_MISMATCH, dumps
-from consumers.faust_stage import (
+from shoppulse.consumers import metrics
+from shoppulse.consumers.contracts import R_BAD_VALUE, R_FOLD_FAILED, R_KEY_MISMATCH, dumps
+from shoppulse.consumers.faust_stage import (
     as_current_event,
     broker_reachable,
     finish_recovery,
@@ -44,11 +44,11 @@ from consumers.faust_stage import (
     send_dead_letter,
     watched_batch_agent,
 )
-from consumers.headers import child_traceparent, output_headers, record_timestamp_ms
-from consumers.insights.alerts import ALERT_SCHEMA_VERSION, ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect
-from consumers.insights.facts import facts_from_json
-from consumers.insights.rekey import Rekeyer
-from consumers.insights.window import (
+from shoppulse.consumers.headers import child_traceparent, output_headers, record_timestamp_ms
+from shoppulse.consumers.insights.alerts import ALERT_SCHEMA_VERSION, ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect
+from shoppulse.consumers.insights.facts import facts_from_json
+from shoppulse.consumers.insights.rekey import Rekeyer
+from shoppulse.consumers.insights.window import (
     INSIGHTS_SCHEMA_VERSION,
     Fact,
     FactRefused,
@@ -58,13 +58,13 @@ from consumers.insights.window import (
     render_rolling,
     render_window,
 )
-from consumers.profiles.app import load_json, make_faust_app
-from consumers.profiles.gaps import OrderedInput
-from consumers.profiles.profile import SignalError
-from consumers.profiles.publish import Coalescer
-from consumers.settings import Settings
-from models.keywords import load_aspects
-from models.taxonomy import default_taxonomy
+from shoppulse.consumers.profiles.app import load_json, make_faust_app
+from shoppulse.consumers.profiles.gaps import OrderedInput
+from shoppulse.consumers.profiles.profile import SignalError
+from shoppulse.consumers.profiles.publish import Coalescer
+from shoppulse.consumers.settings import Settings
+from shoppulse.models.keywords import load_aspects
+from shoppulse.models.taxonomy import default_taxonomy
 
 log = logging.getLogger(__name__)
 
@@ -164,7 +164,7 @@ class InsightsStage:
         app.on_partitions_revoked.connect(on_revoked)
         app.on_rebalance_complete.connect(on_rebalance_complete)
 
-        from consumers.insights.web import register_pages
+        from shoppulse.consumers.insights.web import register_pages
 
         register_pages(self)
 

@@ -11,8 +11,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from consumers.faust_stage import add_worker_arguments, run_worker, topic_partitions, worker_main, worker_settings
-from consumers.settings import Settings
+from shoppulse.consumers.faust_stage import (
+    add_worker_arguments,
+    run_worker,
+    topic_partitions,
+    worker_main,
+    worker_settings,
+)
+from shoppulse.consumers.settings import Settings
 
 log = logging.getLogger(__name__)
 PORT_SETTING = "insights_port"
@@ -28,7 +34,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumers.insights.app import InsightsStage
+    from shoppulse.consumers.insights.app import InsightsStage
 
     settings = settings_for(args)
     t = settings.topics

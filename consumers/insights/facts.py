@@ -21,9 +21,9 @@ import json
 from decimal import Decimal
 from typing import Any
 
-from consumers.contracts import MAX_ID_CHARS, MAX_ORDER_ITEMS, R_BAD_VALUE, R_NOT_OBJECT, R_WRONG_TYPE
-from consumers.insights.window import CLICK_FIELDS, Fact
-from consumers.profiles.profile import (
+from shoppulse.consumers.contracts import MAX_ID_CHARS, MAX_ORDER_ITEMS, R_BAD_VALUE, R_NOT_OBJECT, R_WRONG_TYPE
+from shoppulse.consumers.insights.window import CLICK_FIELDS, Fact
+from shoppulse.consumers.profiles.profile import (
     MAX_ASPECTS,
     MAX_TAG_CHARS,
     SENTIMENT_LABELS,
@@ -32,7 +32,7 @@ from consumers.profiles.profile import (
     required_str,
     source_of,
 )
-from models.taxonomy import Taxonomy
+from shoppulse.models.taxonomy import Taxonomy
 
 MAX_KEYWORDS_PER_REVIEW = 16
 MAX_QUANTITY = 100_000

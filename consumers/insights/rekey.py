@@ -27,17 +27,17 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
-from consumers import metrics
-from consumers.consumed import usable
-from consumers.contracts import R_PARSE_FAILED, dumps
-from consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
-from consumers.headers import child_traceparent, output_headers
-from consumers.insights.facts import facts_to_json, review_facts, signal_facts
-from consumers.insights.window import Fact
-from consumers.profiles.app import load_json
-from consumers.profiles.profile import SignalError
-from consumers.settings import Settings
-from models.taxonomy import Taxonomy
+from shoppulse.consumers import metrics
+from shoppulse.consumers.consumed import usable
+from shoppulse.consumers.contracts import R_PARSE_FAILED, dumps
+from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
+from shoppulse.consumers.headers import child_traceparent, output_headers
+from shoppulse.consumers.insights.facts import facts_to_json, review_facts, signal_facts
+from shoppulse.consumers.insights.window import Fact
+from shoppulse.consumers.profiles.app import load_json
+from shoppulse.consumers.profiles.profile import SignalError
+from shoppulse.consumers.settings import Settings
+from shoppulse.models.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 

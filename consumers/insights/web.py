@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from consumers.faust_web import ROUTED_HEADER, forward, owner_url, register_probes
-from consumers.faust_web import json_response as _json
+from shoppulse.consumers.faust_web import ROUTED_HEADER, forward, owner_url, register_probes
+from shoppulse.consumers.faust_web import json_response as _json
 
 if TYPE_CHECKING:
-    from consumers.insights.app import InsightsStage
+    from shoppulse.consumers.insights.app import InsightsStage
 
 MAX_KEY_CHARS = 128
 MAX_ALERTS = 1000

@@ -36,19 +36,27 @@ from typing import Any
 import faust
 from aiokafka.partitioner import murmur2
 
-from consumers import metrics
-from consumers.contracts import R_BAD_JSON, R_EMPTY, R_FOLD_FAILED, R_KEY_MISMATCH, R_MISSING_KEY, R_PARSE_FAILED, dumps
-from consumers.faust_stage import (
+from shoppulse.consumers import metrics
+from shoppulse.consumers.contracts import (
+    R_BAD_JSON,
+    R_EMPTY,
+    R_FOLD_FAILED,
+    R_KEY_MISMATCH,
+    R_MISSING_KEY,
+    R_PARSE_FAILED,
+    dumps,
+)
+from shoppulse.consumers.faust_stage import (
     broker_reachable,
     finish_recovery,
     publish_tick,
     send_dead_letter,
     watched_agent,
 )
-from consumers.headers import child_traceparent, output_headers, record_timestamp_ms
-from consumers.profiles.connection import faust_connection
-from consumers.profiles.gaps import Hole, OrderedInput, PartitionProgress, TailWatch, committed_offset
-from consumers.profiles.profile import (
+from shoppulse.consumers.headers import child_traceparent, output_headers, record_timestamp_ms
+from shoppulse.consumers.profiles.connection import faust_connection
+from shoppulse.consumers.profiles.gaps import Hole, OrderedInput, PartitionProgress, TailWatch, committed_offset
+from shoppulse.consumers.profiles.profile import (
     PROFILE_SCHEMA_VERSION,
     FoldParams,
     ProfileState,
@@ -57,10 +65,10 @@ from consumers.profiles.profile import (
     apply_signal,
     render,
 )
-from consumers.profiles.publish import Coalescer
-from consumers.profiles.transport import read_committed
-from consumers.profiles.watchdog import StallWatch
-from consumers.settings import Settings
+from shoppulse.consumers.profiles.publish import Coalescer
+from shoppulse.consumers.profiles.transport import read_committed
+from shoppulse.consumers.profiles.watchdog import StallWatch
+from shoppulse.consumers.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +206,7 @@ class ProfilesStage:
         app.on_partitions_revoked.connect(on_revoked)
         app.on_rebalance_complete.connect(on_rebalance_complete)
 
-        from consumers.profiles.web import register_pages
+        from shoppulse.consumers.profiles.web import register_pages
 
         register_pages(self)
 

@@ -13,8 +13,14 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from consumers.faust_stage import add_worker_arguments, run_worker, topic_partitions, worker_main, worker_settings
-from consumers.settings import Settings
+from shoppulse.consumers.faust_stage import (
+    add_worker_arguments,
+    run_worker,
+    topic_partitions,
+    worker_main,
+    worker_settings,
+)
+from shoppulse.consumers.settings import Settings
 
 log = logging.getLogger(__name__)
 PORT_SETTING = "profiles_port"
@@ -30,7 +36,7 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def run(args: argparse.Namespace) -> int:
-    from consumers.profiles.app import ProfilesStage
+    from shoppulse.consumers.profiles.app import ProfilesStage
 
     settings = settings_for(args)
     partitions = topic_partitions(settings, settings.topics.user_signals)

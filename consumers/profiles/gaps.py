@@ -30,9 +30,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from consumers import metrics
-from consumers.profiles.transport import ISOLATION_LEVEL
-from consumers.settings import Settings
+from shoppulse.consumers import metrics
+from shoppulse.consumers.profiles.transport import ISOLATION_LEVEL
+from shoppulse.consumers.settings import Settings
 
 log = logging.getLogger(__name__)
 

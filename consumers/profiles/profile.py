@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from consumers.contracts import (
+from shoppulse.consumers.contracts import (
     CLICK_ACTIONS,
     MAX_AMOUNT,
     MAX_AMOUNT_PLACES,

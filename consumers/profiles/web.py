@@ -20,11 +20,11 @@ from typing import TYPE_CHECKING, Any
 
 from faust.web import Request, Response, View
 
-from consumers.faust_web import ROUTED_HEADER, forward, owner_url, register_probes
-from consumers.faust_web import json_response as _json
+from shoppulse.consumers.faust_web import ROUTED_HEADER, forward, owner_url, register_probes
+from shoppulse.consumers.faust_web import json_response as _json
 
 if TYPE_CHECKING:
-    from consumers.profiles.app import ProfilesStage
+    from shoppulse.consumers.profiles.app import ProfilesStage
 
 MAX_USER_ID_CHARS = 128
 

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from consumers.contracts import SCHEMA_VERSION, dumps
-from consumers.simulator import vocab
-from consumers.simulator.incident import Incident
+from shoppulse.consumers.contracts import SCHEMA_VERSION, dumps
+from shoppulse.consumers.simulator import vocab
+from shoppulse.consumers.simulator.incident import Incident
 
 KINDS = ("review", "click", "order")
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 from confluent_kafka import Producer
 
-from consumers.reachable import BrokerUnreachable, require_broker
-from consumers.settings import Settings
-from consumers.simulator.generator import KINDS, Simulator
-from consumers.simulator.incident import Incident
+from shoppulse.consumers.reachable import BrokerUnreachable, require_broker
+from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.simulator.generator import KINDS, Simulator
+from shoppulse.consumers.simulator.incident import Incident
 
 
 def topic_for(settings: Settings, kind: str) -> str:
@@ -108,7 +108,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from consumers.cli import settings_from_args
+    from shoppulse.consumers.cli import settings_from_args
 
     settings = settings_from_args(args)
     try:

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from consumers.settings import KAFKA_OPT_PREFIX, Settings, env_var_names, kafka_opts_from_env
+from shoppulse.consumers.settings import KAFKA_OPT_PREFIX, Settings, env_var_names, kafka_opts_from_env
 from tests.helm.chart import (
     CHART,
     ROOT,

@@ -7,6 +7,7 @@ files (the COPY lines, filtered by .dockerignore) and opens it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shlex
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from consumers.cli import build_parser
-from consumers.settings import HttpSettings, env_var_names
+from shoppulse.consumers.cli import build_parser
+from shoppulse.consumers.settings import HttpSettings, env_var_names
 from tests.helm.chart import CHART, ROOT
 
 DOCKERFILE = ROOT / "Dockerfile"
@@ -116,9 +117,9 @@ def test_dockerignore_is_an_allow_list_that_lets_every_copy_source_in() -> None:
 
 
 def test_every_package_is_copied() -> None:
-    packages = set(PYPROJECT["tool"]["setuptools"]["packages"]["find"]["include"])
-    copied = {source.rstrip("/") + "*" for source in copy_sources()}
-    assert packages <= copied, f"packages not in the image: {packages - copied}"
+    folders = set(PYPROJECT["tool"]["setuptools"]["package-dir"].values())
+    copied = {source.rstrip("/") for source in copy_sources()}
+    assert folders <= copied, f"packages not in the image: {folders - copied}"
     assert {"pyproject.toml", "README.md"} <= set(copy_sources())
 
 
@@ -139,7 +140,7 @@ def test_entrypoint_is_the_console_script_and_commands_parse() -> None:
     entrypoint = next(args for i, args in runtime if i == "ENTRYPOINT")
     cmd = next(args for i, args in runtime if i == "CMD")
     assert yaml.safe_load(entrypoint) == ["shoppulse"]
-    assert PYPROJECT["project"]["scripts"]["shoppulse"] == "consumers.cli:main"
+    assert PYPROJECT["project"]["scripts"]["shoppulse"] == "shoppulse.consumers.cli:main"
     parser = build_parser()
     # The image's default command and every command the chart runs must exist in the CLI.
     commands = [yaml.safe_load(cmd)]
@@ -194,10 +195,11 @@ def test_wheel_built_like_the_image_holds_what_serving_needs(tmp_path: Path) -> 
     names = set(zipfile.ZipFile(wheel).namelist())
     for module in ("consumers/cli.py", "consumers/settings.py", "consumers/health.py", "models/__init__.py",
                    "models/data/taxonomy.json", "export/__init__.py"):
-        assert module in names, module
-    assert not [n for n in names if n.startswith("tests/")]
+        assert f"shoppulse/{module}" in names, module
+    # One top-level import name: nothing generic such as `models` lands in site-packages.
+    assert {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")} == {"shoppulse"}
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
-    assert "shoppulse = consumers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
+    assert "shoppulse = shoppulse.consumers.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
     # The image installs "<wheel>[${EXTRAS}]" (default rocksdb): the extra exists and resolves, and the
     # runtime requirements hold no torch/transformers outside the train/export extras.
     metadata = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith(".dist-info/METADATA"))).decode()
@@ -217,4 +219,41 @@ def test_wheel_built_like_the_image_holds_what_serving_needs(tmp_path: Path) -> 
         pytest.skip("the default bundle is not in the tree yet; the image build checks it too")
     for file in bundle.rglob("*"):
         if file.is_file():
-            assert file.relative_to(ROOT).as_posix() in names, f"{file} is not package data"
+            assert f"shoppulse/{file.relative_to(ROOT).as_posix()}" in names, f"{file} is not package data"
+
+
+def test_wheel_installs_one_import_name(tmp_path: Path) -> None:
+    """From a wheel install, ``import shoppulse.models`` resolves and ``import models`` does not."""
+    wheels = tmp_path / "wheels"
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--wheel-dir", str(wheels), str(ROOT)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert built.returncode == 0, built.stdout[-2000:] + built.stderr[-2000:]
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout.strip()
+    (wheel,) = wheels.glob("shoppulse-*.whl")
+    zipfile.ZipFile(wheel).extractall(site)  # what pip install --no-deps puts in site-packages
+    probe = (
+        "import importlib.util as u, json; "
+        "print(json.dumps({m: u.find_spec(m) is not None for m in "
+        "('shoppulse.consumers', 'shoppulse.models', 'shoppulse.export', 'consumers', 'models', 'export')}))"
+    )
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", probe],
+        cwd=tmp_path, capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    assert json.loads(found) == {"shoppulse.consumers": True, "shoppulse.models": True, "shoppulse.export": True,
+                                 "consumers": False, "models": False, "export": False}
+    # Package data is found under the installed name (importlib.resources of the package itself).
+    taxonomy = "from shoppulse.models.taxonomy import default_taxonomy; print(len(default_taxonomy().tags) > 0)"
+    loaded = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", taxonomy],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )
+    assert loaded.stdout.strip() == "True", loaded.stderr[-2000:]

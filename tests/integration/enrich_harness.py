@@ -16,8 +16,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from consumers.broker import free_port
-from consumers.settings import Settings, to_env
+from shoppulse.consumers.broker import free_port
+from shoppulse.consumers.settings import Settings, to_env
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -47,7 +47,7 @@ def start_enrich(
     child_env.setdefault("SHOPPULSE_ENRICH__INTRA_OP_THREADS", "1")
     out = open(log_path, "ab") if log_path else subprocess.DEVNULL  # noqa: SIM115 - handed to the child
     return subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "run", "enrich"],
+        [sys.executable, "-m", "shoppulse.consumers.cli", "run", "enrich"],
         cwd=ROOT,
         env=child_env,
         stdout=out,
@@ -60,7 +60,7 @@ def start_profiles(settings: Settings, log_path: Path, http_port: int) -> subpro
     child_env = {**os.environ, **to_env(settings)}
     child_env["SHOPPULSE_HTTP__PROFILES_PORT"] = str(http_port)
     return subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "run", "profiles"],
+        [sys.executable, "-m", "shoppulse.consumers.cli", "run", "profiles"],
         cwd=ROOT,
         env=child_env,
         stdout=open(log_path, "ab"),

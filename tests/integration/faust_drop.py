@@ -42,4 +42,4 @@ def install(spec: str) -> None:
 
 if __name__ == "__main__":
     install(os.environ["SHOPPULSE_TEST_DROP"])
-    runpy.run_module("consumers.profiles.cli", run_name="__main__")
+    runpy.run_module("shoppulse.consumers.profiles.cli", run_name="__main__")

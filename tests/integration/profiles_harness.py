@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, Producer
 
-from consumers.broker import free_port
-from consumers.settings import Settings
+from shoppulse.consumers.broker import free_port
+from shoppulse.consumers.settings import Settings
 from tests.integration.enrich_harness import http_json
 
 REPO = Path(__file__).resolve().parents[2]
@@ -75,7 +75,7 @@ class Worker:
         tmp: Path,
         name: str,
         store: str = "memory",
-        module: str = "consumers.profiles.cli",
+        module: str = "shoppulse.consumers.profiles.cli",
         env: dict[str, str] | None = None,
         cwd: Path | None = None,
         stage: str = "profiles",

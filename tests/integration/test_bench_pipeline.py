@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cli import build_parser
+from shoppulse.consumers.cli import build_parser
 
 pytestmark = pytest.mark.integration
 

@@ -12,11 +12,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from consumers.broker import EmbeddedBroker
-from consumers.settings import Settings
-from consumers.simulator import Simulator
-from consumers.simulator.produce import produce_stream
-from consumers.topics import ensure_topics
+from shoppulse.consumers.broker import EmbeddedBroker
+from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.simulator import Simulator
+from shoppulse.consumers.simulator.produce import produce_stream
+from shoppulse.consumers.topics import ensure_topics
 from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration
@@ -114,7 +114,7 @@ def test_watermarks_from_fetch_are_right_on_kafka(kafka_settings: Settings) -> N
 def test_broker_command_starts_and_stops_cleanly(backend: str, fixture: str, request: pytest.FixtureRequest) -> None:
     request.getfixturevalue(fixture)  # the backend's prerequisites (Java and Maven, or the tansu extra)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "broker", "--backend", backend, "--ensure-topics"],
+        [sys.executable, "-m", "shoppulse.consumers.cli", "broker", "--backend", backend, "--ensure-topics"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -150,7 +150,7 @@ def test_topics_ensure_and_simulate_commands_with_a_truth_file(
     broker: EmbeddedBroker = request.getfixturevalue(backend)
     suffix = uuid.uuid4().hex[:8]
     env = {**os.environ, **{f"SHOPPULSE_TOPICS__{n.upper()}": f"{n}-{suffix}" for n in ("reviews", "clicks", "orders")}}
-    shoppulse = [sys.executable, "-m", "consumers.cli"]
+    shoppulse = [sys.executable, "-m", "shoppulse.consumers.cli"]
 
     def run(*args: str) -> str:
         done = subprocess.run([*shoppulse, *args], env=env, capture_output=True, text=True, timeout=120)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from consumers.broker import EmbeddedBroker
-from consumers.cli import main
-from consumers.settings import to_env
+from shoppulse.consumers.broker import EmbeddedBroker
+from shoppulse.consumers.cli import main
+from shoppulse.consumers.settings import to_env
 from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration

@@ -21,6 +21,9 @@ from tests.integration.enrich_harness import ROOT
 pytestmark = pytest.mark.integration
 
 
+SHOPPULSE = [sys.executable, "-m", "shoppulse.consumers.cli"]
+
+
 def _targets_up(prometheus_url: str) -> int:
     """How many scrape targets the demo's Prometheus sees up."""
     query = prometheus_url.replace("/graph", "/api/v1/query?query=up")
@@ -38,7 +41,7 @@ def test_demo_runs_the_pipeline_and_stops_cleanly_on_ctrl_c(kafka_broker, defaul
     # The default bundle: the incident's alert needs a model that reads the complaints.
     env = {**os.environ, "SHOPPULSE_ENRICH__BUNDLE_DIR": str(default_bundle), "SHOPPULSE_ENRICH__INTRA_OP_THREADS": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "consumers.cli", "demo", "--rate", "300", "--users", "50", "--with-prometheus"],
+        [*SHOPPULSE, "demo", "--rate", "300", "--users", "50", "--with-prometheus"],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

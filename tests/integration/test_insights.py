@@ -20,8 +20,8 @@ from urllib.parse import quote
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from consumers.profiles.app import murmur2_partition
-from consumers.settings import Settings
+from shoppulse.consumers.profiles.app import murmur2_partition
+from shoppulse.consumers.settings import Settings
 from tests.conftest import isolated_settings
 from tests.integration.profiles_harness import Worker, wait_for
 
@@ -232,7 +232,7 @@ def test_windows_equal_the_reference_across_a_kill_9(kafka_broker: Any, tmp_path
     stream = Stream(seed=7)
     stream.steady(minutes=6, per_minute=20, negative_share=0.3)
     first, rest = stream.records[: len(stream.records) // 2], stream.records[len(stream.records) // 2 :]
-    worker = Worker(settings, tmp_path, "a", stage="insights", module="consumers.insights.cli").start()
+    worker = Worker(settings, tmp_path, "a", stage="insights", module="shoppulse.consumers.insights.cli").start()
     reader = Latest(settings, settings.topics.product_insights)
     try:
         wait_for(worker.ready, 90, "insights worker ready", [worker])
@@ -240,7 +240,7 @@ def test_windows_equal_the_reference_across_a_kill_9(kafka_broker: Any, tmp_path
         wait_for(lambda: len(reader.poll()) > 0, 60, "first product windows published", [worker])
         worker.kill9()
         produce(settings, rest)
-        worker = Worker(settings, tmp_path, "b", stage="insights", module="consumers.insights.cli").start()
+        worker = Worker(settings, tmp_path, "b", stage="insights", module="shoppulse.consumers.insights.cli").start()
         expected = reference(stream.records)
         wait_for(
             lambda: _published(reader) == expected,
@@ -272,7 +272,7 @@ def test_an_incident_raises_one_alert_of_each_kind_and_a_steady_stream_none(kafk
     settings = insight_settings(kafka_broker.bootstrap)
     stream = Stream(seed=11)
     stream.steady(minutes=30, per_minute=30, negative_share=0.2)
-    worker = Worker(settings, tmp_path, "a", stage="insights", module="consumers.insights.cli").start()
+    worker = Worker(settings, tmp_path, "a", stage="insights", module="shoppulse.consumers.insights.cli").start()
     reader = Latest(settings, settings.topics.alerts)
     products = Latest(settings, settings.topics.product_insights)
     try:

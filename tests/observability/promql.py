@@ -98,7 +98,7 @@ def selectors(expr: str) -> list[tuple[str, str]]:
 
 def defined_series() -> dict[str, frozenset[str]]:
     """Every series name consumers/metrics.py can expose -> its label names (without target labels)."""
-    from consumers import metrics as module
+    from shoppulse.consumers import metrics as module
 
     series: dict[str, frozenset[str]] = {}
     for value in vars(module).values():

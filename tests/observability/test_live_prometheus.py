@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from consumers.broker import free_port
-from consumers.settings import Settings
-from consumers.simulator import Simulator
-from consumers.simulator.produce import produce_stream
+from shoppulse.consumers.broker import free_port
+from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.simulator import Simulator
+from shoppulse.consumers.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
 from tests.integration.enrich_harness import start_enrich, start_profiles, stop, wait_for
 from tests.integration.profiles_harness import Worker
@@ -112,7 +112,8 @@ def test_every_dashboard_panel_returns_data_from_a_real_prometheus(
 
     enrich = start_enrich(settings, tiny_bundle, log_path=tmp_path / "enrich.log", http_port=enrich_port)
     profiles = start_profiles(settings, tmp_path / "profiles.log", profiles_port)
-    insights = Worker(settings, tmp_path, "insights", stage="insights", module="consumers.insights.cli").start()
+    insights_cli = "shoppulse.consumers.insights.cli"
+    insights = Worker(settings, tmp_path, "insights", stage="insights", module=insights_cli).start()
     stages = {"enrich": enrich_port, "profiles": profiles_port, "insights": insights.port}
     config = tmp_path / "prometheus.yml"
     targets = ", ".join(f"'127.0.0.1:{port}'" for port in stages.values())

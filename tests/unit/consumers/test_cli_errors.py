@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from consumers.cli import main
+from shoppulse.consumers.cli import main
 
 
 def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, list[str]]:
@@ -74,7 +74,7 @@ def test_an_unknown_key_in_the_config_file(
 def test_as_a_user_types_it_from_an_empty_directory(tmp_path: Path) -> None:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "consumers.cli", "simulate", "--bootstrap", "127.0.0.1:1", "--events", "1"],
+        [sys.executable, "-m", "shoppulse.consumers.cli", "simulate", "--bootstrap", "127.0.0.1:1", "--events", "1"],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin", "SHOPPULSE_ENRCH__MAX_BATCH": "5"},
         capture_output=True,
@@ -89,11 +89,11 @@ def test_as_a_user_types_it_from_an_empty_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", [["topics", "ensure"], ["simulate", "--events", "3"]])
 def test_nothing_listening_is_one_line_within_seconds(command: list[str], tmp_path: Path) -> None:
     """`topics ensure` printed ~580 librdkafka lines over 30 s and a traceback; `simulate` hung."""
-    from consumers.broker import free_port
+    from shoppulse.consumers.broker import free_port
 
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "consumers.cli", *command, "--bootstrap", f"127.0.0.1:{free_port()}"],
+        [sys.executable, "-m", "shoppulse.consumers.cli", *command, "--bootstrap", f"127.0.0.1:{free_port()}"],
         cwd=tmp_path,
         env={"PATH": "/usr/bin:/bin"},
         capture_output=True,
@@ -108,7 +108,7 @@ def test_nothing_listening_is_one_line_within_seconds(command: list[str], tmp_pa
 
 
 def test_evaluate_with_a_missing_bundle_or_the_wrong_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from consumers.settings import DEFAULT_BUNDLE
+    from shoppulse.consumers.settings import DEFAULT_BUNDLE
 
     csv = tmp_path / "reviews.csv"
     csv.write_text("a,b\n1,2\n", encoding="utf-8")
@@ -122,8 +122,8 @@ def test_evaluate_with_a_missing_bundle_or_the_wrong_csv(tmp_path: Path, capsys:
 
 
 def test_a_faust_stage_without_a_broker_ends_its_start_in_one_line() -> None:
-    from consumers.faust_stage import topic_partitions
-    from consumers.settings import load_settings
+    from shoppulse.consumers.faust_stage import topic_partitions
+    from shoppulse.consumers.settings import load_settings
 
     settings = load_settings(kafka={"bootstrap_servers": "127.0.0.1:1"})
     started = time.monotonic()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import KafkaError
 
-from consumers.consumed import usable
+from shoppulse.consumers.consumed import usable
 
 
 class Message:

@@ -3,7 +3,7 @@ from decimal import Decimal
 
 import pytest
 
-from consumers.contracts import (
+from shoppulse.consumers.contracts import (
     MAX_PAYLOAD_BYTES,
     MAX_TEXT_CHARS,
     ContractError,
@@ -249,7 +249,7 @@ def test_an_escaped_surrogate_pair_is_one_character_and_passes() -> None:
 def test_every_simulated_event_parses_to_exactly_what_was_written() -> None:
     """Field by field, for every kind and optional field the simulator writes (searches, catalog-only
     clicks, ratings, order ids, item titles and categories): nothing dropped, renamed or altered."""
-    from consumers.simulator import Simulator
+    from shoppulse.consumers.simulator import Simulator
 
     sim = Simulator(seed=3, users=50, start_ms=TS)
     seen_fields: set[str] = set()
@@ -301,7 +301,7 @@ def test_limits_hold_exactly_at_their_edge(kind: str, body: dict, accepted: bool
 
 
 def test_payload_size_limit_is_exact() -> None:
-    from consumers.contracts import MAX_PAYLOAD_BYTES
+    from shoppulse.consumers.contracts import MAX_PAYLOAD_BYTES
 
     def padded(size: int) -> bytes:
         head = raw(_with(REVIEW, text="好"))[:-1] + b', "pad": "'
@@ -339,7 +339,7 @@ def test_parse_ts_without_now_uses_the_clock() -> None:
 
 
 def test_order_lines_clip_long_titles_and_categories_and_say_so() -> None:
-    from consumers.contracts import MAX_ID_CHARS, MAX_TITLE_CHARS
+    from shoppulse.consumers.contracts import MAX_ID_CHARS, MAX_TITLE_CHARS
 
     line = {"product_id": "p", "price": 1, "quantity": 1, "title": "长" * (MAX_TITLE_CHARS + 5)}
     line["category"] = "c" * (MAX_ID_CHARS + 5)

@@ -7,10 +7,10 @@ import json
 
 import pytest
 
-from consumers.contracts import ContractError, dumps, parse_event
-from consumers.deadletter import MAX_RAW_BYTES, dead_letter_key, dead_letter_record
-from consumers.enrich.enricher import Source
-from consumers.enrich.stage import _parse_failure
+from shoppulse.consumers.contracts import ContractError, dumps, parse_event
+from shoppulse.consumers.deadletter import MAX_RAW_BYTES, dead_letter_key, dead_letter_record
+from shoppulse.consumers.enrich.enricher import Source
+from shoppulse.consumers.enrich.stage import _parse_failure
 
 NOW = 1_780_000_000_000
 SOURCE = Source("reviews", 1, 88)

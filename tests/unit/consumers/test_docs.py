@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from consumers.settings import env_var_names, settings_table_markdown
+from shoppulse.consumers.settings import env_var_names, settings_table_markdown
 
 ROOT = Path(__file__).resolve().parents[3]
 README = ROOT / "README.md"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from consumers.contracts import parse_event
-from consumers.profiles.profile import FoldParams, ProfileState, Signal, apply_signal, render
+from shoppulse.consumers.contracts import parse_event
+from shoppulse.consumers.profiles.profile import FoldParams, ProfileState, Signal, apply_signal, render
 
 EVENTS_MD = Path(__file__).resolve().parents[3] / "docs" / "events.md"
 TOPICS = (
@@ -70,8 +70,8 @@ def test_the_user_profiles_example_has_the_fields_the_stage_renders() -> None:
 def test_the_insights_and_alert_examples_have_the_fields_stage_3_writes() -> None:
     import random
 
-    from consumers.insights.alerts import AlertParams, detect
-    from consumers.insights.window import Fact, InsightState, WindowParams, apply_fact, render_window
+    from shoppulse.consumers.insights.alerts import AlertParams, detect
+    from shoppulse.consumers.insights.window import Fact, InsightState, WindowParams, apply_fact, render_window
 
     params, state, rng, raised = WindowParams(), InsightState(key="p:p2"), random.Random(0), []
     for i in range(26 * 40):

@@ -2,7 +2,7 @@
 
 import re
 
-from consumers.headers import child_traceparent, header, output_headers, record_timestamp_ms
+from shoppulse.consumers.headers import child_traceparent, header, output_headers, record_timestamp_ms
 
 W3C = re.compile(rb"^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
 

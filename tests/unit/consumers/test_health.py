@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from consumers.health import HealthServer
+from shoppulse.consumers.health import HealthServer
 
 
 class _Readiness:

@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from consumers.settings import env_var_names, kafka_opts_from_env, load_settings
+from shoppulse.consumers.settings import env_var_names, kafka_opts_from_env, load_settings
 
 
 def test_defaults_are_sane() -> None:

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from export.cli import register
-from models.bundle import load_bundle
+from shoppulse.export.cli import register
+from shoppulse.models.bundle import load_bundle
 from tests.unit.export.tiny import FAMILIES, save_classifier, toy_reviews
 
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from export import build_bundle
-from models.bundle import load_bundle
-from models.inference import Predictor
+from shoppulse.export import build_bundle
+from shoppulse.models.bundle import load_bundle
+from shoppulse.models.inference import Predictor
 from tests.unit.export.tiny import fine_tune, save_classifier, toy_reviews
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import onnx
 import pytest
 
-from export import build_bundle
+from shoppulse.export import build_bundle
 from tests.unit.export.tiny import save_classifier
 
 GATES = {"int8_min_argmax_agreement": 0.0}  # random weights: see test_families.py

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from export import ExportError, ParityError, ParityThresholds, build_bundle
-from export.parity import format_report
-from models.bundle import load_bundle
+from shoppulse.export import ExportError, ParityError, ParityThresholds, build_bundle
+from shoppulse.export.parity import format_report
+from shoppulse.models.bundle import load_bundle
 from tests.unit.export.tiny import save_classifier
 
 

@@ -16,7 +16,7 @@ def export_tiny_bundle(directory: Path, family: str = "bert", multitask: bool = 
     torch = pytest.importorskip("torch")
     pytest.importorskip("transformers")
     pytest.importorskip("onnx")
-    from export import build_bundle
+    from shoppulse.export import build_bundle
     from tests.unit.export.tiny import save_classifier, save_multitask
 
     previous = torch.get_num_threads()

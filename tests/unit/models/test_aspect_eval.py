@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from models.aspect_eval import Mention, load_mentions, score_mentions
-from models.evaluate import DEFAULT_ASPECT_SET
-from models.keywords import load_aspects
+from shoppulse.models.aspect_eval import Mention, load_mentions, score_mentions
+from shoppulse.models.evaluate import DEFAULT_ASPECT_SET
+from shoppulse.models.keywords import load_aspects
 
 
 def test_scores_count_polar_mentions_and_report_the_ones_without_a_verdict_apart() -> None:

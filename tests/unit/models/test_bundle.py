@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.bundle import BundleError, load_bundle, onnx_signature, sha256_file
+from shoppulse.models.bundle import BundleError, load_bundle, onnx_signature, sha256_file
 from tests.unit.models.bundle_fixtures import copy_bundle, export_tiny_bundle
 
 
@@ -162,7 +162,7 @@ def test_the_default_manifest_holds_no_machine_path() -> None:
     """It carried /work/main/runs/... and the training data's absolute path."""
     import json
 
-    from consumers.settings import DEFAULT_BUNDLE
+    from shoppulse.consumers.settings import DEFAULT_BUNDLE
 
     def strings(value: object) -> list[str]:
         if isinstance(value, str):
@@ -179,7 +179,7 @@ def test_the_default_manifest_holds_no_machine_path() -> None:
 
 
 def test_the_reproduce_command_replaces_absolute_paths_with_placeholders() -> None:
-    from models.train import reproduce_command
+    from shoppulse.models.train import reproduce_command
 
     argv = ["--data", "/home/me/reviews", "--out=/srv/runs/x", "--epochs", "3", "--resume", "--unlabeled", "shop.txt"]
     assert reproduce_command(argv) == "shoppulse train --data <DATA> --out=<OUT> --epochs 3 --unlabeled shop.txt"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from models.clause_sampling import review_clauses, sample_clauses
-from models.data_io import Review
+from shoppulse.models.clause_sampling import review_clauses, sample_clauses
+from shoppulse.models.data_io import Review
 
 
 def test_clauses_are_cut_as_serving_cuts_them_and_kept_short() -> None:

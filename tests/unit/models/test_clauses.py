@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models.clauses import DEFAULT_THRESHOLD, clause_is_positive, clause_threshold, fit_threshold
+from shoppulse.models.clauses import DEFAULT_THRESHOLD, clause_is_positive, clause_threshold, fit_threshold
 
 
 def test_a_manifest_without_one_decides_by_argmax() -> None:
@@ -39,7 +39,7 @@ def test_ties_keep_the_threshold_nearest_to_argmax() -> None:
 
 
 def test_the_fitting_command_ends_a_wrong_path_in_one_line(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from models.clause_threshold import main
+    from shoppulse.models.clause_threshold import main
 
     assert main(["--bundle", str(tmp_path / "nope")]) == 2
     [line] = capsys.readouterr().err.strip().splitlines()

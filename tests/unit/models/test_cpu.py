@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from models.cpu import available_cpus, cgroup_cpu_limit
+from shoppulse.models.cpu import available_cpus, cgroup_cpu_limit
 
 
 def affinity() -> int:

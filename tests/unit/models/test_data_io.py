@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from models.data_io import read_reviews, stable_fraction
+from shoppulse.models.data_io import read_reviews, stable_fraction
 
 
 def _write(path: Path, text: str) -> Path:

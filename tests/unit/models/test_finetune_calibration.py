@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from models.batching import bucketed_batches, pad_batch
-from models.finetune import expected_calibration_error, fit_temperature
+from shoppulse.models.batching import bucketed_batches, pad_batch
+from shoppulse.models.finetune import expected_calibration_error, fit_temperature
 
 
 def _overconfident(n: int, temperature: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +49,7 @@ def test_bucketed_batches_cover_every_index_once_with_little_padding() -> None:
 
 def test_evaluate_macro_f1_agrees_with_scikit_learn() -> None:
     sklearn_metrics = pytest.importorskip("sklearn.metrics")
-    from models.evaluate import macro_f1
+    from shoppulse.models.evaluate import macro_f1
 
     rng = np.random.default_rng(4)
     gold = rng.integers(0, 5, size=300)

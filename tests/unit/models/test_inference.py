@@ -8,8 +8,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.bundle import load_bundle
-from models.inference import Predictor, open_session, resolve_providers, session_layout, session_options, softmax
+from shoppulse.models.bundle import load_bundle
+from shoppulse.models.inference import (
+    Predictor,
+    open_session,
+    resolve_providers,
+    session_layout,
+    session_options,
+    softmax,
+)
 from tests.unit.models.bundle_fixtures import copy_bundle, export_tiny_bundle
 
 TEXTS = [
@@ -37,8 +44,8 @@ def torch_multitask_probabilities(bundle_dir: Path, texts: list[str]) -> dict[st
     import torch
     from transformers import AutoTokenizer
 
-    from models.multitask import load_multitask
-    from models.text import clean_text
+    from shoppulse.models.multitask import load_multitask
+    from shoppulse.models.text import clean_text
 
     manifest = json.loads((bundle_dir / "manifest.json").read_text(encoding="utf-8"))
     model_dir = bundle_dir.parent / manifest["source"]["path"]  # a name: the export ran outside its folder
@@ -125,7 +132,7 @@ def test_thread_count_is_applied(bundles: dict[str, Path]) -> None:
 
 
 def test_session_layout_defaults_to_one_single_threaded_session_per_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
-    from models import inference
+    from shoppulse.models import inference
 
     monkeypatch.setattr(inference, "available_cpus", lambda: 4)
     assert session_layout() == (1, 4)

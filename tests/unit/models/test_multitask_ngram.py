@@ -7,7 +7,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from models.multitask import MultiTaskClassifier, NgramBag, load_multitask  # noqa: E402
+from shoppulse.models.multitask import MultiTaskClassifier, NgramBag, load_multitask  # noqa: E402
 
 HEADS = {"sentiment": ["negative", "positive"], "interest": ["书籍", "酒店", "水果"]}
 

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 
-from models.recover import RECOVERY_NOTE, RecoveryError, recover_model  # noqa: E402
+from shoppulse.models.recover import RECOVERY_NOTE, RecoveryError, recover_model  # noqa: E402
 from tests.unit.export.tiny import INTEREST_LABELS, save_tokenizer, tiny_config  # noqa: E402
 from tests.unit.models.bundle_fixtures import copy_bundle, export_tiny_bundle  # noqa: E402
 
@@ -29,7 +29,7 @@ def _inputs(vocab: int, seed: int = 1) -> dict[str, torch.Tensor]:
 def _save_multitask_with_bag(out_dir: Path) -> Path:
     from transformers import AutoModel
 
-    from models.multitask import MultiTaskClassifier
+    from shoppulse.models.multitask import MultiTaskClassifier
 
     torch.manual_seed(3)
     config = tiny_config("bert")
@@ -43,7 +43,7 @@ def _save_multitask_with_bag(out_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def bag_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    from export import build_bundle
+    from shoppulse.export import build_bundle
 
     root = tmp_path_factory.mktemp("recover")
     model_dir = _save_multitask_with_bag(root / "model")
@@ -61,7 +61,7 @@ def bag_bundle(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_a_multitask_model_with_its_ngram_bag_comes_back_with_the_same_weights(
     bag_bundle: tuple[Path, Path], tmp_path: Path
 ) -> None:
-    from models.multitask import load_multitask
+    from shoppulse.models.multitask import load_multitask
 
     model_dir, bundle = bag_bundle
     recovery = recover_model(bundle, tmp_path / "back")

@@ -9,7 +9,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from models.pretrain import EncoderSize, PretrainConfig, new_bert_mlm, pretrain_mlm  # noqa: E402
+from shoppulse.models.pretrain import EncoderSize, PretrainConfig, new_bert_mlm, pretrain_mlm  # noqa: E402
 
 SIZE = EncoderSize(layers=1, hidden=16, heads=2, ffn=32)
 CONFIG = PretrainConfig(epochs=2, batch_size=4, lr=1e-3, seed=3)

@@ -1,6 +1,6 @@
 """``clean_text`` is what both training and serving see: its rules are pinned here."""
 
-from models.text import clean_text, to_half_width
+from shoppulse.models.text import clean_text, to_half_width
 
 
 def test_full_width_ascii_becomes_half_width_and_lower_case() -> None:
@@ -33,7 +33,7 @@ def _reference_clean(text: str) -> str:
     """The plain per-character definition that the fast ``clean_text`` must reproduce exactly."""
     import unicodedata
 
-    from models.text import _CONTROL_CATEGORIES, _REPEAT_PUNCT, _SPACES, _URL
+    from shoppulse.models.text import _CONTROL_CATEGORIES, _REPEAT_PUNCT, _SPACES, _URL
 
     text = unicodedata.normalize("NFKC", text)
     chars = []
@@ -70,7 +70,7 @@ def test_the_fast_path_skips_only_characters_that_are_never_controls() -> None:
     import re
     import unicodedata
 
-    from models.text import _CONTROL_CATEGORIES, _MAYBE_CONTROL
+    from shoppulse.models.text import _CONTROL_CATEGORIES, _MAYBE_CONTROL
 
     ranges = re.findall(r"\\x20-\\x7e|\\u(\w{4})-\\u(\w{4})", _MAYBE_CONTROL.pattern)
     assert len(ranges) == 4

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from models.keywords import keywords, load_aspects
-from models.text import contains_pii, mask_and_cut, mask_pii
+from shoppulse.models.keywords import keywords, load_aspects
+from shoppulse.models.text import contains_pii, mask_and_cut, mask_pii
 
 # (text, the secret that must disappear, the placeholder that must replace it)
 FORMS = [

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from models.tokenizer import SPECIAL_TOKENS, load_tokenizer, save_hf_tokenizer, train_wordpiece, unk_rate
+from shoppulse.models.tokenizer import SPECIAL_TOKENS, load_tokenizer, save_hf_tokenizer, train_wordpiece, unk_rate
 from tests.unit.models.synthetic_reviews import rows
 
 TEXTS = [row["review"] for row in rows(300, seed=3)] + ["batteries charging chargers"] * 5

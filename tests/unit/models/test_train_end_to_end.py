@@ -10,9 +10,9 @@ pytest.importorskip("torch")
 pytest.importorskip("transformers")
 pytest.importorskip("onnx")
 
-from models import evaluate, train
-from models.bundle import load_bundle
-from models.data_io import sha256_of
+from shoppulse.models import evaluate, train
+from shoppulse.models.bundle import load_bundle
+from shoppulse.models.data_io import sha256_of
 from tests.unit.models.synthetic_reviews import rows, write_csv, write_dataset
 
 TINY = [
@@ -113,7 +113,7 @@ def test_evaluate_prints_one_json_object_last(
 
 
 def test_evaluate_accuracy_matches_the_predictor(trained: tuple[Path, Path], tmp_path: Path, capsys) -> None:  # type: ignore[no-untyped-def]
-    from models.inference import Predictor
+    from shoppulse.models.inference import Predictor
 
     _, out = trained
     data = rows(50, seed=12)
@@ -142,7 +142,7 @@ def test_base_model_folder_is_fine_tuned_without_pretraining(tmp_path: Path) -> 
     import torch
     from transformers import BertConfig, BertModel
 
-    from models.tokenizer import save_hf_tokenizer, train_wordpiece
+    from shoppulse.models.tokenizer import save_hf_tokenizer, train_wordpiece
 
     data = write_dataset(tmp_path / "data", n_train=200, n_dev=50)
     base = tmp_path / "my-bert"

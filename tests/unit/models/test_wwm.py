@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from models.tokenizer import train_wordpiece
-from models.wwm import IGNORE_INDEX, mask_whole_words, word_ids_for
+from shoppulse.models.tokenizer import train_wordpiece
+from shoppulse.models.wwm import IGNORE_INDEX, mask_whole_words, word_ids_for
 from tests.unit.models.synthetic_reviews import rows
 
 MASK, VOCAB, FIRST = 4, 500, 5
@@ -66,7 +66,7 @@ def test_real_looking_reviews_get_word_ids_for_every_normal_token() -> None:
     texts = [row["review"] for row in rows(20, seed=1)]
     tokenizer = train_wordpiece(texts, vocab_size=300, min_frequency=1)
     for text in texts:
-        from models.text import clean_text
+        from shoppulse.models.text import clean_text
 
         cleaned = clean_text(text)
         encoding = tokenizer.encode(cleaned)

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from consumers.broker.base import free_port
-from consumers.enrich import cli
+from shoppulse.consumers.broker.base import free_port
+from shoppulse.consumers.enrich import cli
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from consumers.contracts import Event, OrderItem
-from consumers.deadletter import dead_letter_record
-from consumers.enrich.enricher import Enricher, Source, TitleCache
-from models.inference import Predictor
-from models.keywords import keywords, load_aspects
-from models.taxonomy import default_taxonomy
+from shoppulse.consumers.contracts import Event, OrderItem
+from shoppulse.consumers.deadletter import dead_letter_record
+from shoppulse.consumers.enrich.enricher import Enricher, Source, TitleCache
+from shoppulse.models.inference import Predictor
+from shoppulse.models.keywords import keywords, load_aspects
+from shoppulse.models.taxonomy import default_taxonomy
 
 TS = 1_780_000_000_000
 PII_TEXT = (

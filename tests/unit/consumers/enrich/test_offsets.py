@@ -1,6 +1,6 @@
 import pytest
 
-from consumers.enrich.offsets import OffsetTracker
+from shoppulse.consumers.enrich.offsets import OffsetTracker
 
 TP = ("reviews", 0)
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from consumers.broker import free_port
-from consumers.enrich.stage import EnrichStage, FatalStageError
-from consumers.settings import load_settings
+from shoppulse.consumers.broker import free_port
+from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
+from shoppulse.consumers.settings import load_settings
 
 
 class FakeMessage:
@@ -85,7 +85,7 @@ def make_stage(fail_with: KafkaError | None) -> tuple[EnrichStage, Producer, Con
 
 def _batch(stage: EnrichStage) -> list[tuple[Any, Any, Any]]:
     """Two dead-letter records and one of another partition: outputs that need no model."""
-    from consumers.enrich.enricher import Source
+    from shoppulse.consumers.enrich.enricher import Source
 
     return [
         (FakeMessage("reviews", 0, 40), Source("reviews", 0, 40), {"reason": "bad_json"}),

@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from consumers.insights.alerts import ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect, wilson
-from consumers.insights.window import Fact, InsightState, WindowParams, apply_fact
+from shoppulse.consumers.insights.alerts import ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect, wilson
+from shoppulse.consumers.insights.window import Fact, InsightState, WindowParams, apply_fact
 
 HOUR = 3_600_000
 T0 = 1_790_000_000_000 - 1_790_000_000_000 % HOUR

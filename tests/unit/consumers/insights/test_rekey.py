@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from consumers.broker import free_port
-from consumers.insights.rekey import Rekeyer, RekeyFailed
-from consumers.settings import load_settings
-from models.taxonomy import default_taxonomy
+from shoppulse.consumers.broker import free_port
+from shoppulse.consumers.insights.rekey import Rekeyer, RekeyFailed
+from shoppulse.consumers.settings import load_settings
+from shoppulse.models.taxonomy import default_taxonomy
 
 
 class Message:

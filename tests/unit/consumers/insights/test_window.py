@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from consumers.insights.window import (
+from shoppulse.consumers.insights.window import (
     MAX_INPUT_PARTITIONS,
     MAX_KEYWORDS,
     Fact,

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from aiokafka.partitioner import DefaultPartitioner
 
-from consumers.profiles.app import ProfilesStage, make_faust_app, murmur2_partition
-from consumers.profiles.cli import add_arguments, settings_for
-from consumers.profiles.web import parse_as_of
-from consumers.settings import load_settings
+from shoppulse.consumers.profiles.app import ProfilesStage, make_faust_app, murmur2_partition
+from shoppulse.consumers.profiles.cli import add_arguments, settings_for
+from shoppulse.consumers.profiles.web import parse_as_of
+from shoppulse.consumers.settings import load_settings
 
 
 def test_faust_app_takes_broker_store_web_and_partitions_from_settings(tmp_path: Path) -> None:

@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import time
 
-from consumers.contracts import dumps
-from consumers.profiles.profile import (
+from shoppulse.consumers.contracts import dumps
+from shoppulse.consumers.profiles.profile import (
     MAX_ASPECTS,
     MAX_CURRENCIES,
     MAX_INPUT_PARTITIONS,
@@ -24,7 +24,7 @@ from consumers.profiles.profile import (
     apply_signal,
     render,
 )
-from consumers.settings import ProfileSettings
+from shoppulse.consumers.settings import ProfileSettings
 
 BROKER_DEFAULT_LIMIT = 1_048_588  # message.max.bytes
 T0 = 1_780_000_000_000

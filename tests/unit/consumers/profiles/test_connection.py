@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from consumers.profiles.connection import (
+from shoppulse.consumers.profiles.connection import (
     ConnectionConfigError,
     aiokafka_auth,
     broker_urls,
     faust_connection,
 )
-from consumers.settings import load_settings
+from shoppulse.consumers.settings import load_settings
 
 
 def _settings(options: dict[str, str], bootstrap: str = "k1:9093,k2:9093"):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers.profiles.gaps import Hole, OffsetTracker, PartitionProgress, TailWatch
+from shoppulse.consumers.profiles.gaps import Hole, OffsetTracker, PartitionProgress, TailWatch
 
 
 def test_consecutive_offsets_have_no_hole() -> None:

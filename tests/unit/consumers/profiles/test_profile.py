@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from consumers.profiles.profile import (
+from shoppulse.consumers.profiles.profile import (
     FoldParams,
     ProfileState,
     Signal,
@@ -330,7 +330,7 @@ def test_a_row_written_before_exact_deduplication_still_loads() -> None:
 
 
 def test_dominant_tag_ignores_zero_weights_and_breaks_ties_by_name() -> None:
-    from consumers.profiles.profile import dominant_tag, event_digest
+    from shoppulse.consumers.profiles.profile import dominant_tag, event_digest
 
     assert dominant_tag({"数码": 0.0}) is None
     assert dominant_tag({"b": 0.5, "a": 0.5, "c": 0.0}) == "a"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import itertools
 import random
 
-from consumers.profiles.publish import Coalescer
+from shoppulse.consumers.profiles.publish import Coalescer
 
 
 class FakeClock:

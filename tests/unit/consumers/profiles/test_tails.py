@@ -6,9 +6,9 @@ import asyncio
 from types import SimpleNamespace
 from typing import Any
 
-from consumers import metrics
-from consumers.profiles.app import ProfilesStage
-from consumers.profiles.gaps import Hole, OffsetTracker, PartitionProgress, TailWatch
+from shoppulse.consumers import metrics
+from shoppulse.consumers.profiles.app import ProfilesStage
+from shoppulse.consumers.profiles.gaps import Hole, OffsetTracker, PartitionProgress, TailWatch
 
 TOPIC = "user-signals"
 

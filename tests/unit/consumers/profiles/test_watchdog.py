@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers.profiles.watchdog import StallWatch
+from shoppulse.consumers.profiles.watchdog import StallWatch
 
 
 class Clock:
