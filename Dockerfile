@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1.7
 # shoppulse runtime image: both stages (`shoppulse run enrich|profiles`), no torch.
 #
-#   docker build -t ghcr.io/shoppulse/shoppulse:0.1.0 .      # CPU (onnxruntime); the chart's default image
+#   docker build -t ghcr.io/shoppulse/shoppulse:0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
+#                                                            # CPU (onnxruntime); the chart's default image
 #   docker build -t ghcr.io/shoppulse/shoppulse:0.1.0-gpu --build-arg ORT=gpu .  # onnxruntime-gpu + CUDA/cuDNN wheels
 #
 # The default model bundle ships inside the package (models/bundles/default, package data).
@@ -14,18 +15,19 @@ ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 FROM ${PYTHON_IMAGE} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md constraints.txt ./
 COPY consumers ./consumers
 COPY models ./models
 COPY export ./export
-# Serving extras only: never `train` or `export` (they pull torch).
+# Serving extras only: never `train` or `export` (they pull torch). Every runtime library at the
+# version in constraints.txt (scripts/lock.sh refreshes it), so rebuilds install the same code.
 ARG EXTRAS=rocksdb
 ARG ORT=cpu
 # The same wheel build the tests run (tests/helm/test_dockerfile.py), then an install of it.
 RUN python -m venv /opt/shoppulse \
  && /opt/shoppulse/bin/pip install --upgrade pip \
  && /opt/shoppulse/bin/pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/shoppulse/bin/pip install "$(ls /wheels/shoppulse-*.whl)[${EXTRAS}]"
+ && /opt/shoppulse/bin/pip install -c constraints.txt "$(ls /wheels/shoppulse-*.whl)[${EXTRAS}]"
 # onnxruntime and onnxruntime-gpu install the same module: swap, never keep both.
 RUN if [ "${ORT}" = "gpu" ]; then \
       /opt/shoppulse/bin/pip uninstall -y onnxruntime \
@@ -38,6 +40,14 @@ RUN /opt/shoppulse/bin/python -c "import importlib.util, sys; sys.exit(importlib
 
 # ---- runtime: the venv only, as a non-root user ----
 FROM ${PYTHON_IMAGE} AS runtime
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="shoppulse" \
+      org.opencontainers.image.description="Streaming analytics for e-commerce: Chinese review sentiment, interest tags, user profiles and product insights over Kafka" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="https://github.com/shoppulse/shoppulse" \
+      org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 shoppulse \
  && useradd --system --uid 10001 --gid 10001 --home-dir /tmp --no-create-home --shell /usr/sbin/nologin shoppulse
 COPY --from=build /opt/shoppulse /opt/shoppulse

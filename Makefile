@@ -7,15 +7,16 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip --disable-pip-version-check
 DEMO_ARGS ?=
 
-.PHONY: demo test lint tools venv venv-full clean-venv bench
+.PHONY: demo test test-newest-python lint tools venv venv-full clean-venv bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 
 # Runtime + dev tools (no torch): enough for the demo and the stream stages.
-$(VENV)/.stamp-runtime: pyproject.toml | $(BIN)/python
-	$(PIP) install -q -e ".[dev,tansu,rocksdb]"
+# Runtime libraries at the image's versions (constraints.txt; scripts/lock.sh refreshes it).
+$(VENV)/.stamp-runtime: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) install -q -c constraints.txt -e ".[dev,tansu,rocksdb]"
 	touch $@
 
 # + the train/export extras (torch, transformers), installed in a second step: see scripts/extras.py.
@@ -36,6 +37,11 @@ lint: $(VENV)/.stamp-runtime
 test: $(VENV)/.stamp-full tools
 	$(BIN)/ruff check .
 	$(BIN)/pytest
+	$(MAKE) test-newest-python
+
+# The wheel installed on the newest supported Python, with the unit tests run there.
+test-newest-python:
+	bash scripts/check-python.sh 3.13
 
 demo: $(VENV)/.stamp-runtime
 	$(BIN)/shoppulse demo $(DEMO_ARGS)
@@ -44,4 +50,4 @@ bench: $(VENV)/.stamp-full
 	$(BIN)/shoppulse bench model
 
 clean-venv:
-	rm -rf $(VENV)
+	rm -rf $(VENV) .venv-py313

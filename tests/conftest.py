@@ -87,6 +87,7 @@ def kafka_settings(kafka_broker: EmbeddedBroker) -> Settings:
 @pytest.fixture(scope="session")
 def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random multi-head bundle: fast inference for delivery-semantics tests (not accuracy)."""
+    pytest.importorskip("torch", reason="the tiny bundle is exported from torch (the train/export extras)")
     from shoppulse.export.build import build_bundle
     from tests.unit.export.tiny import save_multitask
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 from shoppulse.consumers.cli import build_parser
 from shoppulse.consumers.settings import HttpSettings, env_var_names
@@ -257,3 +259,46 @@ def test_wheel_installs_one_import_name(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
     )
     assert loaded.stdout.strip() == "True", loaded.stderr[-2000:]
+
+
+def _pins() -> dict[str, str]:
+    pins: dict[str, str] = {}
+    for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, sep, version = line.partition("==")
+            assert sep and version, f"constraints.txt: {line!r} is not an exact pin"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_every_runtime_dependency_is_pinned_within_its_range() -> None:
+    pins = _pins()
+    runtime = PYPROJECT["project"]["dependencies"] + [
+        d for extra in arg_default("EXTRAS").split(",") for d in PYPROJECT["project"]["optional-dependencies"][extra]
+    ]
+    for requirement in map(Requirement, runtime):
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{name} is a runtime dependency but not in constraints.txt (bash scripts/lock.sh)"
+        assert requirement.specifier.contains(pins[name]), f"{name}=={pins[name]} is outside {requirement.specifier}"
+    assert not {"torch", "transformers"} & set(pins), "the image's lock holds no torch"
+
+
+def test_the_image_and_the_dev_venv_install_from_the_constraints() -> None:
+    text = DOCKERFILE.read_text(encoding="utf-8")
+    assert "constraints.txt" in copy_sources()
+    assert 'pip install -c constraints.txt "$(ls /wheels/shoppulse-*.whl)[${EXTRAS}]"' in text
+    assert "-c constraints.txt -e" in (ROOT / "Makefile").read_text(encoding="utf-8")
+
+
+def test_the_image_carries_oci_labels_that_match_the_package() -> None:
+    runtime = stages()[-1]
+    labels = dict(
+        (key, value.strip('"'))
+        for _, args in runtime if _ == "LABEL"
+        for key, value in re.findall(r'(\S+)=("[^"]*"|\S+)', args)
+    )  # fmt: skip
+    prefix = "org.opencontainers.image."
+    keys = ("title", "description", "version", "revision", "source", "licenses")
+    assert {f"{prefix}{key}" for key in keys} <= set(labels)
+    assert labels[f"{prefix}version"] == "${VERSION}" and arg_default("VERSION") == PYPROJECT["project"]["version"]
+    assert labels[f"{prefix}licenses"] == PYPROJECT["project"]["license"]["text"]
