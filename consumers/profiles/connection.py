@@ -11,6 +11,8 @@ ignored here.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import ssl
 from dataclasses import dataclass
 from typing import Any
@@ -18,13 +20,25 @@ from typing import Any
 from shoppulse.consumers.settings import Settings
 
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
-SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER", "GSSAPI")
+_OAUTH_OPTIONS = {
+    "sasl.oauthbearer.method",
+    "sasl.oauthbearer.config",
+    "sasl.oauthbearer.client.id",
+    "sasl.oauthbearer.client.secret",
+    "sasl.oauthbearer.token.endpoint.url",
+    "sasl.oauthbearer.scope",
+    "sasl.oauthbearer.extensions",
+}
+_KERBEROS_OPTIONS = {"sasl.kerberos.service.name", "sasl.kerberos.principal", "sasl.kerberos.keytab"}
 _HANDLED = {
     "security.protocol",
     "sasl.mechanism",
     "sasl.mechanisms",
     "sasl.username",
     "sasl.password",
+    *_OAUTH_OPTIONS,
+    *_KERBEROS_OPTIONS,
     "ssl.ca.location",
     "ssl.certificate.location",
     "ssl.key.location",
@@ -43,7 +57,7 @@ class FaustConnection:
     """What ``faust.App`` needs: broker URLs and (optional) credentials object."""
 
     brokers: list[str]
-    credentials: Any | None  # faust.SASLCredentials | faust.SSLCredentials | None
+    credentials: Any | None  # faust.SASLCredentials | OAuthCredentials | GSSAPICredentials | SSLCredentials | None
     protocol: str
 
 
@@ -85,21 +99,77 @@ def faust_connection(settings: Settings) -> FaustConnection:
         raise ConnectionConfigError(f"security.protocol={protocol!r}: expected one of {PROTOCOLS}")
     brokers = broker_urls(settings.kafka.bootstrap_servers)
     context = ssl_context_from_options(options) if protocol.endswith("SSL") else None
+    mechanism = (options.get("sasl.mechanism") or options.get("sasl.mechanisms") or "PLAIN").upper()
+    stray = sorted(k for k in options if k in _OAUTH_OPTIONS and mechanism != "OAUTHBEARER") + sorted(
+        k for k in options if k in _KERBEROS_OPTIONS and mechanism != "GSSAPI"
+    )
+    if stray:
+        raise ConnectionConfigError(f"kafka.options {stray} do not apply to sasl.mechanism={mechanism}")
     if protocol.startswith("SASL"):
-        mechanism = (options.get("sasl.mechanism") or options.get("sasl.mechanisms") or "PLAIN").upper()
         if mechanism not in SASL_MECHANISMS:
             raise ConnectionConfigError(f"sasl.mechanism={mechanism!r}: expected one of {SASL_MECHANISMS}")
-        username, password = options.get("sasl.username"), options.get("sasl.password")
-        if not username or password is None:
-            raise ConnectionConfigError(f"{protocol} needs sasl.username and sasl.password")
-        credentials: Any = faust.SASLCredentials(
-            username=username, password=password, mechanism=mechanism, ssl_context=context
-        )
+        credentials: Any = _sasl_credentials(protocol, mechanism, options, context)
     elif protocol == "SSL":
         credentials = faust.SSLCredentials(context)
     else:
         credentials = None
     return FaustConnection(brokers=brokers, credentials=credentials, protocol=protocol)
+
+
+def _sasl_credentials(protocol: str, mechanism: str, options: dict[str, str], context: ssl.SSLContext | None) -> Any:
+    import faust
+
+    if mechanism == "OAUTHBEARER":
+        return faust.OAuthCredentials(oauth_cb=oauth_token_provider(options), ssl_context=context)
+    if mechanism == "GSSAPI":
+        if importlib.util.find_spec("gssapi") is None:
+            raise ConnectionConfigError(
+                "sasl.mechanism=GSSAPI needs the gssapi package in the faust stages: "
+                "pip install 'shoppulse[kerberos]'"
+            )
+        keytab = options.get("sasl.kerberos.keytab")
+        if keytab:  # the GSSAPI library reads the client keytab from the environment, not from arguments
+            os.environ.setdefault("KRB5_CLIENT_KTNAME", keytab)
+        return faust.GSSAPICredentials(
+            kerberos_service_name=options.get("sasl.kerberos.service.name", "kafka"), ssl_context=context
+        )
+    username, password = options.get("sasl.username"), options.get("sasl.password")
+    if not username or password is None:
+        raise ConnectionConfigError(f"{protocol} needs sasl.username and sasl.password")
+    return faust.SASLCredentials(username=username, password=password, mechanism=mechanism, ssl_context=context)
+
+
+def oauth_token_provider(options: dict[str, str]) -> Any:
+    """The aiokafka token provider for librdkafka's ``sasl.oauthbearer.*`` keys (``oidc`` or unsecured)."""
+    from shoppulse.consumers.profiles.oauth import ClientCredentialsProvider, UnsecuredJwtProvider, parse_extensions
+
+    try:
+        extensions = parse_extensions(options.get("sasl.oauthbearer.extensions"))
+        method = options.get("sasl.oauthbearer.method", "default").lower()
+        if method == "oidc":
+            needed = ["sasl.oauthbearer.client.id", "sasl.oauthbearer.client.secret",
+                      "sasl.oauthbearer.token.endpoint.url"]  # fmt: skip
+            missing = [k for k in needed if not options.get(k)]
+            if missing:
+                raise ValueError(f"sasl.oauthbearer.method=oidc needs {missing}")
+            return ClientCredentialsProvider(
+                endpoint=options["sasl.oauthbearer.token.endpoint.url"],
+                client_id=options["sasl.oauthbearer.client.id"],
+                client_secret=options["sasl.oauthbearer.client.secret"],
+                scope=options.get("sasl.oauthbearer.scope"),
+                extensions=extensions,
+            )
+        if method != "default":
+            raise ValueError(f"sasl.oauthbearer.method={method!r}: expected oidc or default")
+        config = options.get("sasl.oauthbearer.config")
+        if not config:
+            raise ValueError(
+                "sasl.mechanism=OAUTHBEARER needs sasl.oauthbearer.method=oidc (with client.id, client.secret and "
+                "token.endpoint.url) or, for development brokers, sasl.oauthbearer.config=principal=NAME"
+            )
+        return UnsecuredJwtProvider(config, extensions)
+    except ValueError as exc:
+        raise ConnectionConfigError(str(exc)) from None
 
 
 def aiokafka_auth(connection: FaustConnection) -> dict[str, Any]:
