@@ -17,6 +17,8 @@ import tests.checkout_imports  # noqa: F401  (first: `shoppulse.*` is this check
 
 # isort: split
 from shoppulse.consumers.broker import EmbeddedBroker, make_broker
+from shoppulse.consumers.broker.base import free_port
+from shoppulse.consumers.broker.kafka import KafkaBroker
 from shoppulse.consumers.settings import Settings, TopicSettings, load_settings
 from shoppulse.consumers.topics import ensure_topics
 
@@ -34,6 +36,8 @@ def require(available: bool, what: str, remedy: str) -> None:
 
 def _session_broker(backend: str) -> Iterator[EmbeddedBroker]:
     broker = make_broker(backend)  # type: ignore[arg-type]
+    if isinstance(broker, KafkaBroker):  # a second listener: SASL/OAUTHBEARER (tests/integration/test_sasl.py)
+        broker.oauthbearer_port = free_port()
     broker.start()
     yield broker
     broker.stop()

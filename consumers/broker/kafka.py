@@ -140,9 +140,13 @@ class KafkaBroker(EmbeddedBroker):
         voters: str | None = None,
         cluster_id: str | None = None,
         replication: int = 1,
+        oauthbearer_port: int | None = None,
     ) -> None:
         super().__init__(port, data_dir)
         self.controller_port = controller_port or free_port()
+        # An optional second client listener, SASL_PLAINTEXT with OAUTHBEARER and Kafka's unsecured
+        # JWT validator: lets tests prove the SASL paths of the stages against a real broker.
+        self.oauthbearer_port = oauthbearer_port
         self.heap = heap
         self.node_id = node_id
         self.voters = voters or f"{node_id}@127.0.0.1:{self.controller_port}"
@@ -156,15 +160,28 @@ class KafkaBroker(EmbeddedBroker):
 
         rf = self.replication
         min_isr = min_insync_replicas(rf)
+        listeners = f"PLAINTEXT://127.0.0.1:{self.port}"
+        protocols = "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT"
+        oauth: list[str] = []
+        if self.oauthbearer_port:
+            listeners += f",OAUTH://127.0.0.1:{self.oauthbearer_port}"
+            protocols += ",OAUTH:SASL_PLAINTEXT"
+            oauth = [
+                "listener.name.oauth.sasl.enabled.mechanisms=OAUTHBEARER",
+                "listener.name.oauth.oauthbearer.sasl.jaas.config="
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required "
+                'unsecuredLoginStringClaim_sub="broker";',
+            ]
         return "\n".join(
             [
                 "process.roles=broker,controller",
                 f"node.id={self.node_id}",
                 f"controller.quorum.voters={self.voters}",
-                f"listeners=PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{self.port}",
+                f"listeners={listeners},CONTROLLER://127.0.0.1:{self.controller_port}",
+                f"advertised.listeners={listeners}",
                 "controller.listener.names=CONTROLLER",
-                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                f"listener.security.protocol.map={protocols}",
+                *oauth,
                 "inter.broker.listener.name=PLAINTEXT",
                 f"log.dirs={log_dir}",
                 "num.partitions=1",
