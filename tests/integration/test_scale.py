@@ -100,7 +100,18 @@ def test_scale_out_and_in_during_a_stream_loses_nothing(
             reader.poll(0.5)
             return all(reader.latest.get(u, {}).get("version") == e["version"] for u, e in expected.items())
 
-        wait_for(all_published, 120, "every profile at its reference version", procs=enrich[:1])
+        def behind() -> str:
+            lagging = {
+                u: (reader.latest.get(u, {}).get("version"), e["version"])
+                for u, e in expected.items()
+                if reader.latest.get(u, {}).get("version") != e["version"]
+            }
+            return (
+                f"behind (published, expected): {dict(list(lagging.items())[:10])}\n"
+                f"worker /readyz: {workers[0].get('/readyz')}\n{workers[0].log_tail()}"
+            )
+
+        wait_for(all_published, 120, "every profile at its reference version", procs=enrich[:1], details=behind)
         problems = {u: profile_mismatches(reader.latest[u], e) for u, e in expected.items()}
         assert {u: p for u, p in problems.items() if p} == {}
     finally:
