@@ -1,9 +1,10 @@
 # syntax=docker/dockerfile:1.7
 # shoppulse runtime image: both stages (`shoppulse run enrich|profiles`), no torch.
 #
-#   docker build -t ghcr.io/shoppulse/shoppulse:0.1.0 --build-arg REVISION=$(git rev-parse HEAD) .
-#                                                            # CPU (onnxruntime); the chart's default image
+#   docker build -t ghcr.io/shoppulse/shoppulse:0.1.0 .      # CPU (onnxruntime); the chart's default image
 #   docker build -t ghcr.io/shoppulse/shoppulse:0.1.0-gpu --build-arg ORT=gpu .  # onnxruntime-gpu + CUDA/cuDNN wheels
+#
+# Add --build-arg REVISION=$(git rev-parse HEAD) for the org.opencontainers.image.revision label.
 #
 # The default model bundle ships inside the package (models/bundles/default, package data).
 # Override it at run time with SHOPPULSE_ENRICH__BUNDLE_DIR pointing at a mounted volume
