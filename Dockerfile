@@ -20,6 +20,7 @@ COPY pyproject.toml README.md constraints.txt ./
 COPY consumers ./consumers
 COPY models ./models
 COPY export ./export
+COPY devkit ./devkit
 # Serving extras only: never `train` or `export` (they pull torch). Every runtime library at the
 # version in constraints.txt (scripts/lock.sh refreshes it), so rebuilds install the same code.
 ARG EXTRAS=rocksdb

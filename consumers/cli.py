@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import logging
 import os
 import sys
@@ -21,17 +22,22 @@ from shoppulse.consumers.settings import Settings, describe_validation_error, lo
 
 # Modules exposing ``register(subparsers)``; a missing optional module is skipped with a note.
 COMMAND_MODULES = (
-    "shoppulse.consumers.broker.cli",
     "shoppulse.consumers.topics",
     "shoppulse.consumers.config_cli",
-    "shoppulse.consumers.simulator.produce",
     "shoppulse.consumers.run",
     "shoppulse.models.train",
     "shoppulse.models.evaluate",
     "shoppulse.export.cli",
-    "shoppulse.consumers.bench",
-    "shoppulse.consumers.demo",
 )
+# More command modules join through this entry-point group (the dev kit's broker, simulate, bench
+# and demo: pyproject.toml), so the product never names them.
+COMMAND_ENTRY_POINTS = "shoppulse.commands"
+
+
+def command_modules() -> list[str]:
+    """The product's command modules, then those registered under ``COMMAND_ENTRY_POINTS``."""
+    plugged = sorted(importlib.metadata.entry_points(group=COMMAND_ENTRY_POINTS), key=lambda ep: ep.name)
+    return [*COMMAND_MODULES, *(ep.value for ep in plugged if ep.value not in COMMAND_MODULES)]
 
 
 def settings_from_args(args: argparse.Namespace) -> Settings:
@@ -53,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--log-level", default=None, help="DEBUG, INFO, WARNING (default: settings log_level)"
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name in COMMAND_MODULES:
+    for name in command_modules():
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -31,12 +31,12 @@ from typing import Any
 
 from confluent_kafka import Consumer
 
-from shoppulse.consumers.broker import free_port, make_broker
 from shoppulse.consumers.settings import Settings, load_settings, to_env
-from shoppulse.consumers.simulator import Simulator
-from shoppulse.consumers.simulator.incident import Incident
-from shoppulse.consumers.simulator.produce import produce_stream
 from shoppulse.consumers.topics import ensure_topics
+from shoppulse.devkit.broker import free_port, make_broker
+from shoppulse.devkit.simulator import Simulator
+from shoppulse.devkit.simulator.incident import Incident
+from shoppulse.devkit.simulator.produce import produce_stream
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

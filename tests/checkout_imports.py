@@ -20,7 +20,7 @@ from pathlib import Path
 from types import ModuleType
 
 CHECKOUT = Path(__file__).resolve().parents[1]
-FOLDERS = ("consumers", "models", "export")
+FOLDERS = ("consumers", "models", "export", "devkit")
 
 
 class _Alias(importlib.abc.Loader):

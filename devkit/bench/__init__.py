@@ -11,7 +11,7 @@ from typing import Any
 
 
 def register(subparsers: Any) -> None:
-    from shoppulse.consumers.bench import model, pipeline, soak
+    from shoppulse.devkit.bench import model, pipeline, soak
 
     bench = subparsers.add_parser("bench", help="benchmarks: model-only speed, the enrich pipeline, a soak")
     commands = bench.add_subparsers(dest="bench_command", required=True, metavar="BENCH")

@@ -20,9 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shoppulse.consumers.bench.pipeline import start_stage, stop_process, topic_counts
-from shoppulse.consumers.bench.soak import SumLag, metrics_text, stage3_lag
-from shoppulse.consumers.bench.stats import rounded
+from shoppulse.devkit.bench.pipeline import start_stage, stop_process, topic_counts
+from shoppulse.devkit.bench.soak import SumLag, metrics_text, stage3_lag
+from shoppulse.devkit.bench.stats import rounded
 
 INSIGHTS_COMMAND = f"{sys.executable} -m consumers.cli run insights"
 _CONSUMED = re.compile(r'^shoppulse_events_consumed_total\{stage="insights",topic="([^"]+)"\} (\S+)$', re.M)
@@ -31,7 +31,7 @@ LAG_SAMPLE_S = 1.0
 
 def with_insights(settings: Any, run_id: str, work: Path) -> Any:
     """The bench's settings with stage 3's own topics, group, store directory and HTTP port."""
-    from shoppulse.consumers.broker import free_port
+    from shoppulse.devkit.broker import free_port
 
     t = settings.topics.model_copy(
         update={

@@ -24,10 +24,10 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from shoppulse.consumers.bench import rows as R
-from shoppulse.consumers.bench.compute import EncoderShape, flops_per_review_batched, flops_per_sequence
-from shoppulse.consumers.bench.stats import json_line, markdown_table, percentile, rounded, spread
-from shoppulse.consumers.bench.texts import bundle_alphabet, generate_reviews, read_review_texts
+from shoppulse.devkit.bench import rows as R
+from shoppulse.devkit.bench.compute import EncoderShape, flops_per_review_batched, flops_per_sequence
+from shoppulse.devkit.bench.stats import json_line, markdown_table, percentile, rounded, spread
+from shoppulse.devkit.bench.texts import bundle_alphabet, generate_reviews, read_review_texts
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 GEMM_SIZE = 2048
@@ -76,7 +76,7 @@ def resolve_model_dir(explicit: Path | None, bundle: Any) -> tuple[Path | None, 
 
 
 def _recovered_model_dir(bundle: Any, recorded: str | None) -> tuple[Path | None, str]:
-    from shoppulse.consumers.broker.kafka import cache_root
+    from shoppulse.devkit.broker.kafka import cache_root
     from shoppulse.models.bundle import sha256_file
     from shoppulse.models.recover import RECOVERY_NOTE, RecoveryError, recover_model
 

@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from shoppulse.consumers.bench.stats import json_line, markdown_table, percentile, rounded, spread
+from shoppulse.devkit.bench.stats import json_line, markdown_table, percentile, rounded, spread
 
 DEFAULT_LOADS = (0.5, 0.8)
 PARTS_MAX_REVIEWS = 2_000  # the stage parts are timed on at most this many of the stream's reviews
@@ -104,7 +104,7 @@ def parse_loads(text: str) -> list[float]:
 
 
 def parse_kinds(text: str) -> tuple[str, ...]:
-    from shoppulse.consumers.simulator.generator import KINDS
+    from shoppulse.devkit.simulator.generator import KINDS
 
     kinds = tuple(k.strip() for k in text.split(",") if k.strip())
     unknown = set(kinds) - set(KINDS)
@@ -146,7 +146,7 @@ def embedded_or_given_broker(args: argparse.Namespace, tag: str) -> tuple[Any, s
     """``--bootstrap`` when given (no broker of ours), else a started embedded ``--backend`` broker."""
     if args.bootstrap:
         return None, args.bootstrap
-    from shoppulse.consumers.broker import make_broker
+    from shoppulse.devkit.broker import make_broker
 
     broker = make_broker(args.backend)
     print(f"[{tag}] starting the embedded {broker.name} broker ...", file=sys.stderr, flush=True)
@@ -154,8 +154,8 @@ def embedded_or_given_broker(args: argparse.Namespace, tag: str) -> tuple[Any, s
 
 
 def bench_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any:
-    from shoppulse.consumers.broker import free_port
     from shoppulse.consumers.settings import load_settings
+    from shoppulse.devkit.broker import free_port
 
     topics = {
         name: f"bench-{run_id}-{name}"
@@ -314,7 +314,7 @@ def peak_rss_mb_of(pid: int) -> float | None:
 
 def review_texts(seed: int, users: int, n: int, kinds: tuple[str, ...]) -> list[str]:
     """The review texts of the preloaded stream (the simulator is deterministic per seed)."""
-    from shoppulse.consumers.simulator import Simulator
+    from shoppulse.devkit.simulator import Simulator
 
     sim = Simulator(seed=seed, users=users, start_ms=0)
     return [json.loads(e.value)["text"] for e in sim.events(n, kinds) if e.kind == "review"]
@@ -406,7 +406,7 @@ def pregenerate(seed: int, users: int, n: int, kinds: tuple[str, ...]) -> list[t
     Why: a review-only stream is ~4% of the simulated sessions, so generating it live costs
     the load generator a good part of a core, taken from the stage it measures.
     """
-    from shoppulse.consumers.simulator import Simulator
+    from shoppulse.devkit.simulator import Simulator
 
     sim = Simulator(seed=seed, users=users, start_ms=1)
     return [(e.kind, e.key, e.value, e.event_id or "") for e in sim.events(n, kinds)]
@@ -416,7 +416,7 @@ def offer(settings: Any, events: list[tuple[str, bytes, bytes, str]], rate: floa
     """Produce ``events`` at ``rate``/s, each stamped with the wall clock as it is sent; returns seconds taken."""
     from confluent_kafka import Producer
 
-    from shoppulse.consumers.simulator.produce import topic_for
+    from shoppulse.devkit.simulator.produce import topic_for
 
     producer = Producer(settings.librdkafka(**{"enable.idempotence": True, "linger.ms": 5, "compression.type": "lz4"}))
     failures: list[str] = []
@@ -523,9 +523,9 @@ def start_py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shoppulse.consumers.simulator import Simulator
-    from shoppulse.consumers.simulator.produce import produce_stream
     from shoppulse.consumers.topics import ensure_topics
+    from shoppulse.devkit.simulator import Simulator
+    from shoppulse.devkit.simulator.produce import produce_stream
 
     try:
         loads = parse_loads(args.loads)
@@ -548,7 +548,7 @@ def run(args: argparse.Namespace) -> int:
         broker, bootstrap = embedded_or_given_broker(args, "bench")
         settings = bench_settings(bootstrap, args, run_id)
         if args.insights:
-            from shoppulse.consumers.bench.insights import InsightsBench, with_insights
+            from shoppulse.devkit.bench.insights import InsightsBench, with_insights
 
             settings = with_insights(settings, run_id, work)
         ensure_topics(settings)

@@ -32,7 +32,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from shoppulse.consumers.bench.pipeline import (
+from shoppulse.devkit.bench.pipeline import (
     CommittedCounter,
     embedded_or_given_broker,
     measure_capacity,
@@ -41,7 +41,7 @@ from shoppulse.consumers.bench.pipeline import (
     stop_process,
     topic_counts,
 )
-from shoppulse.consumers.bench.stats import json_line
+from shoppulse.devkit.bench.stats import json_line
 
 STAGES = ("enrich", "profiles", "insights")
 ERROR_SERIES = re.compile(r"^shoppulse_(produce_errors|events_dead_lettered)_total\{[^}]*\} (\S+)$", re.M)
@@ -66,8 +66,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def soak_settings(bootstrap: str, args: argparse.Namespace, run_id: str) -> Any:
-    from shoppulse.consumers.broker import free_port
     from shoppulse.consumers.settings import load_settings
+    from shoppulse.devkit.broker import free_port
 
     names = ("reviews", "clicks", "orders", "review_insights", "user_signals", "user_profiles", "dead_letter")
     names += ("insight_facts", "product_insights", "category_insights", "alerts")
@@ -179,9 +179,9 @@ def summarise(minutes: list[dict[str, Any]]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     from shoppulse.consumers.insights.rekey import rekey_group
-    from shoppulse.consumers.simulator import Simulator
-    from shoppulse.consumers.simulator.produce import produce_stream
     from shoppulse.consumers.topics import ensure_topics
+    from shoppulse.devkit.simulator import Simulator
+    from shoppulse.devkit.simulator.produce import produce_stream
 
     kinds = tuple(k.strip() for k in args.kinds.split(",") if k.strip())
     if args.minutes <= 0 or (args.rate is not None and args.rate <= 0):

@@ -3,7 +3,7 @@
 Both backends sit behind ``EmbeddedBroker``; ``make_broker`` picks one.
 """
 
-from shoppulse.consumers.broker.base import BrokerError, EmbeddedBroker, free_port, wait_for_port
-from shoppulse.consumers.broker.select import default_backend, make_broker
+from shoppulse.devkit.broker.base import BrokerError, EmbeddedBroker, free_port, wait_for_port
+from shoppulse.devkit.broker.select import default_backend, make_broker
 
 __all__ = ["BrokerError", "EmbeddedBroker", "default_backend", "free_port", "make_broker", "wait_for_port"]

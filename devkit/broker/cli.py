@@ -9,8 +9,8 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from shoppulse.consumers.broker.base import BrokerError
-from shoppulse.consumers.broker.select import make_broker
+from shoppulse.devkit.broker.base import BrokerError
+from shoppulse.devkit.broker.select import make_broker
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from shoppulse.consumers.broker.base import BrokerError, EmbeddedBroker, free_port
+from shoppulse.devkit.broker.base import BrokerError, EmbeddedBroker, free_port
 
 log = logging.getLogger(__name__)
 

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from shoppulse.consumers.broker.base import BrokerError, EmbeddedBroker
+from shoppulse.devkit.broker.base import BrokerError, EmbeddedBroker
 
 Backend = Literal["kafka", "tansu"]
 
 
 def default_backend() -> Backend:
-    from shoppulse.consumers.broker.kafka import kafka_available
-    from shoppulse.consumers.broker.tansu import tansu_available
+    from shoppulse.devkit.broker.kafka import kafka_available
+    from shoppulse.devkit.broker.tansu import tansu_available
 
     if kafka_available():
         return "kafka"
@@ -32,13 +32,13 @@ def make_broker(
     if brokers > 1 and port is not None:
         raise BrokerError("--port picks one node's port: leave it out with --brokers (each node gets a free port)")
     if backend == "kafka":
-        from shoppulse.consumers.broker.kafka import KafkaBroker, KafkaCluster
+        from shoppulse.devkit.broker.kafka import KafkaBroker, KafkaCluster
 
         if brokers > 1:
             return KafkaCluster(size=brokers, data_dir=data_dir)
         return KafkaBroker(port=port, data_dir=data_dir)
     if backend == "tansu":
-        from shoppulse.consumers.broker.tansu import TansuBroker
+        from shoppulse.devkit.broker.tansu import TansuBroker
 
         return TansuBroker(port=port, data_dir=data_dir)
     raise BrokerError(f"unknown broker backend {backend!r} (kafka or tansu)")

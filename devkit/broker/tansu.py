@@ -12,7 +12,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from shoppulse.consumers.broker.base import BrokerError, EmbeddedBroker
+from shoppulse.devkit.broker.base import BrokerError, EmbeddedBroker
 
 
 def tansu_binary() -> str:

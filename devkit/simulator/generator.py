@@ -19,8 +19,8 @@ from decimal import Decimal
 from typing import Any
 
 from shoppulse.consumers.contracts import SCHEMA_VERSION, dumps
-from shoppulse.consumers.simulator import vocab
-from shoppulse.consumers.simulator.incident import Incident
+from shoppulse.devkit.simulator import vocab
+from shoppulse.devkit.simulator.incident import Incident
 
 KINDS = ("review", "click", "order")
 

@@ -13,8 +13,8 @@ from confluent_kafka import Producer
 
 from shoppulse.consumers.reachable import BrokerUnreachable, require_broker
 from shoppulse.consumers.settings import Settings
-from shoppulse.consumers.simulator.generator import KINDS, Simulator
-from shoppulse.consumers.simulator.incident import Incident
+from shoppulse.devkit.simulator.generator import KINDS, Simulator
+from shoppulse.devkit.simulator.incident import Incident
 
 
 def topic_for(settings: Settings, kind: str) -> str:

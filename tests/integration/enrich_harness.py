@@ -16,8 +16,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.settings import Settings, to_env
+from shoppulse.devkit.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

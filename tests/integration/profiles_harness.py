@@ -23,8 +23,8 @@ from typing import Any
 import yaml
 from confluent_kafka import Consumer, Producer
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.settings import Settings
+from shoppulse.devkit.broker import free_port
 from tests.integration.enrich_harness import http_json
 
 REPO = Path(__file__).resolve().parents[2]

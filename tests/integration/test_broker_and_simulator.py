@@ -12,11 +12,11 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from shoppulse.consumers.broker import EmbeddedBroker
 from shoppulse.consumers.settings import Settings
-from shoppulse.consumers.simulator import Simulator
-from shoppulse.consumers.simulator.produce import produce_stream
 from shoppulse.consumers.topics import ensure_topics
+from shoppulse.devkit.broker import EmbeddedBroker
+from shoppulse.devkit.simulator import Simulator
+from shoppulse.devkit.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration

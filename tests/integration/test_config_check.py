@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shoppulse.consumers.broker import EmbeddedBroker
 from shoppulse.consumers.cli import main
 from shoppulse.consumers.settings import to_env
+from shoppulse.devkit.broker import EmbeddedBroker
 from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration

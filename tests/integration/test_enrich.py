@@ -13,11 +13,11 @@ import psutil
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.contracts import dumps
 from shoppulse.consumers.settings import Settings
-from shoppulse.consumers.simulator import Simulator
-from shoppulse.consumers.simulator.produce import produce_stream
+from shoppulse.devkit.broker import free_port
+from shoppulse.devkit.simulator import Simulator
+from shoppulse.devkit.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
 from tests.integration.enrich_harness import committed_total, http_json, read_all, start_enrich, stop, wait_for
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from shoppulse.consumers.broker.kafka import KafkaCluster
-from shoppulse.consumers.simulator import Simulator
-from shoppulse.consumers.simulator.produce import produce_stream
+from shoppulse.devkit.broker.kafka import KafkaCluster
+from shoppulse.devkit.simulator import Simulator
+from shoppulse.devkit.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
 from tests.integration.enrich_harness import input_progress, read_signals, start_enrich, stop, wait_for
 from tests.integration.profiles_harness import ProfileReader, Worker, profile_settings

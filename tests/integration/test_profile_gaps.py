@@ -8,9 +8,9 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
-from shoppulse.consumers.broker import EmbeddedBroker
 from shoppulse.consumers.profiles.gaps import GapReader, Hole
 from shoppulse.consumers.settings import Settings
+from shoppulse.devkit.broker import EmbeddedBroker
 from tests.conftest import isolated_settings
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka import Consumer, Producer
 
-from shoppulse.consumers.broker import EmbeddedBroker
 from shoppulse.consumers.settings import Settings
+from shoppulse.devkit.broker import EmbeddedBroker
 from tests.conftest import isolated_settings
 from tests.integration.profiles_harness import (
     ProfileReader,

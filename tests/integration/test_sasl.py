@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from shoppulse.consumers.broker import EmbeddedBroker
-from shoppulse.consumers.broker.kafka import KafkaBroker
+from shoppulse.devkit.broker import EmbeddedBroker
+from shoppulse.devkit.broker.kafka import KafkaBroker
 from tests.conftest import isolated_settings
 from tests.integration.profiles_harness import ProfileReader, Worker, produce_signals, profile_settings, wait_for
 from tests.unit.consumers.profiles.streams import make_signals, profile_mismatches, reference_profiles

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from shoppulse.consumers.broker import EmbeddedBroker, free_port
-from shoppulse.consumers.simulator import Simulator
-from shoppulse.consumers.simulator.produce import produce_stream
+from shoppulse.devkit.broker import EmbeddedBroker, free_port
+from shoppulse.devkit.simulator import Simulator
+from shoppulse.devkit.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
 from tests.integration.enrich_harness import http_json, read_signals, start_enrich, stop, wait_for
 from tests.integration.profiles_harness import ProfileReader, Worker, profile_settings

@@ -24,10 +24,10 @@ from typing import Any
 import pytest
 from confluent_kafka import Producer
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.settings import Settings
-from shoppulse.consumers.simulator import Simulator
-from shoppulse.consumers.simulator.produce import produce_stream
+from shoppulse.devkit.broker import free_port
+from shoppulse.devkit.simulator import Simulator
+from shoppulse.devkit.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
 from tests.integration.enrich_harness import start_enrich, start_profiles, stop, wait_for
 from tests.integration.profiles_harness import Worker

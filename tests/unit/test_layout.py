@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import tomllib
 from pathlib import Path
 
@@ -11,7 +12,7 @@ SETUPTOOLS = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8")
 
 def test_every_package_folder_is_installed_under_shoppulse() -> None:
     mapping = SETUPTOOLS["package-dir"]
-    assert mapping == {f"shoppulse.{folder}": folder for folder in ("consumers", "models", "export")}
+    assert mapping == {f"shoppulse.{folder}": folder for folder in ("consumers", "models", "export", "devkit")}
     on_disk = {
         "shoppulse." + init.parent.relative_to(ROOT).as_posix().replace("/", ".")
         for folder in mapping.values()
@@ -19,3 +20,28 @@ def test_every_package_folder_is_installed_under_shoppulse() -> None:
         if "__pycache__" not in init.parts
     }
     assert set(SETUPTOOLS["packages"]) == on_disk, "pyproject's [tool.setuptools] packages list is out of date"
+
+
+def test_the_product_never_imports_the_dev_kit() -> None:
+    """consumers/, models/ and export/ ship in every pod; devkit/ (brokers, simulator, benchmarks,
+    demo) only joins the CLI through its entry points."""
+    offenders = []
+    for folder in ("consumers", "models", "export"):
+        for path in (ROOT / folder).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom):
+                    names = [node.module or ""]
+                elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+                    names = [node.value] if node.value.startswith("shoppulse.devkit") else []
+                offenders += [f"{path.relative_to(ROOT)}:{node.lineno}" for n in names if "devkit" in n.split(".")]
+    assert offenders == []
+
+
+def test_the_dev_kit_commands_are_entry_points_the_cli_finds() -> None:
+    entry_points = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["entry-points"]
+    commands = entry_points["shoppulse.commands"]
+    assert set(commands) == {"broker", "simulate", "bench", "demo"}
+    assert all(module.startswith("shoppulse.devkit.") for module in commands.values())

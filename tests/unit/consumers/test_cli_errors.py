@@ -89,7 +89,7 @@ def test_as_a_user_types_it_from_an_empty_directory(tmp_path: Path) -> None:
 @pytest.mark.parametrize("command", [["topics", "ensure"], ["simulate", "--events", "3"]])
 def test_nothing_listening_is_one_line_within_seconds(command: list[str], tmp_path: Path) -> None:
     """`topics ensure` printed ~580 librdkafka lines over 30 s and a traceback; `simulate` hung."""
-    from shoppulse.consumers.broker import free_port
+    from shoppulse.devkit.broker import free_port
 
     started = time.monotonic()
     proc = subprocess.run(

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.cli import main
 from shoppulse.consumers.config_cli import is_secret
+from shoppulse.devkit.broker import free_port
 
 
 def test_show_prints_the_resolved_settings_with_secrets_redacted(

@@ -249,7 +249,7 @@ def test_an_escaped_surrogate_pair_is_one_character_and_passes() -> None:
 def test_every_simulated_event_parses_to_exactly_what_was_written() -> None:
     """Field by field, for every kind and optional field the simulator writes (searches, catalog-only
     clicks, ratings, order ids, item titles and categories): nothing dropped, renamed or altered."""
-    from shoppulse.consumers.simulator import Simulator
+    from shoppulse.devkit.simulator import Simulator
 
     sim = Simulator(seed=3, users=50, start_ms=TS)
     seen_fields: set[str] = set()

@@ -7,9 +7,9 @@ import logging
 
 from confluent_kafka import Producer
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.kafka_log import LOGGER_NAME, FoldRepeats
 from shoppulse.consumers.settings import load_settings
+from shoppulse.devkit.broker import free_port
 
 
 def _record(message: str) -> logging.LogRecord:

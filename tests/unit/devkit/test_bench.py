@@ -19,11 +19,11 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from shoppulse.consumers.bench import register
-from shoppulse.consumers.bench import rows as R
-from shoppulse.consumers.bench.compute import EncoderShape, flops_per_review_batched, flops_per_sequence
-from shoppulse.consumers.bench.model import agreement, resolve_model_dir, summarise
-from shoppulse.consumers.bench.pipeline import (
+from shoppulse.devkit.bench import register
+from shoppulse.devkit.bench import rows as R
+from shoppulse.devkit.bench.compute import EncoderShape, flops_per_review_batched, flops_per_sequence
+from shoppulse.devkit.bench.model import agreement, resolve_model_dir, summarise
+from shoppulse.devkit.bench.pipeline import (
     capacity_from_samples,
     latency_summary,
     parse_kinds,
@@ -32,8 +32,8 @@ from shoppulse.consumers.bench.pipeline import (
     pregenerate,
     restamp,
 )
-from shoppulse.consumers.bench.stats import json_line, markdown_table, percentile, spread
-from shoppulse.consumers.bench.texts import (
+from shoppulse.devkit.bench.stats import json_line, markdown_table, percentile, spread
+from shoppulse.devkit.bench.texts import (
     MAX_CHARS,
     PUNCTUATION,
     alphabet_from_vocab,
@@ -193,7 +193,7 @@ def test_latency_summary() -> None:
 
 
 def test_phase_marker_matches_simulator_event_ids() -> None:
-    from shoppulse.consumers.simulator import Simulator
+    from shoppulse.devkit.simulator import Simulator
 
     ids = [e.event_id for e in Simulator(seed=123, users=20, start_ms=0).events(30)]
     assert ids and all(phase_marker(123) in i for i in ids)
@@ -227,10 +227,10 @@ def test_loads_and_kinds_are_validated() -> None:
 def test_bench_arguments() -> None:
     args = parse(["bench", "model", "--bundle", "b", "--data", "d.csv", "--n", "50"])
     assert (args.bundle, args.data, args.n, args.repeats, args.model) == (Path("b"), Path("d.csv"), 50, 5, None)
-    assert args.func.__module__ == "shoppulse.consumers.bench.model"
+    assert args.func.__module__ == "shoppulse.devkit.bench.model"
     args = parse(["bench", "pipeline", "--events", "500", "--rate", "120"])
     assert (args.events, args.rate, args.kinds, args.loads, args.warmup) == (500, 120.0, "review", "0.5,0.8", 10.0)
-    assert args.func.__module__ == "shoppulse.consumers.bench.pipeline"
+    assert args.func.__module__ == "shoppulse.devkit.bench.pipeline"
     with pytest.raises(SystemExit):
         parse(["bench"])
 

@@ -1,6 +1,6 @@
 """The soak report's summary: memory first/last/max, the largest lag, the errors at the end."""
 
-from shoppulse.consumers.bench.soak import summarise
+from shoppulse.devkit.bench.soak import summarise
 
 
 def test_summary_of_minutes() -> None:

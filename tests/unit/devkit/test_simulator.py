@@ -4,7 +4,7 @@ from collections import Counter
 import pytest
 
 from shoppulse.consumers.contracts import ContractError, parse_event
-from shoppulse.consumers.simulator import Simulator
+from shoppulse.devkit.simulator import Simulator
 from shoppulse.models.taxonomy import default_taxonomy
 
 START = 1_780_000_000_000
@@ -94,7 +94,7 @@ def test_no_personal_data_is_planted_by_default_and_the_stream_is_unchanged() ->
 def test_an_incident_turns_one_products_reviews_into_complaints_about_its_aspect() -> None:
     import json
 
-    from shoppulse.consumers.simulator.incident import Incident
+    from shoppulse.devkit.simulator.incident import Incident
 
     incident = Incident.parse("物流@3600+1800")
     sim = Simulator(seed=7, users=200, start_ms=1_790_000_000_000, incident=incident)
@@ -113,7 +113,7 @@ def test_an_incident_turns_one_products_reviews_into_complaints_about_its_aspect
 
 @pytest.mark.parametrize("spec", ["天气@60", "物流@soon", "物流@-5", "物流@60+0"])
 def test_a_bad_incident_spec_is_refused_with_the_expected_form(spec: str) -> None:
-    from shoppulse.consumers.simulator.incident import Incident
+    from shoppulse.devkit.simulator.incident import Incident
 
     with pytest.raises(ValueError, match="ASPECT"):
         Incident.parse(spec)

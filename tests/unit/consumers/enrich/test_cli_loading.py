@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from shoppulse.consumers.broker.base import free_port
 from shoppulse.consumers.enrich import cli
+from shoppulse.devkit.broker.base import free_port
 
 
 def _get(url: str) -> tuple[int, str]:

@@ -6,10 +6,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.enrich import stage as stage_module
 from shoppulse.consumers.enrich.stage import BROKER_PROBE_INTERVAL_S, EnrichStage
 from shoppulse.consumers.settings import load_settings
+from shoppulse.devkit.broker import free_port
 
 
 class IdleConsumer:

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.enrich import stage as stage_module
 from shoppulse.consumers.enrich.stage import EnrichStage
 from shoppulse.consumers.settings import load_settings
+from shoppulse.devkit.broker import free_port
 
 TP = ("reviews", 0)
 

@@ -13,11 +13,11 @@ from typing import Any
 import pytest
 from confluent_kafka import TopicPartition
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.contracts import Event, dumps, event_to_dict
 from shoppulse.consumers.enrich.enricher import Enriched, Plan, Source
 from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
 from shoppulse.consumers.settings import load_settings
+from shoppulse.devkit.broker import free_port
 
 TS = 1_780_000_000_000
 

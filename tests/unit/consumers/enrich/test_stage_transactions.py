@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
 from shoppulse.consumers.settings import load_settings
+from shoppulse.devkit.broker import free_port
 
 
 class FakeMessage:

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from shoppulse.consumers.broker import free_port
 from shoppulse.consumers.insights.rekey import Rekeyer, RekeyFailed
 from shoppulse.consumers.settings import load_settings
+from shoppulse.devkit.broker import free_port
 from shoppulse.models.taxonomy import default_taxonomy
 
 

@@ -3,7 +3,7 @@
 import base64
 import uuid
 
-from shoppulse.consumers.broker import kafka
+from shoppulse.devkit.broker import kafka
 
 
 def test_cluster_id_never_starts_with_a_dash(monkeypatch):
