@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+import urllib.request
 import uuid
 from collections import Counter
 from pathlib import Path
@@ -106,9 +107,17 @@ def test_scale_out_and_in_during_a_stream_loses_nothing(
                 for u, e in expected.items()
                 if reader.latest.get(u, {}).get("version") != e["version"]
             }
+            with urllib.request.urlopen(workers[0].url + "/metrics", timeout=5) as response:
+                metric_lines = [
+                    line
+                    for line in response.read().decode().splitlines()
+                    if line.startswith(("shoppulse_consumer_lag", "shoppulse_offset_holes", "shoppulse_signals_"))
+                ]
+            ready = workers[0].get("/readyz")
+            metrics_text = "\n".join(metric_lines)
             return (
                 f"behind (published, expected): {dict(list(lagging.items())[:10])}\n"
-                f"worker /readyz: {workers[0].get('/readyz')}\n{workers[0].log_tail()}"
+                f"worker /readyz: {ready}\n{metrics_text}\n{workers[0].log_tail()}"
             )
 
         wait_for(all_published, 120, "every profile at its reference version", procs=enrich[:1], details=behind)
