@@ -334,6 +334,8 @@ def to_env(settings: Settings) -> dict[str, str]:
     for group_name, group in settings.model_dump(mode="json").items():
         if isinstance(group, dict):
             for field_name, value in group.items():
+                if value is None:
+                    continue  # unset optional field (every one defaults to None): absent, not the string "None"
                 key = f"{ENV_PREFIX}{group_name}__{field_name}".upper()
                 env[key] = json.dumps(value) if isinstance(value, dict | list) else str(value)
         else:

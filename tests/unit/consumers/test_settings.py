@@ -72,3 +72,15 @@ def test_env_var_names_cover_every_field() -> None:
     assert "SHOPPULSE_PROFILES__HALF_LIFE_DAYS" in names
     assert "SHOPPULSE_LOG_LEVEL" in names
     assert all(n.startswith("SHOPPULSE_") for n in names)
+
+
+def test_to_env_round_trips_through_a_child_process_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from shoppulse.consumers.settings import to_env
+
+    settings = load_settings(enrich={"max_batch": 7})
+    assert "SHOPPULSE_ENRICH__INTEREST_BUNDLE_DIR" not in to_env(settings)  # unset, not the string "None"
+    for name, value in to_env(settings).items():
+        monkeypatch.setenv(name, value)
+    assert load_settings() == settings
+    settings.enrich.interest_bundle_dir = Path("/bundles/interest")
+    assert to_env(settings)["SHOPPULSE_ENRICH__INTEREST_BUNDLE_DIR"] == "/bundles/interest"
