@@ -91,6 +91,12 @@ class EnrichSettings(_Group):
 
     group_id: str = Field("shoppulse-enrich", description="consumer group of stage 1")
     bundle_dir: Path = Field(DEFAULT_BUNDLE, description="model bundle directory (default: the packaged bundle)")
+    interest_bundle_dir: Path | None = Field(
+        None, description="a bundle whose interest head replaces bundle_dir's (two bundles served side by side)"
+    )
+    default_interest: bool = Field(
+        True, description="a bundle without an interest head gets the packaged default's (false: no interest tags)"
+    )
     max_batch: int = Field(64, ge=1, le=4096, description="events per micro-batch, at most")
     max_wait_ms: int = Field(20, ge=0, le=60_000, description="latency budget to fill a micro-batch")
     max_in_flight: int = Field(2_000, ge=1, description="events buffered before partitions are paused")

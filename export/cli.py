@@ -130,4 +130,9 @@ def run(args: argparse.Namespace) -> int:
         f"bundle {manifest['name']} {manifest['version']} written to {args.out}: task {manifest['task']}, "
         f"heads {heads}, models {', '.join(manifest['models'].values())}"
     )
+    if "interest" not in manifest["heads"]:
+        print(
+            "serving: `shoppulse run enrich --bundle` keeps the packaged default's interest tagging beside it "
+            "(SHOPPULSE_ENRICH__DEFAULT_INTEREST=false for none, SHOPPULSE_ENRICH__INTEREST_BUNDLE_DIR for another)"
+        )
     return 0

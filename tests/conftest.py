@@ -101,6 +101,31 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "bundle"
 
 
+def _one_head_bundle(tmp_path_factory: pytest.TempPathFactory, head: str, labels: list[str]) -> Path:
+    pytest.importorskip("torch", reason="the tiny bundles are exported from torch (the train/export extras)")
+    from shoppulse.export.build import build_bundle
+    from tests.unit.export.tiny import save_multitask
+
+    root = tmp_path_factory.mktemp(f"tiny-{head}")
+    model_dir = save_multitask(root / "model", seed=7, heads={head: labels})
+    build_bundle(model_dir, root / "bundle", name=f"tiny-{head}", version="1", parity_samples=32)
+    return root / "bundle"
+
+
+@pytest.fixture(scope="session")
+def sentiment_only_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny bundle with only a sentiment head: a user's own sentiment model."""
+    return _one_head_bundle(tmp_path_factory, "sentiment", ["negative", "positive"])
+
+
+@pytest.fixture(scope="session")
+def interest_only_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny bundle with only an interest head (the ten taxonomy categories)."""
+    from tests.unit.export.tiny import INTEREST_LABELS
+
+    return _one_head_bundle(tmp_path_factory, "interest", INTEREST_LABELS)
+
+
 @pytest.fixture(scope="session")
 def default_bundle() -> Path:
     """The committed default bundle; its absence is a failure (the demo needs it)."""

@@ -40,21 +40,39 @@ def settings_for(args: argparse.Namespace) -> Settings:
     return settings
 
 
+def load_predictor(settings: Settings) -> Any:
+    """The enrich stage's model: one bundle, or its heads taken from several (``models.composed``).
+
+    A bundle without an interest head (a user's own sentiment model) gets the packaged default's
+    interest head unless ``enrich.default_interest`` is false; ``enrich.interest_bundle_dir``
+    names another bundle to serve the interest head instead.
+    """
+    from shoppulse.models.bundle import DEFAULT_BUNDLE, load_bundle
+    from shoppulse.models.composed import ComposedPredictor, head_sources
+    from shoppulse.models.inference import Predictor
+
+    enrich = settings.enrich
+    options = {"intra_op_threads": enrich.intra_op_threads, "sessions": enrich.sessions, "providers": enrich.providers}
+    main = load_bundle(enrich.bundle_dir)
+    interest = load_bundle(enrich.interest_bundle_dir) if enrich.interest_bundle_dir is not None else None
+    default = None
+    if interest is None and "interest" not in main.heads and enrich.default_interest:
+        default = load_bundle(DEFAULT_BUNDLE)
+    sources = head_sources(main, interest, default)
+    if len(sources) == 1 and sources[0][0] is main and sources[0][1] == list(main.heads):
+        return Predictor(main, **options)
+    return ComposedPredictor([(Predictor(bundle, **options), heads) for bundle, heads in sources])
+
+
 def build_stage(settings: Settings, install_signals: bool = True):
     from shoppulse.consumers.enrich.enricher import STAGE, Enricher
     from shoppulse.consumers.enrich.stage import EnrichStage
     from shoppulse.models.bundle import BundleError
-    from shoppulse.models.inference import Predictor
     from shoppulse.models.keywords import init_jieba, load_aspects
     from shoppulse.models.taxonomy import default_taxonomy
 
     try:
-        predictor = Predictor.from_dir(
-            settings.enrich.bundle_dir,
-            intra_op_threads=settings.enrich.intra_op_threads,
-            sessions=settings.enrich.sessions,
-            providers=settings.enrich.providers,
-        )
+        predictor = load_predictor(settings)
     except (BundleError, FileNotFoundError, RuntimeError) as exc:
         raise SystemExit(f"cannot load the model bundle at {settings.enrich.bundle_dir}: {exc}") from exc
     bundle = predictor.bundle

@@ -22,7 +22,7 @@ def test_settings_table_is_generated_from_the_settings_object() -> None:
     assert match, "docs/operations.md lacks the settings markers"
     assert match.group(1).strip() == settings_table_markdown().strip(), (
         "docs/operations.md settings table is stale: regenerate it with "
-        "python -c 'from consumers.settings import settings_table_markdown as t; print(t())'"
+        "python -c 'from shoppulse.consumers.settings import settings_table_markdown as t; print(t())'"
     )
     for name in env_var_names():
         assert f"`{name}`" in match.group(1)

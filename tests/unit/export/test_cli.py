@@ -64,10 +64,14 @@ def test_labels_the_enrich_stage_cannot_read_are_warned_about(
 ) -> None:
     common = ["--parity-samples", "8", "--max-length", "32", "--quantize", "none"]
     assert run_cli(["export", "--model", str(model_dir), "--out", str(tmp_path / "s"), *common]) == 0
-    assert "warning: sentiment labels are ['LABEL_0', 'LABEL_1']" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "warning: sentiment labels are ['LABEL_0', 'LABEL_1']" in printed
+    assert "keeps the packaged default's interest tagging" in printed  # a sentiment-only bundle
     args = ["--task", "interest", "--labels", "书籍,玩具"]
     assert run_cli(["export", "--model", str(model_dir), "--out", str(tmp_path / "i"), *common, *args]) == 0
-    assert "warning: interest labels ['玩具'] are not categories" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "warning: interest labels ['玩具'] are not categories" in printed
+    assert "interest tagging" not in printed
 
 
 def test_failed_gate_exits_1_and_writes_nothing(
