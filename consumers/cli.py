@@ -25,8 +25,8 @@ COMMAND_MODULES = (
     "shoppulse.consumers.topics",
     "shoppulse.consumers.config_cli",
     "shoppulse.consumers.run",
-    "shoppulse.models.train",
-    "shoppulse.models.evaluate",
+    "shoppulse.export.train_cli",
+    "shoppulse.models.evaluation.evaluate",
     "shoppulse.export.cli",
 )
 # More command modules join through this entry-point group (the dev kit's broker, simulate, bench

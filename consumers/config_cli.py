@@ -72,8 +72,8 @@ def _check(args: argparse.Namespace) -> int:
 
 def _check_bundle(settings: Settings) -> tuple[str, bool, str]:
     """Load every bundle the enrich stage would serve, and say which head comes from which."""
-    from shoppulse.models.bundle import DEFAULT_BUNDLE, BundleError, load_bundle
-    from shoppulse.models.composed import head_sources
+    from shoppulse.models.serving.bundle import DEFAULT_BUNDLE, BundleError, load_bundle
+    from shoppulse.models.serving.composed import head_sources
 
     enrich = settings.enrich
     wanted = [("main", enrich.bundle_dir), ("interest", enrich.interest_bundle_dir), ("default", DEFAULT_BUNDLE)]

@@ -15,7 +15,7 @@ import base64
 import time
 from typing import Any
 
-from shoppulse.models.text import mask_and_cut
+from shoppulse.models.serving.text import mask_and_cut
 
 DEAD_LETTER_SCHEMA_VERSION = 1
 # Raw bytes kept: base64 grows them by 4/3, and the broker's default limit is 1 MB.

@@ -96,7 +96,7 @@ def worker_main(
     run: Callable[[argparse.Namespace], int],
     argv: Sequence[str] | None = None,
 ) -> int:
-    """``python -m consumers.<stage>.cli``: the stage on its own (tests ``kill -9`` the worker itself)."""
+    """``python -m shoppulse.consumers.<stage>.cli``: the stage on its own (tests ``kill -9`` the worker itself)."""
     parser = argparse.ArgumentParser(prog=prog, description=doc)
     parser.add_argument("--log-level", default=None)
     add_arguments(parser)

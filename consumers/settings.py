@@ -25,7 +25,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from shoppulse.models.bundle import DEFAULT_BUNDLE  # the default of enrich.bundle_dir; importers read it here too
+from shoppulse.models.serving.bundle import (
+    DEFAULT_BUNDLE,  # the default of enrich.bundle_dir; importers read it here too
+)
 
 ENV_PREFIX = "SHOPPULSE_"
 KAFKA_OPT_PREFIX = "SHOPPULSE_KAFKA_OPT_"

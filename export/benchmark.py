@@ -1,6 +1,6 @@
 """Measure whether ONNX Runtime's transformer fusions pay off, to choose ``DEFAULT_FUSION``.
 
-    python -m export.benchmark --layers 4 --hidden 312 --heads 12 --texts 1000
+    python -m shoppulse.export.benchmark --layers 4 --hidden 312 --heads 12 --texts 1000
 
 Builds a randomly initialised BERT of the given size (weights do not change speed), exports
 it once, derives the fused graph and the INT8 variants of both, and times the serving path
@@ -42,7 +42,7 @@ def _random_bert(directory: Path, layers: int, hidden: int, heads: int, vocab_ch
 
 def _bundle_dir(base: Path, name: str, model_file: Path, tokenizer_dir: Path, inputs: list[str]) -> Path:
     """A minimal bundle around one ONNX file, so timing goes through the real Predictor."""
-    from shoppulse.models.bundle import FORMAT, sha256_file
+    from shoppulse.models.serving.bundle import FORMAT, sha256_file
 
     out = base / name
     out.mkdir()
@@ -78,8 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     from shoppulse.export.graph import export_onnx, fuse, quantize_int8
     from shoppulse.export.parity import generate_texts
     from shoppulse.export.source import load_source
-    from shoppulse.models.bundle import load_bundle
-    from shoppulse.models.inference import Predictor
+    from shoppulse.models.serving.bundle import load_bundle
+    from shoppulse.models.serving.inference import Predictor
 
     with tempfile.TemporaryDirectory(prefix="shoppulse-bench-") as scratch_dir:
         scratch = Path(scratch_dir)

@@ -4,7 +4,7 @@ Order of work, and why:
 1. load the model (eager attention) and its fast tokenizer;
 2. export to ONNX in a scratch dir, optionally fuse, optionally quantise;
 3. assemble the bundle in a staging dir next to the destination, with a provisional
-   manifest, and load it through ``models.bundle.load_bundle`` and ``Predictor`` —
+   manifest, and load it through ``models.serving.bundle.load_bundle`` and ``Predictor`` —
    the exact serving path;
 4. parity against torch; on failure the staging dir is deleted and ``ParityError``
    carries the report: a bundle that fails parity never appears at ``out_dir``;
@@ -28,8 +28,8 @@ from typing import Any
 from shoppulse.export.graph import DEFAULT_OPSET, export_onnx, fuse, operator_counts, quantize_int8
 from shoppulse.export.parity import ParityError, ParityThresholds, check_parity, generate_texts
 from shoppulse.export.source import ExportError, Source, load_source
-from shoppulse.models.bundle import FORMAT, MANIFEST, TOKENIZER_FILE, load_bundle, output_name, sha256_file
-from shoppulse.models.inference import Predictor
+from shoppulse.models.serving.bundle import FORMAT, MANIFEST, TOKENIZER_FILE, load_bundle, output_name, sha256_file
+from shoppulse.models.serving.inference import Predictor
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def _thresholds(value: ParityThresholds | dict[str, Any] | None) -> ParityThresh
 
 def _heads_file(model_dir: Path) -> dict[str, Any]:
     """The multi-task folder's heads description (labels, pooling, n-gram bag settings)."""
-    from shoppulse.models.multitask import HEADS_FILE
+    from shoppulse.models.training.multitask import HEADS_FILE
 
     return dict(json.loads((model_dir / HEADS_FILE).read_text(encoding="utf-8")))
 
@@ -118,7 +118,7 @@ def label_warnings(heads: dict[str, list[str]]) -> list[str]:
     Warnings, not refusals: a shop may ship its own taxonomy file, and a sentiment head with
     other names still works (the last label is read as positive).
     """
-    from shoppulse.models.taxonomy import default_taxonomy
+    from shoppulse.models.serving.taxonomy import default_taxonomy
 
     warnings_found = []
     interest = heads.get("interest")
@@ -218,7 +218,7 @@ def build_bundle(
             "outputs": [output_name(h) for h in source.heads],
             "opset": opset,
             "pad_token_id": source.pad_token_id,
-            "text_cleaning": "shoppulse.models.text.clean_text",
+            "text_cleaning": "shoppulse.models.serving.text.clean_text",
             "models": models,
             "files": _file_hashes(staging),
             "source": {
@@ -226,7 +226,7 @@ def build_bundle(
                 "config_sha256": source.config_sha256,
                 "family": source.family,
                 "multitask": source.multitask,
-                # enough to rebuild the torch model from model.onnx (models/recover.py)
+                # enough to rebuild the torch model from model.onnx (models/training/recover.py)
                 "config": source.config,
                 "heads_file": _heads_file(model_dir) if source.multitask else None,
             },

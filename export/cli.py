@@ -9,7 +9,7 @@ import argparse
 import sys
 from typing import Any
 
-from shoppulse.models.bundle import TASKS
+from shoppulse.models.serving.bundle import TASKS
 
 EPILOG = """\
 examples:

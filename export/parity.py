@@ -3,7 +3,7 @@
 Why measured and not assumed: tracing can bake a shape into the graph, fusions change the
 arithmetic, and INT8 quantisation flipped 6.6% of the predictions of an undertrained
 bert-base while a 4-layer model lost none (FINDINGS.md). So every bundle is checked on a
-sample of texts, through the *serving* path (``models.inference.Predictor``: clean_text,
+sample of texts, through the *serving* path (``models.serving.inference.Predictor``: clean_text,
 tokenizer.json, length-sorted batches), against torch on the same token ids.
 
 Figures per precision and head: max and mean absolute logit difference, argmax
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from shoppulse.export.source import ExportError, Source
-from shoppulse.models.inference import Predictor, softmax
-from shoppulse.models.text import clean_text
+from shoppulse.models.serving.inference import Predictor, softmax
+from shoppulse.models.serving.text import clean_text
 
 # Review length in characters on the real data: median 36, p90 132 (FINDINGS.md).
 # A log-normal with these quantiles: mu = ln 36, sigma = ln(132/36) / 1.2816.

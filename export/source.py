@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from shoppulse.models.bundle import TASKS
+from shoppulse.models.serving.bundle import TASKS
 
 # Position embeddings of RoBERTa-style models start after the padding index.
 _PADDING_OFFSET_FAMILIES = {"roberta", "xlm-roberta", "camembert"}
@@ -102,7 +102,7 @@ def load_source(model_dir: str | Path, task: str | None = None, labels: list[str
     """Load ``model_dir`` for export. ``task=None`` means: multi for a multi-task folder, else sentiment."""
     from transformers import AutoTokenizer
 
-    from shoppulse.models.multitask import is_multitask_dir
+    from shoppulse.models.training.multitask import is_multitask_dir
 
     path = Path(model_dir)
     if not (path / "config.json").is_file():
@@ -150,7 +150,7 @@ def load_source(model_dir: str | Path, task: str | None = None, labels: list[str
 def _load_multitask(
     path: Path, tokenizer: Any, task: str | None, labels: list[str] | None
 ) -> tuple[Any, dict[str, list[str]], list[str], str]:
-    from shoppulse.models.multitask import load_multitask
+    from shoppulse.models.training.multitask import load_multitask
 
     model = load_multitask(path, attn_implementation="eager")
     model.eval()

@@ -5,7 +5,7 @@ The folders consumers/, models/ and export/ install as ``shoppulse.consumers`` a
 mutation run (mutmut) copies the checkout and must test the copy, under the module names it derives
 from file paths (``models.text``). This finder, first on ``sys.meta_path`` before any ``shoppulse``
 import, makes ``shoppulse.<folder>`` resolve to the folder next to ``tests/``; under mutmut it
-aliases ``shoppulse.models.text`` to the copy's ``models.text`` module itself.
+aliases ``shoppulse.models.serving.text`` to the copy's ``models.text`` module itself.
 """
 
 from __future__ import annotations

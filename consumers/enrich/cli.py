@@ -41,15 +41,15 @@ def settings_for(args: argparse.Namespace) -> Settings:
 
 
 def load_predictor(settings: Settings) -> Any:
-    """The enrich stage's model: one bundle, or its heads taken from several (``models.composed``).
+    """The enrich stage's model: one bundle, or its heads taken from several (``models.serving.composed``).
 
     A bundle without an interest head (a user's own sentiment model) gets the packaged default's
     interest head unless ``enrich.default_interest`` is false; ``enrich.interest_bundle_dir``
     names another bundle to serve the interest head instead.
     """
-    from shoppulse.models.bundle import DEFAULT_BUNDLE, load_bundle
-    from shoppulse.models.composed import ComposedPredictor, head_sources
-    from shoppulse.models.inference import Predictor
+    from shoppulse.models.serving.bundle import DEFAULT_BUNDLE, load_bundle
+    from shoppulse.models.serving.composed import ComposedPredictor, head_sources
+    from shoppulse.models.serving.inference import Predictor
 
     enrich = settings.enrich
     options = {"intra_op_threads": enrich.intra_op_threads, "sessions": enrich.sessions, "providers": enrich.providers}
@@ -67,9 +67,9 @@ def load_predictor(settings: Settings) -> Any:
 def build_stage(settings: Settings, install_signals: bool = True):
     from shoppulse.consumers.enrich.enricher import STAGE, Enricher
     from shoppulse.consumers.enrich.stage import EnrichStage
-    from shoppulse.models.bundle import BundleError
-    from shoppulse.models.keywords import init_jieba, load_aspects
-    from shoppulse.models.taxonomy import default_taxonomy
+    from shoppulse.models.serving.bundle import BundleError
+    from shoppulse.models.serving.keywords import init_jieba, load_aspects
+    from shoppulse.models.serving.taxonomy import default_taxonomy
 
     try:
         predictor = load_predictor(settings)

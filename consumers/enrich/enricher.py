@@ -20,10 +20,10 @@ import numpy as np
 
 from shoppulse.consumers import metrics
 from shoppulse.consumers.contracts import SCHEMA_VERSION, Event
-from shoppulse.models.clauses import clause_is_positive
-from shoppulse.models.keywords import AspectLexicon, keywords
-from shoppulse.models.taxonomy import Taxonomy
-from shoppulse.models.text import clean_text, mask_pii
+from shoppulse.models.serving.clauses import clause_is_positive
+from shoppulse.models.serving.keywords import AspectLexicon, keywords
+from shoppulse.models.serving.taxonomy import Taxonomy
+from shoppulse.models.serving.text import clean_text, mask_pii
 
 STAGE = "enrich"
 
@@ -157,7 +157,7 @@ class Enricher:
         self.sentiment_labels: list[str] | None = heads.get("sentiment")
         self.interest_labels: list[str] | None = heads.get("interest")
         self._positive = self._positive_index(self.sentiment_labels)
-        self._clause_threshold = bundle.clause_threshold  # models.clauses: clauses are not whole reviews
+        self._clause_threshold = bundle.clause_threshold  # models.serving.clauses: clauses are not whole reviews
         self._head_label = "+".join(heads)
         self._known_tags = frozenset(taxonomy.fine_to_tag.values())
 

@@ -63,8 +63,8 @@ from shoppulse.consumers.profiles.gaps import OrderedInput
 from shoppulse.consumers.profiles.profile import SignalError
 from shoppulse.consumers.profiles.publish import Coalescer
 from shoppulse.consumers.settings import Settings
-from shoppulse.models.keywords import load_aspects
-from shoppulse.models.taxonomy import default_taxonomy
+from shoppulse.models.serving.keywords import load_aspects
+from shoppulse.models.serving.taxonomy import default_taxonomy
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """``shoppulse run insights``: build the stage 3 faust app from settings and flags and run one worker.
 
-``python -m consumers.insights.cli`` runs the same thing on its own (the integration tests start
+``python -m shoppulse.consumers.insights.cli`` runs the same thing on its own (the integration tests start
 it that way so that ``kill -9`` hits the worker itself).
 """
 
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return worker_main("python -m consumers.insights.cli", __doc__, add_arguments, run, argv)
+    return worker_main("python -m shoppulse.consumers.insights.cli", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

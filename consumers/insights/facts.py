@@ -32,7 +32,7 @@ from shoppulse.consumers.profiles.profile import (
     required_str,
     source_of,
 )
-from shoppulse.models.taxonomy import Taxonomy
+from shoppulse.models.serving.taxonomy import Taxonomy
 
 MAX_KEYWORDS_PER_REVIEW = 16
 MAX_QUANTITY = 100_000

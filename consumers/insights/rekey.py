@@ -37,7 +37,7 @@ from shoppulse.consumers.insights.window import Fact
 from shoppulse.consumers.profiles.app import load_json
 from shoppulse.consumers.profiles.profile import SignalError
 from shoppulse.consumers.settings import Settings
-from shoppulse.models.taxonomy import Taxonomy
+from shoppulse.models.serving.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """``shoppulse run profiles``: build the faust app from settings and flags and run one worker.
 
 The worker runs programmatically (``faust.Worker``), not through faust's click CLI, so the
-flags and settings are shoppulse's own. ``python -m consumers.profiles.cli`` runs the same
+flags and settings are shoppulse's own. ``python -m shoppulse.consumers.profiles.cli`` runs the same
 thing without the rest of the ``shoppulse`` tree (the integration tests start it that way so
 that ``kill -9`` hits the worker itself).
 """
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    return worker_main("python -m consumers.profiles.cli", __doc__, add_arguments, run, argv)
+    return worker_main("python -m shoppulse.consumers.profiles.cli", __doc__, add_arguments, run, argv)
 
 
 if __name__ == "__main__":

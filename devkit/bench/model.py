@@ -77,8 +77,8 @@ def resolve_model_dir(explicit: Path | None, bundle: Any) -> tuple[Path | None, 
 
 def _recovered_model_dir(bundle: Any, recorded: str | None) -> tuple[Path | None, str]:
     from shoppulse.devkit.broker.kafka import cache_root
-    from shoppulse.models.bundle import sha256_file
-    from shoppulse.models.recover import RECOVERY_NOTE, RecoveryError, recover_model
+    from shoppulse.models.serving.bundle import sha256_file
+    from shoppulse.models.training.recover import RECOVERY_NOTE, RecoveryError, recover_model
 
     if recorded:
         where = f"the bundle was exported from {recorded}, which is not on this machine"
@@ -112,7 +112,7 @@ def _recovered_model_dir(bundle: Any, recorded: str | None) -> tuple[Path | None
 
 
 def machine() -> dict[str, Any]:
-    from shoppulse.models.cpu import available_cpus
+    from shoppulse.models.serving.cpu import available_cpus
 
     cpu = platform.processor() or ""
     try:
@@ -138,7 +138,7 @@ def versions() -> dict[str, str]:
 def _token_lengths(bundle: Any, texts: list[str]) -> list[int]:
     from tokenizers import Tokenizer
 
-    from shoppulse.models.text import clean_text
+    from shoppulse.models.serving.text import clean_text
 
     tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
     tokenizer.no_padding()
@@ -185,9 +185,9 @@ def _spawn_pool() -> ProcessPoolExecutor:
 
 
 def run(args: argparse.Namespace) -> int:
-    from shoppulse.models.bundle import BundleError, load_bundle
-    from shoppulse.models.cpu import available_cpus
-    from shoppulse.models.inference import SLICE
+    from shoppulse.models.serving.bundle import BundleError, load_bundle
+    from shoppulse.models.serving.cpu import available_cpus
+    from shoppulse.models.serving.inference import SLICE
 
     wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
     unknown = [r for r in wanted if r not in R.ALL_ROWS]

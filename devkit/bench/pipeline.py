@@ -77,11 +77,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=0, help="ORT intra-op threads, stage and model-only (0: CPUs)")
     parser.add_argument(
         "--stage-command",
-        help="run this instead of `python -m consumers.cli run enrich` (same environment; for A/B trials of a change)",
+        help="run this instead of `python -m shoppulse.consumers.cli run enrich` (same environment; A/B trials)",
     )
     parser.add_argument(
         "--insights-command",
-        help="run this instead of `python -m consumers.cli run insights` (same environment; for A/B trials)",
+        help="run this instead of `python -m shoppulse.consumers.cli run insights` (same environment; for A/B trials)",
     )
     parser.add_argument(
         "--no-insights",
@@ -327,8 +327,8 @@ def stage_parts(settings: Any, texts: list[str], rounds: int = 3) -> dict[str, l
     sorted batches) — the issue's "model only". ``model_with_clauses``: the same plus the
     aspect clauses the enricher also classifies. ``keywords``: jieba keywords per review.
     """
-    from shoppulse.models.inference import Predictor
-    from shoppulse.models.keywords import keywords, load_aspects
+    from shoppulse.models.serving.inference import Predictor
+    from shoppulse.models.serving.keywords import keywords, load_aspects
 
     rates: dict[str, list[float]] = {"model_reviews": [], "model_with_clauses": [], "keywords": []}
     texts = texts[:PARTS_MAX_REVIEWS]
@@ -680,8 +680,8 @@ def run(args: argparse.Namespace) -> int:
             "broker": broker.name if broker is not None else f"external {args.bootstrap}",
             "bundle": str(args.bundle),
             "py_spy": str(args.py_spy) if args.py_spy else None,
-            "stage_command": args.stage_command or "python -m consumers.cli run enrich",
-            "insights_command": (args.insights_command or "python -m consumers.cli run insights")
+            "stage_command": args.stage_command or "python -m shoppulse.consumers.cli run enrich",
+            "insights_command": (args.insights_command or "python -m shoppulse.consumers.cli run insights")
             if args.insights
             else None,
             "load_average_before": round(load_before[0], 2),
@@ -695,7 +695,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _cpus() -> int:
-    from shoppulse.models.cpu import available_cpus
+    from shoppulse.models.serving.cpu import available_cpus
 
     return available_cpus()
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from shoppulse.models.text import clean_text
+from shoppulse.models.serving.text import clean_text
 
 TOKENIZE = "tokenize"
 PIPELINE_NAIVE = "pipeline_naive"
@@ -100,8 +100,8 @@ def _ort(task: RowTask, texts: list[str], precision: str) -> Timed:
     slice came back), comparable with the torch rows' calls; queueing behind the previous batch
     is not counted.
     """
-    from shoppulse.models.bundle import load_bundle
-    from shoppulse.models.inference import PendingResult, Predictor
+    from shoppulse.models.serving.bundle import load_bundle
+    from shoppulse.models.serving.inference import PendingResult, Predictor
 
     # The serving layout on the same CPUs as the torch rows: one single-threaded session per thread.
     predictor = Predictor(load_bundle(task.bundle_dir), precision=precision, intra_op_threads=1, sessions=task.threads)
@@ -134,7 +134,7 @@ def _tokenize(task: RowTask, texts: list[str]) -> Timed:
     """Cleaning and tokenization exactly as ``Predictor.encode`` does, without loading a model."""
     from tokenizers import Tokenizer
 
-    from shoppulse.models.bundle import load_bundle
+    from shoppulse.models.serving.bundle import load_bundle
 
     bundle = load_bundle(task.bundle_dir, verify=False)
     tokenizer = Tokenizer.from_file(str(bundle.tokenizer_path))
@@ -159,7 +159,7 @@ def load_torch_model(model_dir: str, threads: int) -> tuple[Any, Any, list[str],
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
-    from shoppulse.models.multitask import is_multitask_dir, load_multitask
+    from shoppulse.models.training.multitask import is_multitask_dir, load_multitask
 
     hf_logging.disable_progress_bar()
     torch.set_num_threads(threads)
@@ -201,7 +201,7 @@ def sentiment_view(model_dir: str, threads: int) -> Any:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, PreTrainedModel, pipeline
     from transformers.modeling_outputs import SequenceClassifierOutput
 
-    from shoppulse.models.multitask import is_multitask_dir, load_multitask
+    from shoppulse.models.training.multitask import is_multitask_dir, load_multitask
 
     transformers.logging.disable_progress_bar()
     # The check for ``*ForSequenceClassification`` logs an error for the wrapper below; it works.
@@ -292,7 +292,7 @@ def _torch_sorted(task: RowTask, texts: list[str], max_length: int) -> Timed:
 
 def measure(task: RowTask) -> dict[str, Any]:
     """Worker entry point: run one row once, return what the parent aggregates (JSON-safe)."""
-    from shoppulse.models.bundle import load_bundle
+    from shoppulse.models.serving.bundle import load_bundle
 
     texts = json.loads(Path(task.texts_file).read_text(encoding="utf-8"))
     max_length = load_bundle(task.bundle_dir, verify=False).max_length

@@ -253,7 +253,7 @@ def test_wheel_installs_one_import_name(tmp_path: Path) -> None:
     assert json.loads(found) == {"shoppulse.consumers": True, "shoppulse.models": True, "shoppulse.export": True,
                                  "consumers": False, "models": False, "export": False}
     # Package data is found under the installed name (importlib.resources of the package itself).
-    taxonomy = "from shoppulse.models.taxonomy import default_taxonomy; print(len(default_taxonomy().tags) > 0)"
+    taxonomy = "from shoppulse.models.serving.taxonomy import default_taxonomy; print(len(default_taxonomy().tags) > 0)"
     loaded = subprocess.run(
         [str(venv / "bin" / "python"), "-c", taxonomy],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,

@@ -67,7 +67,7 @@ def produce_signals(settings: Settings, signals: list[dict[str, Any]], transacti
 
 
 class Worker:
-    """One ``python -m consumers.profiles.cli`` process with its own store and HTTP port."""
+    """One ``python -m shoppulse.consumers.profiles.cli`` process with its own store and HTTP port."""
 
     def __init__(
         self,

@@ -22,6 +22,28 @@ def test_every_package_folder_is_installed_under_shoppulse() -> None:
     assert set(SETUPTOOLS["packages"]) == on_disk, "pyproject's [tool.setuptools] packages list is out of date"
 
 
+def _imported(folder: str) -> set[str]:
+    """Every ``shoppulse.*`` module named by an import anywhere under ``folder`` (lazy imports too)."""
+    names: set[str] = set()
+    for path in (ROOT / folder).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names.add(node.module)
+    return {name for name in names if name.startswith("shoppulse.")}
+
+
+def test_no_import_cycle_between_the_packages() -> None:
+    """consumers → models ← export, devkit → all; inside models: training → evaluation → serving."""
+    layers = ["models/serving", "models/evaluation", "models/training", "export", "consumers", "devkit"]
+    upward = {}
+    for i, folder in enumerate(layers):
+        later = {"shoppulse." + other.replace("/", ".") for other in layers[i + 1 :]}
+        upward[folder] = sorted(n for n in _imported(folder) if any(n == p or n.startswith(p + ".") for p in later))
+    assert upward == {folder: [] for folder in layers}, "a package imports one that depends on it"
+
+
 def test_the_product_never_imports_the_dev_kit() -> None:
     """consumers/, models/ and export/ ship in every pod; devkit/ (brokers, simulator, benchmarks,
     demo) only joins the CLI through its entry points."""

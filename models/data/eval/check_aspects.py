@@ -104,7 +104,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def main(argv: list[str]) -> int:
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))  # the lexicon of this checkout, not of an installed copy
-    from shoppulse.models.keywords import load_aspects
+    from shoppulse.models.serving.keywords import load_aspects
 
     args = parse_args(argv[1:])
     path: Path = args.path

@@ -5,7 +5,7 @@ import pytest
 
 from shoppulse.consumers.contracts import ContractError, parse_event
 from shoppulse.devkit.simulator import Simulator
-from shoppulse.models.taxonomy import default_taxonomy
+from shoppulse.models.serving.taxonomy import default_taxonomy
 
 START = 1_780_000_000_000
 NOW = START + 365 * 86400 * 1000
@@ -74,7 +74,7 @@ def test_live_mode_stamps_wall_clock() -> None:
 
 
 def test_planted_personal_data_is_listed_and_masking_knows_every_form() -> None:
-    from shoppulse.models.text import mask_pii
+    from shoppulse.models.serving.text import mask_pii
 
     sim = Simulator(seed=5, users=30, start_ms=1_790_000_000_000, pii_fraction=0.5)
     values = b"".join(e.value for e in sim.events(2000)).decode("utf-8")

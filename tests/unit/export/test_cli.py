@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from shoppulse.export.cli import register
-from shoppulse.models.bundle import load_bundle
+from shoppulse.models.serving.bundle import load_bundle
 from tests.unit.export.tiny import FAMILIES, save_classifier, toy_reviews
 
 
@@ -112,7 +112,10 @@ def test_importing_the_cli_and_serving_code_does_not_import_torch() -> None:
     import sys
 
     code = (
-        "import sys, export, export.cli, models.bundle, models.inference, models.cpu; "
+        "import sys, shoppulse.export, shoppulse.export.cli, shoppulse.export.train_cli, shoppulse.consumers.cli; "
+        "import shoppulse.models.serving.bundle, shoppulse.models.serving.inference; "
+        "import shoppulse.models.serving.composed; "
+        "shoppulse.consumers.cli.build_parser(); "
         "heavy = [m for m in ('torch', 'transformers', 'onnx') if m in sys.modules]; "
         "print(heavy); sys.exit(1 if heavy else 0)"
     )

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from shoppulse.export import build_bundle
-from shoppulse.models.bundle import load_bundle
-from shoppulse.models.inference import Predictor
+from shoppulse.models.serving.bundle import load_bundle
+from shoppulse.models.serving.inference import Predictor
 from tests.unit.export.tiny import FAMILIES, save_classifier, toy_reviews
 
 # Random weights give near-tied logits, so INT8 argmax agreement means nothing here; the INT8
@@ -21,7 +21,7 @@ def torch_probabilities(model_dir: Path, texts: list[str], max_length: int) -> n
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from shoppulse.models.text import clean_text
+    from shoppulse.models.serving.text import clean_text
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir)).eval()

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from shoppulse.export import build_bundle
-from shoppulse.models.bundle import load_bundle
-from shoppulse.models.inference import Predictor
+from shoppulse.models.serving.bundle import load_bundle
+from shoppulse.models.serving.inference import Predictor
 from tests.unit.export.tiny import fine_tune, save_classifier, toy_reviews
 
 

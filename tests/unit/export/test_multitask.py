@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from shoppulse.export import ExportError, build_bundle
-from shoppulse.models.bundle import load_bundle
-from shoppulse.models.inference import Predictor
+from shoppulse.models.serving.bundle import load_bundle
+from shoppulse.models.serving.inference import Predictor
 from tests.unit.export.tiny import INTEREST_LABELS, save_multitask, toy_reviews
 
 GATES = {"int8_min_argmax_agreement": 0.0}  # random weights: see test_families.py
@@ -24,8 +24,8 @@ def torch_heads(model_dir: Path, texts: list[str], max_length: int) -> dict[str,
     import torch
     from transformers import AutoTokenizer
 
-    from shoppulse.models.multitask import load_multitask
-    from shoppulse.models.text import clean_text
+    from shoppulse.models.serving.text import clean_text
+    from shoppulse.models.training.multitask import load_multitask
 
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     model = load_multitask(model_dir)

@@ -9,7 +9,7 @@ import pytest
 
 from shoppulse.export import ExportError, ParityError, ParityThresholds, build_bundle
 from shoppulse.export.parity import format_report
-from shoppulse.models.bundle import load_bundle
+from shoppulse.models.serving.bundle import load_bundle
 from tests.unit.export.tiny import save_classifier
 
 

@@ -97,7 +97,7 @@ def save_multitask(
     import torch
     from transformers import AutoModel
 
-    from shoppulse.models.multitask import MultiTaskClassifier
+    from shoppulse.models.training.multitask import MultiTaskClassifier
 
     torch.manual_seed(seed)
     encoder = AutoModel.from_config(tiny_config(family))

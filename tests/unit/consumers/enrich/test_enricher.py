@@ -12,9 +12,9 @@ import pytest
 from shoppulse.consumers.contracts import Event, OrderItem
 from shoppulse.consumers.deadletter import dead_letter_record
 from shoppulse.consumers.enrich.enricher import Enricher, Source, TitleCache
-from shoppulse.models.inference import Predictor
-from shoppulse.models.keywords import keywords, load_aspects
-from shoppulse.models.taxonomy import default_taxonomy
+from shoppulse.models.serving.inference import Predictor
+from shoppulse.models.serving.keywords import keywords, load_aspects
+from shoppulse.models.serving.taxonomy import default_taxonomy
 
 TS = 1_780_000_000_000
 PII_TEXT = (

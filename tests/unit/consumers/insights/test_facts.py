@@ -9,7 +9,7 @@ import pytest
 
 from shoppulse.consumers.insights.facts import facts_from_json, facts_to_json, review_facts, signal_facts
 from shoppulse.consumers.profiles.profile import SignalError
-from shoppulse.models.taxonomy import default_taxonomy
+from shoppulse.models.serving.taxonomy import default_taxonomy
 
 TAXONOMY = default_taxonomy()
 SOURCE = {"topic": "orders", "partition": 2, "offset": 9}

@@ -14,7 +14,7 @@ import pytest
 from shoppulse.consumers.insights.rekey import Rekeyer, RekeyFailed
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
-from shoppulse.models.taxonomy import default_taxonomy
+from shoppulse.models.serving.taxonomy import default_taxonomy
 
 
 class Message:

@@ -1,0 +1,35 @@
+"""Clause sampling: clauses as serving cuts them, only from reviews without a contrast word, deterministic."""
+
+from __future__ import annotations
+
+import pytest
+
+from shoppulse.models.evaluation.data_io import Review
+from shoppulse.models.training.clause_sampling import review_clauses, sample_clauses
+
+
+def test_clauses_are_cut_as_serving_cuts_them_and_kept_short() -> None:
+    assert review_clauses("衣服很合身，颜色也好看！物流快") == ["衣服很合身", "颜色也好看", "物流快"]
+    assert review_clauses("好" + "，" + "很" * 40) == []  # one character, forty characters: neither is a clause
+
+
+def test_mixed_reviews_and_single_clauses_add_nothing_and_labels_follow_the_review() -> None:
+    rows = [
+        Review("物流很快，但是质量太差", 0, "衣服"),  # contrast: its clauses disagree
+        Review("质量太差了", 0, "衣服"),  # already a single clause
+        Review("屏幕清晰，电池耐用，运行流畅", 1, "手机"),
+    ]
+    sampled = sample_clauses(rows, 1.0, seed=1)
+    assert len(sampled) == 1
+    assert sampled[0].review in {"屏幕清晰", "电池耐用", "运行流畅"}
+    assert (sampled[0].label, sampled[0].cat) == (1, "手机")
+
+
+def test_the_fraction_and_the_seed_decide_what_is_sampled() -> None:
+    rows = [Review(f"东西不错{i}，物流很快，包装完好", 1, "水果") for i in range(1000)]
+    assert sample_clauses(rows, 0.0, seed=1) == []
+    some = sample_clauses(rows, 0.3, seed=1)
+    assert 250 <= len(some) <= 350
+    assert some == sample_clauses(rows, 0.3, seed=1) != sample_clauses(rows, 0.3, seed=2)
+    with pytest.raises(ValueError):
+        sample_clauses(rows, 1.5, seed=1)
