@@ -35,9 +35,11 @@ RUN if [ "${ORT}" = "gpu" ]; then \
       /opt/shoppulse/bin/pip uninstall -y onnxruntime \
    && /opt/shoppulse/bin/pip install "onnxruntime-gpu[cuda,cudnn]>=1.20"; \
     fi
+# The image serves INT8 only: the packaged bundle's FP32 graph goes (models/serving/slim.py).
+RUN /opt/shoppulse/bin/python -m shoppulse.models.serving.slim --precision int8
 # Fail the build, not the pod: no torch, the default bundle is there, the CLI starts.
 RUN /opt/shoppulse/bin/python -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is not None)" \
- && /opt/shoppulse/bin/python -c "from shoppulse.consumers.settings import DEFAULT_BUNDLE as b; assert (b / 'manifest.json').is_file(), b" \
+ && /opt/shoppulse/bin/python -c "from shoppulse.models.serving.bundle import DEFAULT_BUNDLE, load_bundle; assert load_bundle(DEFAULT_BUNDLE).precisions == ['int8']" \
  && /opt/shoppulse/bin/shoppulse --help > /dev/null
 
 # ---- runtime: the venv only, as a non-root user ----

@@ -85,15 +85,15 @@ class Bundle:
         return int(value) if value is not None else None
 
     def model_path(self, precision: str = "int8") -> Path:
-        """The ONNX file for ``precision``; ``int8`` falls back to fp32 when the bundle has none."""
-        if precision not in PRECISIONS:
-            raise BundleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
-        if precision == "int8" and "int8" not in self.models:
-            precision = "fp32"
-        return self.path / self.models[precision]
+        """The ONNX file for ``precision``, or the bundle's other one when it has only that (see below)."""
+        return self.path / self.models[self.resolved_precision(precision)]
 
     def resolved_precision(self, precision: str = "int8") -> str:
-        return "int8" if precision == "int8" and "int8" in self.models else "fp32"
+        """``precision`` when the bundle has it; else the one it has: int8 falls back to fp32 (a bundle
+        exported with ``--quantize none``), fp32 to int8 (a serving image slimmed to INT8, ``slim``)."""
+        if precision not in PRECISIONS:
+            raise BundleError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+        return precision if precision in self.models else next(p for p in PRECISIONS if p in self.models)
 
 
 def _require(manifest: dict[str, Any], key: str, kind: type | tuple[type, ...], where: Path) -> Any:
@@ -279,8 +279,8 @@ def bundle_from_manifest(path: Path, manifest: dict[str, Any]) -> Bundle:
     if outputs != expected_outputs:
         raise BundleError(f"{path}: outputs {outputs} do not match heads (expected {expected_outputs})")
     models = _require(manifest, "models", dict, path)
-    if "fp32" not in models:
-        raise BundleError(f"{path}: manifest 'models' has no fp32 model")
+    if not models:
+        raise BundleError(f"{path}: manifest 'models' lists no model")
     unknown_precisions = [p for p in models if p not in PRECISIONS]
     if unknown_precisions:
         raise BundleError(f"{path}: unknown precision(s) {unknown_precisions} in manifest 'models'")

@@ -302,3 +302,11 @@ def test_the_image_carries_oci_labels_that_match_the_package() -> None:
     assert {f"{prefix}{key}" for key in keys} <= set(labels)
     assert labels[f"{prefix}version"] == "${VERSION}" and arg_default("VERSION") == PYPROJECT["project"]["version"]
     assert labels[f"{prefix}licenses"] == PYPROJECT["project"]["license"]["text"]
+
+
+def test_the_image_ships_the_int8_model_only() -> None:
+    build = [args for instruction, args in stages()[0] if instruction == "RUN"]
+    slim = next(i for i, args in enumerate(build) if "-m shoppulse.models.serving.slim --precision int8" in args)
+    install = next(i for i, args in enumerate(build) if "pip install -c constraints.txt" in args)
+    checks = next(i for i, args in enumerate(build) if "DEFAULT_BUNDLE" in args)
+    assert install < slim < checks, "slim the installed bundle, then check it loads"
