@@ -23,7 +23,7 @@ COPY export ./export
 COPY devkit ./devkit
 # Serving extras only: never `train` or `export` (they pull torch). Every runtime library at the
 # version in constraints.txt (scripts/lock.sh refreshes it), so rebuilds install the same code.
-ARG EXTRAS=rocksdb
+ARG EXTRAS=rocksdb,otel
 ARG ORT=cpu
 # The same wheel build the tests run (tests/helm/test_dockerfile.py), then an install of it.
 RUN python -m venv /opt/shoppulse \

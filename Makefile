@@ -16,7 +16,7 @@ $(BIN)/python:
 # Runtime + dev tools (no torch): enough for the demo and the stream stages.
 # Runtime libraries at the image's versions (constraints.txt; scripts/lock.sh refreshes it).
 $(VENV)/.stamp-runtime: pyproject.toml constraints.txt | $(BIN)/python
-	$(PIP) install -q -c constraints.txt -e ".[dev,tansu,rocksdb]"
+	$(PIP) install -q -c constraints.txt -e ".[dev,tansu,rocksdb,otel]"
 	touch $@
 
 # + the train/export extras (torch, transformers), installed in a second step: see scripts/extras.py.

@@ -182,6 +182,15 @@ class HttpSettings(_Group):
     insights_port: int = Field(6067, ge=0, le=65535, description="stage 3 HTTP: metrics, health, insights, alerts")
 
 
+class TracingSettings(_Group):
+    """OpenTelemetry spans, one per enrich batch; off unless an endpoint is set."""
+
+    otlp_endpoint: str = Field(
+        "", description="OTLP/HTTP traces URL, e.g. http://collector:4318/v1/traces (empty: no tracing)"
+    )
+    service_name: str = Field("shoppulse", description="service.name of the spans (the stage is an attribute)")
+
+
 class Settings(BaseSettings):
     """Everything a shoppulse process can be told; see the settings table in docs/operations.md."""
 
@@ -198,6 +207,7 @@ class Settings(BaseSettings):
     profiles: ProfileSettings = Field(default_factory=ProfileSettings)
     insights: InsightSettings = Field(default_factory=InsightSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     log_level: str = Field("INFO", description="DEBUG, INFO, WARNING, ERROR")
 
     @classmethod

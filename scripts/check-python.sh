@@ -31,7 +31,7 @@ fi
 "$VENV/bin/pip" install -q --disable-pip-version-check --upgrade pip
 # A wheel install, not editable: what a user on this Python gets.
 "$VENV/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$ROOT"
-"$VENV/bin/pip" install -q --disable-pip-version-check "$ROOT[dev,rocksdb]"
+"$VENV/bin/pip" install -q --disable-pip-version-check "$ROOT[dev,rocksdb,otel]"
 echo "Python $VERSION: $(cd / && "$VENV/bin/shoppulse" --version) installed from the wheel"
 cd "$ROOT"
 "$VENV/bin/python" -m pytest -q -p no:cacheprovider -m "not integration" tests/unit

@@ -57,6 +57,7 @@ from shoppulse.consumers.headers import (
     record_timestamp_ms,
 )
 from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.tracing import NoTracer
 
 log = logging.getLogger(__name__)
 
@@ -103,14 +104,18 @@ class _Pending:
     dead: dict[tuple[str, int, int], tuple[Message, Source, dict[str, Any]]]
     plan: Plan
     inference: InferenceHandle | None
+    started_ns: int  # wall clock when the batch was taken in: its span's start
 
 
 class EnrichStage:
     """Owns the consumer, the producer and the loop; ``run()`` returns the exit code."""
 
-    def __init__(self, settings: Settings, enricher: Enricher, install_signals: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, enricher: Enricher, install_signals: bool = True, tracer: NoTracer | None = None
+    ) -> None:
         self.settings = settings
         self.enricher = enricher
+        self.tracer = tracer or NoTracer()  # consumers.tracing: a span per batch when configured
         self.cfg = settings.enrich
         self.topics = settings.topics
         self.kind_of = {getattr(self.topics, name): kind for name, kind in _KIND_BY_TOPIC_FIELD.items()}
@@ -384,6 +389,7 @@ class EnrichStage:
 
     def _start(self, batch: list[Message]) -> _Pending:
         """Parse the batch, dead-letter what is malformed, and hand the rest's model work out."""
+        started_ns = time.time_ns()
         metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
         metrics.BATCH_FILL_RATIO.labels(STAGE).observe(len(batch) / self.cfg.max_batch)
         self._record_lag(batch)
@@ -413,7 +419,7 @@ class EnrichStage:
             valid.append((event, source))
         plan = self.enricher.plan(valid)
         inference = self.enricher.infer_async(plan) if self.pipelined and plan.texts else None
-        return _Pending(batch, dead, plan, inference)
+        return _Pending(batch, dead, plan, inference, started_ns)
 
     def _finish_pending(self) -> None:
         if self._pending is not None:
@@ -439,6 +445,20 @@ class EnrichStage:
             self._deliver_transaction(ordered)
         else:
             self._deliver_async(ordered)
+        self.tracer.batch(
+            "enrich.batch",
+            pending.started_ns,
+            time.time_ns(),
+            {
+                "messaging.system": "kafka",
+                "messaging.batch.message_count": len(pending.batch),
+                "shoppulse.dead_lettered": len(pending.dead),
+                "shoppulse.model_texts": len(plan.texts),
+                "shoppulse.exactly_once": self.exactly_once,
+                "messaging.kafka.partitions": sorted({f"{m.topic()}[{m.partition()}]" for m in pending.batch}),
+            },
+            parents=(header(msg.headers(), "traceparent") for msg in pending.batch),
+        )
 
     def _outputs(self, msg: Message, item: Enriched | dict[str, Any]) -> list[Output]:
         """The records one input becomes, with headers and a timestamp: the event's time for insights
@@ -635,4 +655,5 @@ class EnrichStage:
                 self.producer.flush(self._flush_budget())
         finally:
             self.consumer.close()
+            self.tracer.shutdown()
             log.info("enrich stopped (pid %s)", os.getpid())

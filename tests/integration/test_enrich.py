@@ -20,6 +20,7 @@ from shoppulse.devkit.simulator import Simulator
 from shoppulse.devkit.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
 from tests.integration.enrich_harness import committed_total, http_json, read_all, start_enrich, stop, wait_for
+from tests.otlp_collector import otlp_collector
 
 pytestmark = pytest.mark.integration
 
@@ -314,7 +315,6 @@ def test_outputs_carry_headers_and_the_event_time_as_their_timestamp(kafka_broke
     assert producer.flush(30) == 0
     ts_of = {e.event_id: json.loads(e.value)["ts"] for e in events}
     traced = {e.event_id for i, e in enumerate(events) if i % 2 == 0}
-    proc = start_enrich(settings, tiny_bundle, log_path=tmp_path / "enrich.log")
     expected = len(events) + sum(e.kind == "review" for e in events)
 
     def read(timeout_s: float) -> list:
@@ -331,10 +331,19 @@ def test_outputs_carry_headers_and_the_event_time_as_their_timestamp(kafka_broke
             consumer.close()
         return seen
 
-    try:
-        assert len(read(90)) == expected
-    finally:
-        assert stop(proc) == 0, (tmp_path / "enrich.log").read_text()[-3000:]
+    # OpenTelemetry on: a span per batch, linked to the inputs' traces, flushed as the stage stops.
+    with otlp_collector() as collector:
+        proc = start_enrich(
+            settings, tiny_bundle, log_path=tmp_path / "enrich.log", SHOPPULSE_TRACING__OTLP_ENDPOINT=collector.url
+        )
+        try:
+            assert len(read(90)) == expected
+        finally:
+            assert stop(proc) == 0, (tmp_path / "enrich.log").read_text()[-3000:]
+    batches = [span for span in collector.spans if span["name"] == "enrich.batch"]
+    assert sum(span["attributes"]["messaging.batch.message_count"] for span in batches) == len(events)
+    assert {span["resource"]["shoppulse.stage"] for span in batches} == {"enrich"}
+    assert trace_id in {link for span in batches for link in span["links"]}
     time.sleep(6)  # past the broker's next retention check
     seen = read(30)
     assert len(seen) == expected
