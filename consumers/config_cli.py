@@ -72,30 +72,16 @@ def _check(args: argparse.Namespace) -> int:
 
 def _check_bundle(settings: Settings) -> tuple[str, bool, str]:
     """Load every bundle the enrich stage would serve, and say which head comes from which."""
-    from shoppulse.models.serving.bundle import DEFAULT_BUNDLE, BundleError, load_bundle
-    from shoppulse.models.serving.composed import head_sources
+    from shoppulse.models.serving.bundle import BundleError
+    from shoppulse.models.serving.composed import load_sources
 
     enrich = settings.enrich
-    wanted = [("main", enrich.bundle_dir), ("interest", enrich.interest_bundle_dir), ("default", DEFAULT_BUNDLE)]
-    loaded = {}
-    for role, path in wanted:
-        if path is None or (role == "default" and not _needs_default(enrich, loaded)):
-            continue
-        try:
-            loaded[role] = load_bundle(path, verify=True)
-        except (BundleError, OSError, ValueError) as exc:
-            return "bundle", False, f"{path}: {exc}"
     try:
-        sources = head_sources(loaded["main"], loaded.get("interest"), loaded.get("default"))
-    except BundleError as exc:
+        sources = load_sources(enrich.bundle_dir, enrich.interest_bundle_dir, enrich.default_interest)
+    except (BundleError, OSError, ValueError) as exc:
         return "bundle", False, str(exc)
     served = "; ".join(f"{', '.join(heads)} from {b.name} {b.version} at {b.path}" for b, heads in sources)
     return "bundle", True, served
-
-
-def _needs_default(enrich: Any, loaded: dict[str, Any]) -> bool:
-    """The packaged default's interest head is served when the bundle has none and nothing replaces it."""
-    return bool(enrich.default_interest) and "interest" not in loaded and "interest" not in loaded["main"].heads
 
 
 def _check_broker(settings: Settings, timeout_s: float) -> tuple[str, bool, str]:

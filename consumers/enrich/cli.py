@@ -47,20 +47,15 @@ def load_predictor(settings: Settings) -> Any:
     interest head unless ``enrich.default_interest`` is false; ``enrich.interest_bundle_dir``
     names another bundle to serve the interest head instead.
     """
-    from shoppulse.models.serving.bundle import DEFAULT_BUNDLE, load_bundle
-    from shoppulse.models.serving.composed import ComposedPredictor, head_sources
+    from shoppulse.models.serving.composed import ComposedPredictor, load_sources
     from shoppulse.models.serving.inference import Predictor
 
     enrich = settings.enrich
     options = {"intra_op_threads": enrich.intra_op_threads, "sessions": enrich.sessions, "providers": enrich.providers}
-    main = load_bundle(enrich.bundle_dir)
-    interest = load_bundle(enrich.interest_bundle_dir) if enrich.interest_bundle_dir is not None else None
-    default = None
-    if interest is None and "interest" not in main.heads and enrich.default_interest:
-        default = load_bundle(DEFAULT_BUNDLE)
-    sources = head_sources(main, interest, default)
-    if len(sources) == 1 and sources[0][0] is main and sources[0][1] == list(main.heads):
-        return Predictor(main, **options)
+    sources = load_sources(enrich.bundle_dir, enrich.interest_bundle_dir, enrich.default_interest)
+    [(only, heads), *others] = sources
+    if not others and heads == list(only.heads):  # one bundle serving all its heads: no composition
+        return Predictor(only, **options)
     return ComposedPredictor([(Predictor(bundle, **options), heads) for bundle, heads in sources])
 
 

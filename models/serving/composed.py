@@ -13,11 +13,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from shoppulse.models.serving.bundle import Bundle, BundleError
+from shoppulse.models.serving.bundle import DEFAULT_BUNDLE, Bundle, BundleError, load_bundle
 from shoppulse.models.serving.inference import Predictor
 
 
@@ -138,3 +139,15 @@ def head_sources(
     if not sources:
         raise BundleError(f"{main.path}: serves no head")
     return sources
+
+
+def load_sources(
+    bundle_dir: Path, interest_bundle_dir: Path | None, default_interest: bool
+) -> list[tuple[Bundle, list[str]]]:
+    """Load (verified) the bundles the enrich settings name, and say which serves which head."""
+    main = load_bundle(bundle_dir)
+    interest = load_bundle(interest_bundle_dir) if interest_bundle_dir is not None else None
+    default = None
+    if interest is None and "interest" not in main.heads and default_interest:
+        default = load_bundle(DEFAULT_BUNDLE)
+    return head_sources(main, interest, default)
