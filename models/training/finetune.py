@@ -51,8 +51,10 @@ def finetune_multitask(
     show_progress: bool = True,
     checkpoint_every: int = 200,
     stop_at_step: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, float]:
-    """Train (or resume) all heads of a ``MultiTaskClassifier`` in place; ``targets`` holds label indices."""
+    """Train (or resume) all heads of a ``MultiTaskClassifier`` in place on ``device``; ``targets`` holds
+    label indices. The model is left on the CPU, ready to save."""
     import torch
 
     from shoppulse.models.training.loop import (
@@ -70,6 +72,7 @@ def finetune_multitask(
     lengths = [len(ids) for ids in token_ids]
     batches_per_epoch = len(bucketed_batches(lengths, config.batch_size, np.random.default_rng(0)))
     total = max(1, round(batches_per_epoch * config.epochs))
+    model.to(device)
     optimizer = adamw(model, config.lr, config.weight_decay, lr_scale={"ngram.": config.ngram_lr_scale})
     scheduler = linear_warmup_decay(optimizer, round(total * config.warmup_fraction), total)
     checkpoint = Checkpoint(checkpoint_path, every=checkpoint_every)
@@ -92,9 +95,11 @@ def finetune_multitask(
         for row, i in enumerate(batch):
             mask[row, : len(token_ids[i])] = 1
         seed_step(config.seed, step)
-        with autocast(config.bf16):
-            gold = [torch.from_numpy(targets[name][batch]) for name in head_names]
-            encoder_logits, bag_logits = model.path_logits(torch.from_numpy(ids), torch.from_numpy(mask))
+        with autocast(config.bf16, device):
+            gold = [torch.from_numpy(targets[name][batch]).to(device) for name in head_names]
+            encoder_logits, bag_logits = model.path_logits(
+                torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+            )
             if bag_logits is None:
                 loss = multitask_loss(encoder_logits, gold, config.label_smoothing)
             else:  # ensemble: the sum is what serving sees; each path is also trained on its own
@@ -109,14 +114,19 @@ def finetune_multitask(
             break  # an interruption on purpose (tests of --resume)
     bar.close()
     model.eval()
+    model.to("cpu")
     return {"finetune_loss": round(smoothed, 4), "steps": total}
 
 
-def predict_logits(model, token_ids: Sequence[np.ndarray], pad_id: int, batch_size: int = 128) -> list[np.ndarray]:  # type: ignore[no-untyped-def]
-    """Logits per head (``[n, labels]``, input order) with length-sorted batches, in eval mode."""
+def predict_logits(  # type: ignore[no-untyped-def]
+    model, token_ids: Sequence[np.ndarray], pad_id: int, batch_size: int = 128, device: str = "cpu"
+) -> list[np.ndarray]:
+    """Logits per head (``[n, labels]``, input order) with length-sorted batches, in eval mode on ``device``
+    (the model is moved back to the CPU afterwards)."""
     import torch
 
     model.eval()
+    model.to(device)
     order = np.argsort([len(ids) for ids in token_ids], kind="stable")
     outputs: list[list[np.ndarray]] = [[] for _ in model.head_names]
     with torch.inference_mode():
@@ -126,8 +136,9 @@ def predict_logits(model, token_ids: Sequence[np.ndarray], pad_id: int, batch_si
             mask = np.zeros_like(ids)
             for row, i in enumerate(batch):
                 mask[row, : len(token_ids[i])] = 1
-            for head, logits in enumerate(model(torch.from_numpy(ids), torch.from_numpy(mask))):
-                outputs[head].append(logits.float().numpy())
+            for head, logits in enumerate(model(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))):
+                outputs[head].append(logits.float().cpu().numpy())
+    model.to("cpu")
     inverse = np.empty_like(order)
     inverse[order] = np.arange(len(order))
     return [np.concatenate(chunks)[inverse] for chunks in outputs]

@@ -89,8 +89,12 @@ def pretrain_mlm(
     show_progress: bool = True,
     checkpoint_every: int = 200,
     stop_at_step: int | None = None,
+    device: str = "cpu",
 ) -> dict[str, float]:
-    """Run (or resume) MLM pretraining in place; returns the final smoothed loss and step count."""
+    """Run (or resume) MLM pretraining in place on ``device``; returns the final smoothed loss and step count.
+
+    The model is left on the CPU, ready to save.
+    """
     import torch
 
     from shoppulse.models.training.loop import (
@@ -107,6 +111,7 @@ def pretrain_mlm(
     lengths = [len(ids) for ids in token_ids]
     batches_per_epoch = len(bucketed_batches(lengths, config.batch_size, np.random.default_rng(0)))
     total = max(1, round(batches_per_epoch * config.epochs))
+    model.to(device)
     optimizer = adamw(model, config.lr)
     scheduler = linear_warmup_decay(optimizer, round(total * config.warmup_fraction), total)
     checkpoint = Checkpoint(checkpoint_path, every=checkpoint_every)
@@ -128,12 +133,12 @@ def pretrain_mlm(
         words = pad_batch([word_ids[i] for i in batch], 0, fill=-1)
         masked, labels = mask_whole_words(ids, words, rng, mask_token_id, vocab_size, first_normal_id, config.mask_prob)
         seed_step(config.seed, step)
-        with autocast(config.bf16):
+        with autocast(config.bf16, device):
             loss = mlm_loss(
                 model,
-                torch.from_numpy(masked),
-                torch.from_numpy((ids != 0).astype(np.int64)),
-                torch.from_numpy(labels),
+                torch.from_numpy(masked).to(device),
+                torch.from_numpy((ids != 0).astype(np.int64)).to(device),
+                torch.from_numpy(labels).to(device),
             )
         smoothed = optimizer_step(loss, model, optimizer, scheduler, smoothed)
         step += 1
@@ -141,4 +146,5 @@ def pretrain_mlm(
             break  # an interruption on purpose (tests of --resume)
     bar.close()
     model.eval()
+    model.to("cpu")
     return {"mlm_loss": round(smoothed, 4), "steps": total}

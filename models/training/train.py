@@ -109,6 +109,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--taxonomy", type=Path, help="taxonomy JSON (default: the packaged one)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu", "cuda"),
+        default="auto",
+        help="where training runs (auto: a CUDA GPU when torch sees one, else the CPU); export and scoring stay on CPU",
+    )
     parser.add_argument("--limit", type=int, default=0, help="use only N evenly spaced train/dev rows (smoke runs)")
     parser.add_argument("--resume", action="store_true", help="continue from the checkpoints in --out")
     parser.add_argument("--bundle-out", type=Path, help="bundle folder (default: OUT/bundle)")
@@ -129,6 +135,13 @@ def check_inputs(args: argparse.Namespace) -> str | None:
             return f"--data: {exc}"
     if args.base_model is not None and not (args.base_model / "config.json").is_file():
         return f"--base-model {args.base_model}: not a Hugging Face model folder (no config.json)"
+    if getattr(args, "device", "cpu") == "cuda":
+        from shoppulse.models.training.loop import resolve_device
+
+        try:
+            resolve_device("cuda")
+        except ValueError as exc:
+            return str(exc)
     if args.unlabeled is not None:
         try:
             read_unlabeled(args.unlabeled, args.unlabeled_column)
@@ -270,6 +283,7 @@ def _mlm_phase(  # type: ignore[no-untyped-def]
         mask_token_id=tokenizer.token_to_id("[MASK]"),
         first_normal_id=max(tokenizer.token_to_id(t) for t in ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")) + 1,
         show_progress=not args.no_progress,
+        device=args.device_resolved,
     )
     stats.update({**about, "config": asdict(config), "wall_s": round(time.perf_counter() - started, 1)})
     model.save_pretrained(model_dir)
@@ -304,8 +318,10 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
         fit_temperature,
         predict_logits,
     )
+    from shoppulse.models.training.loop import resolve_device
 
     started = time.perf_counter()
+    args.device_resolved = str(resolve_device(getattr(args, "device", "cpu")))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out: Path = args.out
@@ -363,6 +379,7 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
             out / "checkpoints" / "finetune.pt",
             pad_id,
             show_progress=not args.no_progress,
+            device=args.device_resolved,
         )
         stats.update({"config": asdict(config), "wall_s": round(time.perf_counter() - phase_start, 1)})
         stats["clauses"] = {"fraction": args.clause_fraction, "rows": len(tune_rows) - len(fit_rows)}
@@ -373,7 +390,9 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
 
     # Calibration on the held-out slice of train; dev stays untouched until scoring.
     held_targets = _targets(held_rows, taxonomy.categories)
-    held_logits = predict_logits(model, encode_texts(tokenizer, [r.review for r in held_rows], args.max_length), pad_id)
+    device = args.device_resolved
+    held_ids = encode_texts(tokenizer, [r.review for r in held_rows], args.max_length)
+    held_logits = predict_logits(model, held_ids, pad_id, device=device)
     calibration: dict[str, Any] = {"fitted_on": f"{len(held_rows)} held-out train reviews (hash split)"}
     temperature: dict[str, float] = {}
     for name, logits in zip(model.head_names, held_logits, strict=True):
@@ -385,7 +404,8 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
         }
 
     dev_targets = _targets(dev_rows, taxonomy.categories)
-    dev_logits = predict_logits(model, encode_texts(tokenizer, [r.review for r in dev_rows], args.max_length), pad_id)
+    dev_ids = encode_texts(tokenizer, [r.review for r in dev_rows], args.max_length)
+    dev_logits = predict_logits(model, dev_ids, pad_id, device=device)
     torch_dev = {
         name: head_scores(logits, dev_targets[name]) for name, logits in zip(model.head_names, dev_logits, strict=True)
     }
@@ -406,6 +426,7 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
         # which encoder fine-tuning started from: the base model, our MLM pretraining, or either adapted
         "encoder": "adapted" if "adapt" in phases else "base_model" if args.base_model else "pretrained",
         "threads": args.threads,
+        "device": device,
         "max_length": args.max_length,
         "phases": phases,
         "train_wall_s": train_wall,

@@ -228,3 +228,24 @@ def test_a_bad_unlabeled_file_is_one_line_and_exit_2(tmp_path: Path, capsys: pyt
         assert line.startswith("shoppulse train: --unlabeled: ")
     assert train.main(["--data", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")]) == 2
     assert "no os10_train.csv" in capsys.readouterr().err
+
+
+def test_device_cuda_without_a_gpu_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    data = write_dataset(tmp_path / "data", n_train=20, n_dev=10)
+    assert train.main(["--data", str(data), "--out", str(tmp_path / "out"), "--device", "cuda"]) == 2
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("shoppulse train: --device cuda: torch sees no CUDA GPU")
+    assert not (tmp_path / "out").exists()  # refused before any work
+
+
+def test_the_report_names_the_device_training_ran_on(trained: tuple[Path, Path]) -> None:
+    import torch
+
+    _, out = trained
+    report = json.loads((out / "train_report.json").read_text(encoding="utf-8"))
+    assert report["training"]["device"] == ("cuda" if torch.cuda.is_available() else "cpu")  # --device auto
