@@ -185,22 +185,23 @@ def run(args: argparse.Namespace) -> int:
     print(f"bundle {bundle.name} {bundle.version} ({predictor.precision}, {predictor.intra_op_threads} threads)")
     print(f"{args.task}: {len(rows)} reviews from {args.data}")
     print(f"accuracy {result['accuracy']:.4f}  macro-F1 {result['macro_f1']:.4f}  {result['reviews_per_s']} reviews/s")
+    summary = {
+        "task": args.task,
+        "n": len(rows),
+        "accuracy": result["accuracy"],
+        "macro_f1": result["macro_f1"],
+        "reviews_per_s": result["reviews_per_s"],
+    }
     if args.robustness:
-        for name, variant in (("first 32 chars", [truncate(t, 32) for t in texts]), ("noisy", noisy_copy(texts))):
+        summary["robustness"] = {}
+        for key, name, variant in (
+            ("first_32_chars", "first 32 chars", [truncate(t, 32) for t in texts]),
+            ("noisy", "noisy", noisy_copy(texts)),
+        ):
             robust = score_predictor(predictor, variant, gold, head, args.batch_size)
             print(f"robustness, {name}: accuracy {robust['accuracy']:.4f}  macro-F1 {robust['macro_f1']:.4f}")
-    print(
-        json.dumps(
-            {
-                "task": args.task,
-                "n": len(rows),
-                "accuracy": result["accuracy"],
-                "macro_f1": result["macro_f1"],
-                "reviews_per_s": result["reviews_per_s"],
-            },
-            ensure_ascii=False,
-        )
-    )
+            summary["robustness"][key] = {"accuracy": robust["accuracy"], "macro_f1": robust["macro_f1"]}
+    print(json.dumps(summary, ensure_ascii=False))
     return 0
 
 

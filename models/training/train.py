@@ -106,6 +106,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.3,
         help="share of reviews (with no contrast word) adding one clause to fine-tuning (training/clause_sampling.py)",
     )
+    parser.add_argument(
+        "--prefix-fraction",
+        type=float,
+        default=0.0,
+        help="share of reviews adding their first 16-48 characters to fine-tuning (cut-off text)",
+    )
     parser.add_argument("--taxonomy", type=Path, help="taxonomy JSON (default: the packaged one)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads")
@@ -310,7 +316,7 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
 
     from shoppulse.models.serving.inference import softmax
     from shoppulse.models.training.batching import encode_texts
-    from shoppulse.models.training.clause_sampling import sample_clauses
+    from shoppulse.models.training.clause_sampling import sample_clauses, sample_prefixes
     from shoppulse.models.training.finetune import (
         FinetuneConfig,
         expected_calibration_error,
@@ -370,7 +376,9 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
         config = FinetuneConfig(
             epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=args.seed, ngram_lr_scale=args.ngram_lr_scale
         )
-        tune_rows = fit_rows + sample_clauses(fit_rows, args.clause_fraction, args.seed)
+        clauses = sample_clauses(fit_rows, args.clause_fraction, args.seed)
+        prefixes = sample_prefixes(fit_rows, args.prefix_fraction, args.seed)
+        tune_rows = fit_rows + clauses + prefixes
         stats = finetune_multitask(
             model,
             encode_texts(tokenizer, [r.review for r in tune_rows], args.max_length),
@@ -382,7 +390,8 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
             device=args.device_resolved,
         )
         stats.update({"config": asdict(config), "wall_s": round(time.perf_counter() - phase_start, 1)})
-        stats["clauses"] = {"fraction": args.clause_fraction, "rows": len(tune_rows) - len(fit_rows)}
+        stats["clauses"] = {"fraction": args.clause_fraction, "rows": len(clauses)}
+        stats["prefixes"] = {"fraction": args.prefix_fraction, "rows": len(prefixes)}
         model.save(model_dir)
         _copy_tokenizer_files(out / "tokenizer", model_dir)
         finished.write_text(json.dumps(stats, indent=2), encoding="utf-8")

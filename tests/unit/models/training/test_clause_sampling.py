@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from shoppulse.models.evaluation.data_io import Review
-from shoppulse.models.training.clause_sampling import review_clauses, sample_clauses
+from shoppulse.models.training.clause_sampling import review_clauses, sample_clauses, sample_prefixes
 
 
 def test_clauses_are_cut_as_serving_cuts_them_and_kept_short() -> None:
@@ -33,3 +33,24 @@ def test_the_fraction_and_the_seed_decide_what_is_sampled() -> None:
     assert some == sample_clauses(rows, 0.3, seed=1) != sample_clauses(rows, 0.3, seed=2)
     with pytest.raises(ValueError):
         sample_clauses(rows, 1.5, seed=1)
+
+
+def test_prefixes_are_cut_16_to_48_cleaned_characters_and_keep_the_labels() -> None:
+    rows = [Review(f"第{i}次买了，ＡＢＣ质量很好，" + "非常满意" * 20, 1, "衣服") for i in range(200)]
+    rows.append(Review("短评很好", 0, "水果"))  # shorter than any cut: never a prefix of itself
+    prefixes = sample_prefixes(rows, 1.0, seed=3)
+    assert len(prefixes) == 200
+    lengths = {len(p.review) for p in prefixes}
+    assert min(lengths) >= 16 and max(lengths) <= 48 and len(lengths) > 10  # random cuts, not one length
+    assert all(p.review.startswith(f"第{i}次买了,abc质量很好") for i, p in enumerate(prefixes))  # cleaned text
+    assert {(p.label, p.cat) for p in prefixes} == {(1, "衣服")}
+
+
+def test_the_prefix_fraction_and_seed_decide_what_is_sampled() -> None:
+    rows = [Review(f"东西不错{i}，" + "物流很快" * 12, 1, "水果") for i in range(1000)]
+    assert sample_prefixes(rows, 0.0, seed=1) == []
+    some = sample_prefixes(rows, 0.3, seed=1)
+    assert 250 <= len(some) <= 350
+    assert some == sample_prefixes(rows, 0.3, seed=1) != sample_prefixes(rows, 0.3, seed=2)
+    with pytest.raises(ValueError):
+        sample_prefixes(rows, -0.1, seed=1)

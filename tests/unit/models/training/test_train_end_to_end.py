@@ -124,6 +124,8 @@ def test_evaluate_accuracy_matches_the_predictor(trained: tuple[Path, Path], tmp
     probs = Predictor.from_dir(out / "bundle").predict([r["review"] for r in data])["sentiment"]
     expected = sum(int(p.argmax() == int(r["label"])) for p, r in zip(probs, data, strict=True)) / len(data)
     assert result["accuracy"] == pytest.approx(expected, abs=1e-4)
+    assert set(result["robustness"]) == {"first_32_chars", "noisy"}  # --robustness: in the JSON too
+    assert all(0.0 <= v["accuracy"] <= 1.0 for v in result["robustness"].values())
 
 
 def test_evaluate_rejects_a_category_the_bundle_does_not_know(
