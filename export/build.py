@@ -27,7 +27,7 @@ from typing import Any
 
 from shoppulse.export.graph import DEFAULT_OPSET, export_onnx, fuse, operator_counts, quantize_int8
 from shoppulse.export.parity import ParityError, ParityThresholds, check_parity, generate_texts
-from shoppulse.export.source import ExportError, Source, load_source
+from shoppulse.export.source import ExportError, ExportSource, load_source
 from shoppulse.models.serving.bundle import FORMAT, MANIFEST, TOKENIZER_FILE, load_bundle, output_name, sha256_file
 from shoppulse.models.serving.inference import Predictor
 
@@ -76,7 +76,7 @@ def _portable_path(model_dir: Path) -> str:
         return model_dir.name
 
 
-def _save_tokenizer(source: Source, staging: Path) -> None:
+def _save_tokenizer(source: ExportSource, staging: Path) -> None:
     """The fast tokenizer's files (tokenizer.json for serving, the rest for transformers users)."""
     source.tokenizer.save_pretrained(str(staging))
     if not (staging / TOKENIZER_FILE).is_file():

@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from shoppulse.export.source import ExportError, Source
+from shoppulse.export.source import ExportError, ExportSource
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ DEFAULT_OPSET = 17
 _DUMMY_TEXTS = ("质量很好，物流也快，下次还会再来买", "差评")
 
 
-def export_onnx(source: Source, out_file: Path, opset: int = DEFAULT_OPSET, max_length: int = 128) -> None:
+def export_onnx(source: ExportSource, out_file: Path, opset: int = DEFAULT_OPSET, max_length: int = 128) -> None:
     """Export with the TorchScript exporter (``dynamo=False``), dynamic batch and sequence axes.
 
     Why not the default dynamo exporter: its graph gets no fusions from ONNX Runtime's
@@ -63,7 +63,7 @@ def _attention_shape(config: dict[str, Any]) -> tuple[int, int]:
     return int(heads), int(hidden)
 
 
-def fuse(source: Source, in_file: Path, out_file: Path) -> dict[str, Any]:
+def fuse(source: ExportSource, in_file: Path, out_file: Path) -> dict[str, Any]:
     """Apply ONNX Runtime's BERT fusions (attention, layer-norm, GELU, embeddings).
 
     Returns the fused-operator counts; on failure the input is copied unchanged and the

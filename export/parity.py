@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from shoppulse.export.source import ExportError, Source
+from shoppulse.export.source import ExportError, ExportSource
 from shoppulse.models.serving.inference import Predictor, softmax
 from shoppulse.models.serving.text import clean_text
 
@@ -100,7 +100,7 @@ def generate_texts(tokenizer: Any, count: int = 200, seed: int = 0) -> list[str]
 
 
 def torch_logits(
-    source: Source, texts: Sequence[str], max_length: int, batch_size: int = 32
+    source: ExportSource, texts: Sequence[str], max_length: int, batch_size: int = 32
 ) -> tuple[dict[str, np.ndarray], list[list[int]]]:
     """Reference logits from the torch module, on the HF tokenizer's ids of the cleaned texts."""
     import torch
@@ -173,7 +173,7 @@ def unk_rate(tokenizer: Any, encoded: Sequence[Sequence[int]]) -> float:
 
 
 def check_parity(
-    source: Source,
+    source: ExportSource,
     predictors: dict[str, Predictor],
     texts: Sequence[str],
     text_origin: str,

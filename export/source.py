@@ -29,7 +29,7 @@ class ExportError(Exception):
 
 
 @dataclass
-class Source:
+class ExportSource:
     module: Any  # torch.nn.Module: forward(*inputs) -> tuple of logits in ``heads`` order
     tokenizer: Any  # a transformers fast tokenizer
     task: str
@@ -98,7 +98,7 @@ def _labels_from_config(config: Any) -> list[str]:
     return [str(id2label.get(i, id2label.get(str(i), f"LABEL_{i}"))) for i in range(count)]
 
 
-def load_source(model_dir: str | Path, task: str | None = None, labels: list[str] | None = None) -> Source:
+def load_source(model_dir: str | Path, task: str | None = None, labels: list[str] | None = None) -> ExportSource:
     """Load ``model_dir`` for export. ``task=None`` means: multi for a multi-task folder, else sentiment."""
     from transformers import AutoTokenizer
 
@@ -133,7 +133,7 @@ def load_source(model_dir: str | Path, task: str | None = None, labels: list[str
     else:
         module, heads, input_names, task = _load_plain(path, tokenizer, task, labels)
         multitask = False
-    return Source(
+    return ExportSource(
         module=module,
         tokenizer=tokenizer,
         task=task,

@@ -20,6 +20,7 @@ import numpy as np
 
 from shoppulse.consumers import metrics
 from shoppulse.consumers.contracts import SCHEMA_VERSION, Event
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.models.serving.clauses import clause_is_positive
 from shoppulse.models.serving.keywords import AspectLexicon, keywords
 from shoppulse.models.serving.taxonomy import Taxonomy
@@ -40,22 +41,12 @@ ACTION_WEIGHTS: dict[str, float] = {
 MIN_TAG_WEIGHT = 0.05  # tags below this share are dropped from a signal, the rest renormalised
 
 
-@dataclass(frozen=True)
-class Source:
-    topic: str
-    partition: int
-    offset: int
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"topic": self.topic, "partition": self.partition, "offset": self.offset}
-
-
 @dataclass
 class Enriched:
     """The outputs of one input event."""
 
     event: Event
-    source: Source
+    source: RecordCoordinates
     insight: dict[str, Any] | None
     signal: dict[str, Any]
 
@@ -64,7 +55,7 @@ class Enriched:
 class Plan:
     """A batch's model work: ``texts`` to infer and where each event's results sit among them."""
 
-    batch: list[tuple[Event, Source]]
+    batch: list[tuple[Event, RecordCoordinates]]
     texts: list[str]
     review_slots: dict[int, tuple[int, list[tuple[str, str, int]]]]  # event index → (text, clauses)
     title_slots: dict[bytes, int]  # title key → text index (titles the cache did not have)
@@ -172,7 +163,7 @@ class Enricher:
         return len(labels) - 1  # binary heads conventionally put the positive class last
 
     # --- the batch ----------------------------------------------------------------------------
-    def enrich(self, batch: Sequence[tuple[Event, Source]]) -> list[Enriched]:
+    def enrich(self, batch: Sequence[tuple[Event, RecordCoordinates]]) -> list[Enriched]:
         """Plan, infer and finish one batch in this thread."""
         plan = self.plan(batch)
         return self.finish(plan, self.infer(plan.texts))
@@ -188,7 +179,7 @@ class Enricher:
         encoded = self.predictor.encode(plan.texts) if plan.texts else []
         return InferenceHandle(self, self.predictor.predict_encoded_async(encoded, batch_size=self.batch_size), started)
 
-    def plan(self, batch: Sequence[tuple[Event, Source]]) -> Plan:
+    def plan(self, batch: Sequence[tuple[Event, RecordCoordinates]]) -> Plan:
         """Which texts the batch needs the model for: reviews, their aspect clauses, uncached titles."""
         texts: list[str] = []
         review_slots: dict[int, tuple[int, list[tuple[str, str, int]]]] = {}
@@ -329,7 +320,7 @@ class Enricher:
     def _review(
         self,
         event: Event,
-        source: Source,
+        source: RecordCoordinates,
         probs: dict[str, np.ndarray],
         idx: int,
         clause_slots: list[tuple[str, str, int]],
@@ -379,7 +370,7 @@ class Enricher:
     def _signal(
         self,
         event: Event,
-        source: Source,
+        source: RecordCoordinates,
         tags: dict[str, float],
         sentiment: dict[str, Any] | None = None,
         aspects: dict[str, dict[str, Any] | None] | None = None,

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-TopicPart = tuple[str, int]
+from shoppulse.consumers.coordinates import TopicPart
 
 
 @dataclass
@@ -22,7 +22,7 @@ class _PartitionState:
     committable: int | None = None  # next offset to consume, all before it delivered
 
 
-class OffsetTracker:
+class CommitTracker:
     """Counts unacknowledged outputs per input offset; hands out commit positions."""
 
     def __init__(self) -> None:

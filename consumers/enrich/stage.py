@@ -2,7 +2,7 @@
 
 At-least-once (default): outputs are produced asynchronously by an idempotent producer;
 an input offset is committed only when every output it caused is acknowledged
-(``OffsetTracker``), so a crash replays, never loses. Exactly-once: each micro-batch is
+(``CommitTracker``), so a crash replays, never loses. Exactly-once: each micro-batch is
 one Kafka transaction that also carries the consumed offsets
 (``send_offsets_to_transaction``); on an abortable error the transaction is aborted and
 the partitions are rewound to the batch's first offsets.
@@ -45,9 +45,10 @@ from confluent_kafka import (
 from shoppulse.consumers import metrics
 from shoppulse.consumers.consumed import usable
 from shoppulse.consumers.contracts import R_PARSE_FAILED, SCHEMA_VERSION, ContractError, Event, dumps, parse_event
+from shoppulse.consumers.coordinates import RecordCoordinates, TopicPart
 from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
-from shoppulse.consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan, Source
-from shoppulse.consumers.enrich.offsets import OffsetTracker, TopicPart
+from shoppulse.consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan
+from shoppulse.consumers.enrich.offsets import CommitTracker
 from shoppulse.consumers.headers import (
     DEAD_LETTER_RETENTION_MS,
     Headers,
@@ -82,7 +83,7 @@ class FatalStageError(RuntimeError):
     """The stage cannot go on safely (fenced producer, undeliverable output); exit, restart resumes."""
 
 
-def _parse_failure(exc: Exception, source: Source) -> ContractError:
+def _parse_failure(exc: Exception, source: RecordCoordinates) -> ContractError:
     """A validator error that is not a ContractError is our bug: log it whole, dead-letter the record."""
     log.error(
         "validating %s[%d]@%d failed unexpectedly (%r); dead-lettered as %s",
@@ -101,7 +102,7 @@ class _Pending:
     """A batch taken in: its messages, its dead letters, and its model work (running or to run)."""
 
     batch: list[Message]
-    dead: dict[tuple[str, int, int], tuple[Message, Source, dict[str, Any]]]
+    dead: dict[tuple[str, int, int], tuple[Message, RecordCoordinates, dict[str, Any]]]
     plan: Plan
     inference: InferenceHandle | None
     started_ns: int  # wall clock when the batch was taken in: its span's start
@@ -120,7 +121,7 @@ class EnrichStage:
         self.topics = settings.topics
         self.kind_of = {getattr(self.topics, name): kind for name, kind in _KIND_BY_TOPIC_FIELD.items()}
         self.stop_event = threading.Event()
-        self.tracker = OffsetTracker()
+        self.tracker = CommitTracker()
         self.assigned: set[TopicPart] = set()
         self.paused = False
         self._next_commit = 0.0  # monotonic time of the next between-batch commit (see _step)
@@ -393,12 +394,12 @@ class EnrichStage:
         metrics.BATCH_SIZE.labels(STAGE).observe(len(batch))
         metrics.BATCH_FILL_RATIO.labels(STAGE).observe(len(batch) / self.cfg.max_batch)
         self._record_lag(batch)
-        valid: list[tuple[Event, Source]] = []
-        dead: dict[tuple[str, int, int], tuple[Message, Source, dict[str, Any]]] = {}
+        valid: list[tuple[Event, RecordCoordinates]] = []
+        dead: dict[tuple[str, int, int], tuple[Message, RecordCoordinates, dict[str, Any]]] = {}
         now_ms = int(time.time() * 1000)
         for msg in batch:
             topic = msg.topic()
-            source = Source(topic, msg.partition(), msg.offset())
+            source = RecordCoordinates(topic, msg.partition(), msg.offset())
             metrics.EVENTS_CONSUMED.labels(STAGE, topic).inc()
             try:
                 event = parse_event(self.kind_of[topic], msg.value(), now=now_ms)  # type: ignore[arg-type]
@@ -431,7 +432,7 @@ class EnrichStage:
         plan = pending.plan
         probs = pending.inference.result() if pending.inference is not None else self.enricher.infer(plan.texts)
         enriched = {(e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.finish(plan, probs)}
-        ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]] = []
+        ordered: list[tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]] = []
         for msg in pending.batch:
             if (msg.topic(), msg.partition()) not in self.assigned:
                 continue  # lost while its batch was in the model: the new owner redoes it from its commit
@@ -480,7 +481,7 @@ class EnrichStage:
         out.append(Output(self.topics.user_signals, key, dumps(item.signal), headers, ts))
         return out
 
-    def _deliver_async(self, ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]]) -> None:
+    def _deliver_async(self, ordered: list[tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]]) -> None:
         for msg, source, item in ordered:
             outputs = self._outputs(msg, item)
             tp = (source.topic, source.partition)
@@ -521,7 +522,7 @@ class EnrichStage:
             except BufferError:
                 self.producer.poll(0.05)  # the local queue is full: serve delivery reports, then retry
 
-    def _deliver_transaction(self, ordered: list[tuple[Message, Source, Enriched | dict[str, Any]]]) -> None:
+    def _deliver_transaction(self, ordered: list[tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]]) -> None:
         """One batch = one transaction: outputs + consumed offsets commit atomically."""
         first: dict[TopicPart, int] = {}
         last: dict[TopicPart, int] = {}

@@ -1,10 +1,10 @@
 """Find and re-read ``user-signals`` records that faust-streaming never handed to the agent.
 
 Why this exists: faust-streaming 0.15.3 sometimes skips one record right after a worker
-starts (docs/profiles.md, "Skipped records are re-read"). Measured on 2026-11-30 with an offset log in the
-agent: the restarted worker received offsets 0…185, 187… of a partition; 186 was never
-delivered, in the same millisecond as faust's "Seek stream partitions to committed offsets"
-finished (faust resumes the stream partitions *before* that seek and streams while it runs).
+starts: a restarted worker can be handed offsets 0…185, 187… of a partition, 186 never,
+because faust resumes the stream partitions *before* its "Seek stream partitions to committed
+offsets" finishes and streams while it runs (the evidence: docs/profiles.md, "Skipped records
+are re-read").
 Faust marks the record read and later commits past it, so without help it is lost for good.
 
 The agent therefore watches its own offsets: within one partition the next record it is handed
@@ -46,7 +46,7 @@ class Hole:
     end: int
 
 
-class OffsetTracker:
+class HoleFinder:
     """The next offset the agent should be handed, per partition, since it got the partition."""
 
     def __init__(self) -> None:
@@ -186,7 +186,7 @@ class OrderedInput:
     def __init__(self, settings: Settings, topic: str, stage: str, group_id: str | None = None) -> None:
         self.topic = topic
         self.stage = stage
-        self.offsets = OffsetTracker()
+        self.offsets = HoleFinder()
         self.reader = GapReader(settings, topic, group_id=group_id)
 
     async def catch_up(
@@ -243,7 +243,7 @@ class PartitionProgress:
 class TailWatch:
     """Finds partitions that show lag but have not moved for a whole tick: a tail to look at.
 
-    ``OffsetTracker`` notices a hole only when a later record of the same partition arrives, so
+    ``HoleFinder`` notices a hole only when a later record of the same partition arrives, so
     two things at the *end* of a partition look alike: a record faust marked read but never
     handed to the agent (the skip, then the stream goes idle: the profile stays one signal short
     and faust commits past it), and a transaction marker (an exactly-once upstream ends every

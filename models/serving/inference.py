@@ -14,10 +14,8 @@ Sessions and threads: by default one single-threaded ONNX Runtime session per us
 instead of one session whose operators are split across all CPUs. At hidden size 192 an
 operator is too small to split well: every one of the ~100 operators per batch ends in a
 barrier where the faster thread waits for the slower, and on a machine shared with the
-Kafka client, jieba or a broker one descheduled thread stalls the other. Measured on 2,000
-dev reviews with the default bundle (2 cores, 5 interleaved rounds): one 2-thread session
-2,255 reviews/s; two 1-thread sessions on batches of 32 2,512, on slices of 16 2,715
-(``shoppulse bench model`` row 5 reports the serving path). ``intra_op_threads`` > 0 gives
+Kafka client, jieba or a broker one descheduled thread stalls the other (the side-by-side
+numbers: docs/performance.md; ``shoppulse bench model`` row 5 is the serving path). ``intra_op_threads`` > 0 gives
 each session that many threads (``sessions`` defaults to CPUs ÷ threads). One inter-op
 thread and sequential execution (a BERT graph is a chain), full graph optimisation, no
 spin-waiting. CUDA is used only when asked for (one session: the GPU parallelises inside

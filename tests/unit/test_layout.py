@@ -67,3 +67,20 @@ def test_the_dev_kit_commands_are_entry_points_the_cli_finds() -> None:
     commands = entry_points["shoppulse.commands"]
     assert set(commands) == {"broker", "simulate", "bench", "demo"}
     assert all(module.startswith("shoppulse.devkit.") for module in commands.values())
+
+
+def test_class_names_are_unique_across_the_packages() -> None:
+    """One name, one thing: two ``OffsetTracker`` classes (a commit tracker and a hole finder) once
+    made a reader guess which was meant."""
+    import ast
+    from collections import defaultdict
+
+    where: dict[str, list[str]] = defaultdict(list)
+    for folder in ("consumers", "models", "export", "devkit"):
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in tree.body:
+                if isinstance(node, ast.ClassDef):
+                    where[node.name].append(str(path.relative_to(ROOT)))
+    assert len(where) > 50  # the walk found the packages' classes
+    assert {name: paths for name, paths in where.items() if len(paths) > 1} == {}

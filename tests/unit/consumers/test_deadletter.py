@@ -8,12 +8,12 @@ import json
 import pytest
 
 from shoppulse.consumers.contracts import ContractError, dumps, parse_event
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.deadletter import MAX_RAW_BYTES, dead_letter_key, dead_letter_record
-from shoppulse.consumers.enrich.enricher import Source
 from shoppulse.consumers.enrich.stage import _parse_failure
 
 NOW = 1_780_000_000_000
-SOURCE = Source("reviews", 1, 88)
+SOURCE = RecordCoordinates("reviews", 1, 88)
 PLACE = ("reviews", 1, 88)
 SECRETS = ("13812345678", "zhang.san@example.com", "110101199003071234", "6222021234567890123")
 

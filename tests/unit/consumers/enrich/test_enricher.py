@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from shoppulse.consumers.contracts import Event, OrderItem
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.deadletter import dead_letter_record
-from shoppulse.consumers.enrich.enricher import Enricher, Source, TitleCache
+from shoppulse.consumers.enrich.enricher import Enricher, TitleCache
 from shoppulse.models.serving.inference import Predictor
 from shoppulse.models.serving.keywords import keywords, load_aspects
 from shoppulse.models.serving.taxonomy import default_taxonomy
@@ -45,7 +46,7 @@ def click(event_id: str, title: str | None = None, category: str | None = None) 
 
 
 def test_review_yields_an_insight_and_a_signal(enricher: Enricher) -> None:
-    [out] = enricher.enrich([(review("r1", "物流很快，但是质量很差，价格也贵"), Source("reviews", 0, 5))])
+    [out] = enricher.enrich([(review("r1", "物流很快，但是质量很差，价格也贵"), RecordCoordinates("reviews", 0, 5))])
     assert out.insight is not None
     assert out.insight["event_id"] == out.signal["event_id"] == "r1"
     assert out.insight["sentiment"]["label"] in {"positive", "negative"}
@@ -58,7 +59,7 @@ def test_review_yields_an_insight_and_a_signal(enricher: Enricher) -> None:
 
 
 def test_personal_data_never_reaches_an_output(enricher: Enricher) -> None:
-    [out] = enricher.enrich([(review("r2", PII_TEXT), Source("reviews", 0, 6))])
+    [out] = enricher.enrich([(review("r2", PII_TEXT), RecordCoordinates("reviews", 0, 6))])
     wire = json.dumps([out.insight, out.signal], ensure_ascii=False)
     for secret in ("13812345678", "zhang.san", "example.com", "110101199003071234", "6222", "7890"):
         assert secret not in wire
@@ -79,12 +80,12 @@ def test_dead_letter_preview_is_masked_but_raw_bytes_are_kept_for_replay() -> No
 def test_titles_are_cached_and_category_only_clicks_use_the_taxonomy(enricher: Enricher) -> None:
     cache = enricher.cache
     hits_before, misses_before = cache.hits, cache.misses
-    batch = [(click(f"c{i}", title="华为平板电脑 新款"), Source("clicks", 0, i)) for i in range(3)]
+    batch = [(click(f"c{i}", title="华为平板电脑 新款"), RecordCoordinates("clicks", 0, i)) for i in range(3)]
     outs = enricher.enrich(batch)
     assert cache.hits - hits_before == 2  # one miss (one inference), then a counted hit per repeat
     assert cache.misses == misses_before + 1
     assert outs[0].signal["tags"] == outs[2].signal["tags"]
-    [cat_only] = enricher.enrich([(click("c9", category="洗发水"), Source("clicks", 0, 9))])
+    [cat_only] = enricher.enrich([(click("c9", category="洗发水"), RecordCoordinates("clicks", 0, 9))])
     assert cat_only.signal["tags"] == {"个护": 1.0}
 
 
@@ -92,8 +93,8 @@ def test_a_category_the_taxonomy_does_not_know_is_no_tag(enricher: Enricher) -> 
     """A free-text catalog category once became a tag: personal data in profiles, and unbounded interests."""
     outs = enricher.enrich(
         [
-            (click("c20", category="张三13812345678的店"), Source("clicks", 0, 20)),
-            (click("c21", category="数码"), Source("clicks", 0, 21)),  # a tag name itself is known
+            (click("c20", category="张三13812345678的店"), RecordCoordinates("clicks", 0, 20)),
+            (click("c21", category="数码"), RecordCoordinates("clicks", 0, 21)),  # a tag name itself is known
         ]
     )
     assert outs[0].signal["tags"] == {}
@@ -115,7 +116,7 @@ def test_order_tags_are_weighted_by_amount(enricher: Enricher) -> None:
         total=Decimal("1000.00"),
         currency="CNY",
     )
-    [out] = enricher.enrich([(order, Source("orders", 0, 1))])
+    [out] = enricher.enrich([(order, RecordCoordinates("orders", 0, 1))])
     assert out.signal["tags"] == {"家电": 0.9, "乳品": 0.1}
     assert out.signal["amount"] == "1000.00" and out.signal["product_ids"] == ["p1", "p2"]
     # per line, for stage 3's per-product revenue: exact price × quantity
@@ -139,9 +140,10 @@ def test_title_cache_is_a_bounded_lru() -> None:
 def test_a_zero_title_cache_still_tags_titles_from_the_model(tiny_bundle: Path) -> None:
     no_cache = Enricher(Predictor.from_dir(tiny_bundle), default_taxonomy(), load_aspects(), title_cache_size=0)
     # the category would say 个护; the title goes through the model, whose tags are the taxonomy's
-    [out] = no_cache.enrich([(click("c1", title="华为平板电脑 新款", category="洗发水"), Source("clicks", 0, 1))])
+    first_click = (click("c1", title="华为平板电脑 新款", category="洗发水"), RecordCoordinates("clicks", 0, 1))
+    [out] = no_cache.enrich([first_click])
     with_cache = Enricher(Predictor.from_dir(tiny_bundle), default_taxonomy(), load_aspects(), title_cache_size=10)
-    [same] = with_cache.enrich([(click("c1", title="华为平板电脑 新款", category="洗发水"), Source("clicks", 0, 1))])
+    [same] = with_cache.enrich([first_click])
     assert out.signal["tags"] == same.signal["tags"] and len(no_cache.cache) == 0
 
 
@@ -153,13 +155,13 @@ def test_keywords_keep_dictionary_words_whole_and_drop_stop_words() -> None:
 
 def test_each_aspect_carries_the_sentiment_of_its_own_clause(enricher: Enricher) -> None:
     text = "物流很快，质量很差"
-    [out] = enricher.enrich([(review("r3", text), Source("reviews", 0, 7))])
+    [out] = enricher.enrich([(review("r3", text), RecordCoordinates("reviews", 0, 7))])
     assert out.insight is not None
     by_aspect = {a["aspect"]: a for a in out.insight["aspects"]}
     assert by_aspect["物流"]["clause"] == "物流很快" and by_aspect["质量"]["clause"] == "质量很差"
     # each clause classified on its own: the same verdict as the clause sent alone as a review
     for aspect, clause in (("物流", "物流很快"), ("质量", "质量很差")):
-        [alone] = enricher.enrich([(review(f"r-{aspect}", clause), Source("reviews", 0, 8))])
+        [alone] = enricher.enrich([(review(f"r-{aspect}", clause), RecordCoordinates("reviews", 0, 8))])
         assert alone.insight is not None
         mine, theirs = by_aspect[aspect]["sentiment"], alone.insight["sentiment"]
         assert mine["label"] == theirs["label"]

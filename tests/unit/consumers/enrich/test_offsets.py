@@ -1,12 +1,12 @@
 import pytest
 
-from shoppulse.consumers.enrich.offsets import OffsetTracker
+from shoppulse.consumers.enrich.offsets import CommitTracker
 
 TP = ("reviews", 0)
 
 
 def test_commit_position_waits_for_every_output_of_every_earlier_input() -> None:
-    t = OffsetTracker()
+    t = CommitTracker()
     t.begin(TP, 10, 2)
     t.begin(TP, 11, 1)
     t.begin(TP, 12, 0)  # no outputs: done at once, but 10 and 11 are not
@@ -22,7 +22,7 @@ def test_commit_position_waits_for_every_output_of_every_earlier_input() -> None
 
 
 def test_a_failed_output_blocks_the_watermark() -> None:
-    t = OffsetTracker()
+    t = CommitTracker()
     t.begin(TP, 0, 1)
     t.begin(TP, 1, 1)
     t.fail(TP, 0, "timed out")
@@ -33,7 +33,7 @@ def test_a_failed_output_blocks_the_watermark() -> None:
 
 
 def test_partitions_are_independent_and_revoked_ones_are_forgotten() -> None:
-    t = OffsetTracker()
+    t = CommitTracker()
     other = ("reviews", 1)
     t.begin(TP, 5, 1)
     t.begin(other, 7, 1)
@@ -46,14 +46,14 @@ def test_partitions_are_independent_and_revoked_ones_are_forgotten() -> None:
 
 
 def test_offsets_must_arrive_in_order() -> None:
-    t = OffsetTracker()
+    t = CommitTracker()
     t.begin(TP, 3, 1)
     with pytest.raises(ValueError, match="after 3"):
         t.begin(TP, 3, 1)
 
 
 def test_commits_taken_for_revoked_partitions_leave_the_others_pending() -> None:
-    t = OffsetTracker()
+    t = CommitTracker()
     other = ("reviews", 1)
     t.begin(TP, 0, 0)
     t.begin(other, 4, 0)
@@ -62,7 +62,7 @@ def test_commits_taken_for_revoked_partitions_leave_the_others_pending() -> None
 
 
 def test_only_limits_commits_to_the_partitions_named_whatever_their_order() -> None:
-    tracker = OffsetTracker()
+    tracker = CommitTracker()
     for tp in (("clicks", 0), ("reviews", 0), ("orders", 0)):
         tracker.begin(tp, 5, 0)
     assert tracker.take_commits(only={("orders", 0)}) == {("orders", 0): 6}  # the others come first: skipped
@@ -70,7 +70,7 @@ def test_only_limits_commits_to_the_partitions_named_whatever_their_order() -> N
 
 
 def test_in_flight_per_partition_and_forgetting_an_unknown_one() -> None:
-    tracker = OffsetTracker()
+    tracker = CommitTracker()
     assert tracker.in_flight(("reviews", 9)) == 0
     tracker.begin(("reviews", 1), 3, 2)
     assert tracker.in_flight(("reviews", 1)) == 1 and tracker.in_flight(("reviews", 9)) == 0

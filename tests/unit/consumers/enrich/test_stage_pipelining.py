@@ -14,7 +14,8 @@ import pytest
 from confluent_kafka import TopicPartition
 
 from shoppulse.consumers.contracts import Event, dumps, event_to_dict
-from shoppulse.consumers.enrich.enricher import Enriched, Plan, Source
+from shoppulse.consumers.coordinates import RecordCoordinates
+from shoppulse.consumers.enrich.enricher import Enriched, Plan
 from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
@@ -108,7 +109,7 @@ class HeldEnricher:
         self.model = {"name": "fake", "version": "0", "precision": "int8"}
         self.futures: list[Future[dict[str, Any]]] = []
 
-    def plan(self, batch: list[tuple[Event, Source]]) -> Plan:
+    def plan(self, batch: list[tuple[Event, RecordCoordinates]]) -> Plan:
         return Plan(list(batch), [e.text or "" for e, _ in batch], {}, {})
 
     def infer_async(self, plan: Plan) -> Future[dict[str, Any]]:

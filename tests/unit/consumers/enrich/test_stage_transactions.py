@@ -85,12 +85,12 @@ def make_stage(fail_with: KafkaError | None) -> tuple[EnrichStage, Producer, Con
 
 def _batch(stage: EnrichStage) -> list[tuple[Any, Any, Any]]:
     """Two dead-letter records and one of another partition: outputs that need no model."""
-    from shoppulse.consumers.enrich.enricher import Source
+    from shoppulse.consumers.coordinates import RecordCoordinates
 
     return [
-        (FakeMessage("reviews", 0, 40), Source("reviews", 0, 40), {"reason": "bad_json"}),
-        (FakeMessage("reviews", 0, 41), Source("reviews", 0, 41), {"reason": "bad_json"}),
-        (FakeMessage("clicks", 1, 7), Source("clicks", 1, 7), {"reason": "missing_field"}),
+        (FakeMessage("reviews", 0, 40), RecordCoordinates("reviews", 0, 40), {"reason": "bad_json"}),
+        (FakeMessage("reviews", 0, 41), RecordCoordinates("reviews", 0, 41), {"reason": "bad_json"}),
+        (FakeMessage("clicks", 1, 7), RecordCoordinates("clicks", 1, 7), {"reason": "missing_field"}),
     ]
 
 

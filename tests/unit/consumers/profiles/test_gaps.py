@@ -1,17 +1,17 @@
-"""OffsetTracker and TailWatch: which records the stream skipped, in the middle or at the end of a partition."""
+"""HoleFinder and TailWatch: which records the stream skipped, in the middle or at the end of a partition."""
 
 from __future__ import annotations
 
-from shoppulse.consumers.profiles.gaps import Hole, OffsetTracker, PartitionProgress, TailWatch
+from shoppulse.consumers.profiles.gaps import Hole, HoleFinder, PartitionProgress, TailWatch
 
 
 def test_consecutive_offsets_have_no_hole() -> None:
-    tracker = OffsetTracker()
+    tracker = HoleFinder()
     assert [tracker.observe(0, offset) for offset in range(5)] == [None] * 5
 
 
 def test_a_skipped_offset_is_reported_once_as_a_half_open_range() -> None:
-    tracker = OffsetTracker()
+    tracker = HoleFinder()
     for offset in (0, 1, 2):
         tracker.observe(1, offset)
     assert tracker.observe(1, 4) == Hole(partition=1, start=3, end=4)
@@ -20,7 +20,7 @@ def test_a_skipped_offset_is_reported_once_as_a_half_open_range() -> None:
 
 
 def test_partitions_are_tracked_apart() -> None:
-    tracker = OffsetTracker()
+    tracker = HoleFinder()
     tracker.observe(0, 10)
     tracker.observe(1, 3)
     assert tracker.observe(0, 11) is None
@@ -28,7 +28,7 @@ def test_partitions_are_tracked_apart() -> None:
 
 
 def test_the_first_offset_after_assignment_and_a_seek_back_are_not_holes() -> None:
-    tracker = OffsetTracker()
+    tracker = HoleFinder()
     assert tracker.observe(2, 500) is None  # wherever the committed offset was
     tracker.observe(2, 501)
     assert tracker.observe(2, 400) is None  # seek back to the committed offset: replays, no hole
@@ -37,17 +37,17 @@ def test_the_first_offset_after_assignment_and_a_seek_back_are_not_holes() -> No
 
 
 def test_forgotten_partitions_start_over() -> None:
-    tracker = OffsetTracker()
+    tracker = HoleFinder()
     tracker.observe(0, 7)
     tracker.forget([0])
     assert tracker.observe(0, 42) is None  # a new owner's first record, not a hole of 8..41
 
 
 def test_a_skipped_first_record_is_a_hole_from_the_committed_offset() -> None:
-    tracker = OffsetTracker()
+    tracker = HoleFinder()
     assert tracker.observe(3, 120, start=117) == Hole(3, 117, 120)
     assert tracker.observe(3, 121, start=117) is None  # the start only matters for the first record
-    fresh = OffsetTracker()
+    fresh = HoleFinder()
     assert fresh.observe(4, 117, start=117) is None
     assert fresh.next(4) == 118
 
@@ -76,7 +76,7 @@ def test_caught_up_or_progressing_partitions_are_left_alone() -> None:
 
 
 def test_advance_skips_offsets_that_hold_only_markers() -> None:
-    tracker = OffsetTracker()
+    tracker = HoleFinder()
     tracker.observe(0, 9)
     tracker.advance(0, 11)  # offset 10 is a commit marker
     assert tracker.next(0) == 11

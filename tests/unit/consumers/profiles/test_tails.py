@@ -8,7 +8,7 @@ from typing import Any
 
 from shoppulse.consumers import metrics
 from shoppulse.consumers.profiles.app import ProfilesStage
-from shoppulse.consumers.profiles.gaps import Hole, OffsetTracker, PartitionProgress, TailWatch
+from shoppulse.consumers.profiles.gaps import Hole, HoleFinder, PartitionProgress, TailWatch
 
 TOPIC = "user-signals"
 
@@ -38,7 +38,7 @@ def _stage(first: int | Exception | None) -> Any:
     return SimpleNamespace(
         tail_watch=TailWatch(),
         gap_reader=FakeReader(first),
-        offsets=OffsetTracker(),
+        offsets=HoleFinder(),
         signals_topic_name=TOPIC,
         app=SimpleNamespace(consumer=FakeConsumer(), assignor=SimpleNamespace(assigned_actives=lambda: [tp])),
     )

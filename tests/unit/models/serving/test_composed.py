@@ -95,13 +95,13 @@ def test_the_stage_keeps_the_default_interest_tagging_beside_a_sentiment_only_bu
 
 
 def test_an_enricher_on_two_bundles_writes_both_verdicts_and_names_both_models(composed: ComposedPredictor) -> None:
-    from shoppulse.consumers.enrich.enricher import Source
+    from shoppulse.consumers.coordinates import RecordCoordinates
     from tests.unit.consumers.enrich.test_enricher import click, review  # the enricher tests' events
 
     enricher = Enricher(composed, default_taxonomy(), load_aspects(), title_cache_size=100)
     batch = [
-        (review("r1", "物流很快，质量很好"), Source("reviews", 0, 1)),
-        (click("c1", "华为手机 全新"), Source("clicks", 0, 1)),
+        (review("r1", "物流很快，质量很好"), RecordCoordinates("reviews", 0, 1)),
+        (click("c1", "华为手机 全新"), RecordCoordinates("clicks", 0, 1)),
     ]
     review_out, click_out = enricher.enrich(batch)
     assert review_out.insight["model"]["name"] == "tiny-sentiment+tiny-interest"
