@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from shoppulse.consumers import metrics
-from shoppulse.consumers.contracts import SCHEMA_VERSION, Event
+from shoppulse.consumers.contracts import Event
 from shoppulse.consumers.coordinates import RecordCoordinates
+from shoppulse.consumers.records import AspectVerdict, Interest, ReviewInsight, UserSignal, Verdict
 from shoppulse.models.serving.clauses import clause_is_positive
 from shoppulse.models.serving.keywords import AspectLexicon, keywords
 from shoppulse.models.serving.taxonomy import Taxonomy
@@ -47,8 +48,8 @@ class Enriched:
 
     event: Event
     source: RecordCoordinates
-    insight: dict[str, Any] | None
-    signal: dict[str, Any]
+    insight: ReviewInsight | None
+    signal: UserSignal
 
 
 @dataclass
@@ -303,7 +304,7 @@ class Enricher:
     # --- records --------------------------------------------------------------------------------
     def _sentiment(
         self, probs: dict[str, np.ndarray], idx: int, clause_threshold: float | None = None
-    ) -> dict[str, Any] | None:
+    ) -> Verdict | None:
         """A review's sentiment (argmax), or a clause's (``p_positive`` against the bundle's clause threshold)."""
         if self.sentiment_labels is None or self._positive is None:
             return None
@@ -315,7 +316,7 @@ class Enricher:
             positive = clause_is_positive(p_pos, clause_threshold)
         probability = p_pos if positive else 1.0 - p_pos
         label = "positive" if positive else "negative"
-        return {"label": label, "probability": round(probability, 6), "p_positive": round(p_pos, 6)}
+        return Verdict(label, round(probability, 6), round(p_pos, 6))
 
     def _review(
         self,
@@ -326,45 +327,44 @@ class Enricher:
         clause_slots: list[tuple[str, str, int]],
     ) -> Enriched:
         sentiment = self._sentiment(probs, idx)
-        interest: dict[str, Any] | None = None
+        interest: Interest | None = None
         tags: dict[str, float] = {}
         if self.interest_labels is not None:
             row = probs["interest"][idx]
             order = np.argsort(-row)[:3]
             tags = _normalise(self._tag_distribution(row))
-            interest = {
-                "category": self.interest_labels[int(order[0])],
-                "probability": round(float(row[order[0]]), 6),
-                "top_categories": {self.interest_labels[int(j)]: round(float(row[j]), 6) for j in order},
-                "tags": tags,
-            }
+            interest = Interest(
+                category=self.interest_labels[int(order[0])],
+                probability=round(float(row[order[0]]), 6),
+                top_categories={self.interest_labels[int(j)]: round(float(row[j]), 6) for j in order},
+                tags=tags,
+            )
         aspects = []
         for aspect, clause, clause_idx in clause_slots:
             clause_sentiment = self._sentiment(probs, clause_idx, self._clause_threshold)
-            aspects.append({"aspect": aspect, "clause": clause, "sentiment": clause_sentiment})
+            aspects.append(AspectVerdict(aspect, clause, clause_sentiment))
         if sentiment is not None:
-            metrics.SENTIMENT_EMITTED.labels(STAGE, sentiment["label"]).inc()
-        insight = {
-            "schema_version": SCHEMA_VERSION,
-            "event_id": event.event_id,
-            "user_id": event.user_id,
-            "product_id": event.product_id,
-            "order_id": event.order_id,
-            "rating": event.rating,
-            "ts": event.ts_ms,
-            "sentiment": sentiment,
-            "interest": interest,
-            "keywords": keywords(event.text or "", self.keywords_top_k),
-            "aspects": aspects,
-            "text_chars": len(event.text or ""),
-            "clipped": list(event.clipped),
-            "model": self.model,
-            "source": source.as_dict(),
-            "processed_at": int(time.time() * 1000),
-        }
-        signal = self._signal(event, source, tags, sentiment, {a["aspect"]: a["sentiment"] for a in aspects})
-        if interest is not None:
-            signal["category"] = interest["category"]
+            metrics.SENTIMENT_EMITTED.labels(STAGE, sentiment.label).inc()
+        insight = ReviewInsight(
+            event_id=event.event_id,
+            user_id=event.user_id,
+            product_id=event.product_id,
+            order_id=event.order_id,
+            rating=event.rating,
+            ts=event.ts_ms,
+            sentiment=sentiment,
+            interest=interest,
+            keywords=keywords(event.text or "", self.keywords_top_k),
+            aspects=aspects,
+            text_chars=len(event.text or ""),
+            clipped=list(event.clipped),
+            model=self.model,
+            source=source,
+            processed_at=int(time.time() * 1000),
+        )
+        verdicts = {a.aspect: a.sentiment.label for a in aspects if a.sentiment is not None}
+        category = interest.category if interest is not None else None
+        signal = self._signal(event, source, tags, sentiment, verdicts, category)
         return Enriched(event, source, insight, signal)
 
     def _signal(
@@ -372,9 +372,11 @@ class Enricher:
         event: Event,
         source: RecordCoordinates,
         tags: dict[str, float],
-        sentiment: dict[str, Any] | None = None,
-        aspects: dict[str, dict[str, Any] | None] | None = None,
-    ) -> dict[str, Any]:
+        sentiment: Verdict | None = None,
+        aspects: dict[str, str] | None = None,
+        review_category: str | None = None,
+    ) -> UserSignal:
+        """``review_category``: a review's predicted fine category (a label of the model, not free text)."""
         action = event.action if event.kind == "click" else event.kind
         assert action is not None
         if tags:
@@ -385,27 +387,28 @@ class Enricher:
             category = event.category
         elif event.kind == "order" and event.items:
             category = event.items[0].category
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "kind": event.kind,
-            "event_id": event.event_id,
-            "user_id": event.user_id,
-            "ts": event.ts_ms,
-            "action": action,
-            "weight": ACTION_WEIGHTS[action],
-            "tags": tags,
-            "category": mask_pii(category) if category else None,  # free text from the shop (bounded): masked
-            "product_id": event.product_id,
-            "product_ids": [item.product_id for item in event.items] if event.kind == "order" else None,
-            "items": _order_lines(event) if event.kind == "order" else None,
-            "query": mask_pii(event.query) if event.query else None,
-            "sentiment": sentiment,
-            "aspects": {k: v["label"] for k, v in (aspects or {}).items() if v is not None},
-            "amount": str(event.total) if event.total is not None else None,
-            "currency": event.currency,
-            "model": self.model,
-            "source": source.as_dict(),
-        }
+        order = event.kind == "order"
+        return UserSignal(
+            kind=event.kind,
+            event_id=event.event_id,
+            user_id=event.user_id,
+            ts=event.ts_ms,
+            action=action,
+            weight=ACTION_WEIGHTS[action],
+            tags=tags,
+            # free text from the shop (bounded): masked; a review's is the model's own label
+            category=review_category or (mask_pii(category) if category else None),
+            product_id=event.product_id,
+            product_ids=[item.product_id for item in event.items] if order else None,
+            items=_order_lines(event) if order else None,
+            query=mask_pii(event.query) if event.query else None,
+            sentiment=sentiment,
+            aspects=aspects or {},
+            amount=str(event.total) if event.total is not None else None,
+            currency=event.currency,
+            model=self.model,
+            source=source,
+        )
 
 
 def _order_lines(event: Event) -> list[dict[str, Any]]:

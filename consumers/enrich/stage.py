@@ -57,6 +57,7 @@ from shoppulse.consumers.headers import (
     output_headers,
     record_timestamp_ms,
 )
+from shoppulse.consumers.records import to_wire
 from shoppulse.consumers.settings import Settings
 from shoppulse.consumers.tracing import NoTracer
 
@@ -477,8 +478,8 @@ class EnrichStage:
         ts = record_timestamp_ms(item.event.ts_ms, now_ms, self.settings.kafka.input_retention_ms)
         out = []
         if item.insight is not None:
-            out.append(Output(self.topics.review_insights, key, dumps(item.insight), headers, ts))
-        out.append(Output(self.topics.user_signals, key, dumps(item.signal), headers, ts))
+            out.append(Output(self.topics.review_insights, key, dumps(to_wire(item.insight)), headers, ts))
+        out.append(Output(self.topics.user_signals, key, dumps(to_wire(item.signal)), headers, ts))
         return out
 
     def _deliver_async(self, ordered: list[tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]]) -> None:

@@ -84,3 +84,42 @@ def test_the_insights_and_alert_examples_have_the_fields_stage_3_writes() -> Non
     window = render_window(state, max(state.windows), params)
     assert set(_examples()["product-insights"]) == set(window)
     assert raised and set(_examples()["alerts"]) == set(raised[0])
+
+
+def test_the_stage_1_output_examples_have_the_typed_records_fields_in_wire_order() -> None:
+    from dataclasses import fields
+
+    from shoppulse.consumers.records import AspectVerdict, Interest, ReviewInsight, UserSignal, Verdict, wire_fields
+
+    insight, signal = _examples()["review-insights"], _examples()["user-signals"]
+    assert list(insight) == list(wire_fields(ReviewInsight))
+    assert list(signal) == list(wire_fields(UserSignal))
+    assert {f.name for f in fields(ReviewInsight)} == set(wire_fields(ReviewInsight))  # nothing left off the wire
+    assert {f.name for f in fields(UserSignal)} == set(wire_fields(UserSignal))
+    assert list(insight["sentiment"]) == [f.name for f in fields(Verdict)]
+    assert list(insight["interest"]) == [f.name for f in fields(Interest)]
+    assert list(insight["aspects"][0]) == [f.name for f in fields(AspectVerdict)]
+    assert list(insight["source"]) == ["topic", "partition", "offset"]
+
+
+def test_what_the_enricher_writes_has_the_documented_keys() -> None:
+    from shoppulse.consumers.coordinates import RecordCoordinates
+    from shoppulse.consumers.records import AspectVerdict, Interest, ReviewInsight, UserSignal, Verdict, to_wire
+
+    verdict = Verdict("positive", 0.97, 0.97)
+    insight = ReviewInsight(
+        event_id="r", user_id="u", product_id=None, order_id=None, rating=None, ts=1, sentiment=verdict,
+        interest=Interest("平板", 0.9, {"平板": 0.9}, {"数码": 1.0}), keywords=[],
+        aspects=[AspectVerdict("性能", "电池很耐用", verdict)], text_chars=5, clipped=[], model={},
+        source=RecordCoordinates("reviews", 0, 42), processed_at=2,
+    )  # fmt: skip
+    signal = UserSignal(
+        kind="click", event_id="c", user_id="u", ts=1, action="view", weight=1.0, tags={}, model={},
+        source=RecordCoordinates("clicks", 2, 17),
+    )  # fmt: skip
+    wire_insight, wire_signal = to_wire(insight), to_wire(signal)
+    assert list(wire_insight) == list(_examples()["review-insights"])
+    assert wire_insight["aspects"][0]["sentiment"] == {"label": "positive", "probability": 0.97, "p_positive": 0.97}
+    assert list(wire_signal) == list(_examples()["user-signals"])
+    assert wire_signal["source"] == _examples()["user-signals"]["source"]
+    json.dumps([wire_insight, wire_signal], ensure_ascii=False)  # plain JSON values only

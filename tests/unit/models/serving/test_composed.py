@@ -96,6 +96,7 @@ def test_the_stage_keeps_the_default_interest_tagging_beside_a_sentiment_only_bu
 
 def test_an_enricher_on_two_bundles_writes_both_verdicts_and_names_both_models(composed: ComposedPredictor) -> None:
     from shoppulse.consumers.coordinates import RecordCoordinates
+    from shoppulse.consumers.records import to_wire
     from tests.unit.consumers.enrich.test_enricher import click, review  # the enricher tests' events
 
     enricher = Enricher(composed, default_taxonomy(), load_aspects(), title_cache_size=100)
@@ -104,7 +105,7 @@ def test_an_enricher_on_two_bundles_writes_both_verdicts_and_names_both_models(c
         (click("c1", "华为手机 全新"), RecordCoordinates("clicks", 0, 1)),
     ]
     review_out, click_out = enricher.enrich(batch)
-    assert review_out.insight["model"]["name"] == "tiny-sentiment+tiny-interest"
-    assert review_out.insight["sentiment"]["label"] in {"negative", "positive"}
-    assert review_out.insight["interest"]["category"] in default_taxonomy().categories
-    assert click_out.signal["tags"], "a click's title is tagged by the interest bundle"
+    assert to_wire(review_out.insight)["model"]["name"] == "tiny-sentiment+tiny-interest"
+    assert to_wire(review_out.insight)["sentiment"]["label"] in {"negative", "positive"}
+    assert to_wire(review_out.insight)["interest"]["category"] in default_taxonomy().categories
+    assert to_wire(click_out.signal)["tags"], "a click's title is tagged by the interest bundle"
