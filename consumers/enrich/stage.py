@@ -1,17 +1,12 @@
-"""The enrich stage's consume → infer → produce loop, with at-least-once or exactly-once delivery.
+"""The enrich stage's loop: poll → parse → enrich → deliver, with readiness, back-pressure and drain.
 
-At-least-once (default): outputs are produced asynchronously by an idempotent producer;
-an input offset is committed only when every output it caused is acknowledged
-(``CommitTracker``), so a crash replays, never loses. Exactly-once: each micro-batch is
-one Kafka transaction that also carries the consumed offsets
-(``send_offsets_to_transaction``); on an abortable error the transaction is aborted and
-the partitions are rewound to the batch's first offsets.
-
-Pipelining (at-least-once): batch N's model call runs on the model sessions' threads while
-this thread finishes batch N-1 (jieba keywords, JSON, produce), since ONNX Runtime releases the
-GIL. At most one batch is in the model; it is finished before a revocation commits, at
-shutdown, and dropped (uncommitted, so redone by the next owner) after a fatal error or
-for partitions lost meanwhile. Exactly-once runs one batch at a time.
+How a batch is delivered (at-least-once or exactly-once) is the delivery's business
+(``delivery.py``, built by mode); the loop never asks which one runs. Pipelining, where the
+delivery allows it (at-least-once): batch N's model call runs on the model sessions' threads
+while this thread finishes batch N-1 (jieba keywords, JSON, produce), since ONNX Runtime
+releases the GIL. At most one batch is in the model; it is finished before a revocation
+commits, at shutdown, and dropped (uncommitted, so redone by the next owner) after a fatal
+error or for partitions lost meanwhile.
 
 Back-pressure: when more than ``max_in_flight`` inputs are waiting for acknowledgements
 (a slow or absent broker), the assigned partitions are paused and resumed at half.
@@ -24,40 +19,22 @@ import contextlib
 import logging
 import os
 import signal
-import socket
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import Any
 
-from confluent_kafka import (
-    TIMESTAMP_NOT_AVAILABLE,
-    Consumer,
-    KafkaError,
-    KafkaException,
-    Message,
-    Producer,
-    TopicPartition,
-)
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from shoppulse.consumers import metrics
 from shoppulse.consumers.consumed import usable
-from shoppulse.consumers.contracts import R_PARSE_FAILED, SCHEMA_VERSION, ContractError, Event, dumps, parse_event
+from shoppulse.consumers.contracts import R_PARSE_FAILED, ContractError, Event, parse_event
 from shoppulse.consumers.coordinates import RecordCoordinates, TopicPart
-from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
-from shoppulse.consumers.enrich.enricher import STAGE, Enriched, Enricher, InferenceHandle, Plan
-from shoppulse.consumers.enrich.offsets import CommitTracker
-from shoppulse.consumers.headers import (
-    DEAD_LETTER_RETENTION_MS,
-    Headers,
-    child_traceparent,
-    header,
-    output_headers,
-    record_timestamp_ms,
-)
-from shoppulse.consumers.records import to_wire
+from shoppulse.consumers.deadletter import dead_letter_record
+from shoppulse.consumers.enrich.delivery import Delivered, Delivery, FatalStageError, delivery_for
+from shoppulse.consumers.enrich.enricher import STAGE, Enricher, InferenceHandle, Plan
+from shoppulse.consumers.headers import header
 from shoppulse.consumers.settings import Settings
 from shoppulse.consumers.tracing import NoTracer
 
@@ -68,20 +45,6 @@ _KIND_BY_TOPIC_FIELD = {"reviews": "review", "clicks": "click", "orders": "order
 
 BROKER_PROBE_INTERVAL_S = 5.0
 BROKER_PROBE_TIMEOUT_S = 1.0  # the loop waits this long at most, only while the broker is unreachable
-
-
-class Output(NamedTuple):
-    """One record to produce: where, what, its headers, and its timestamp (ms; 0 = the broker's time)."""
-
-    topic: str
-    key: bytes | None
-    value: bytes
-    headers: Headers
-    timestamp: int
-
-
-class FatalStageError(RuntimeError):
-    """The stage cannot go on safely (fenced producer, undeliverable output); exit, restart resumes."""
 
 
 def _parse_failure(exc: Exception, source: RecordCoordinates) -> ContractError:
@@ -122,26 +85,37 @@ class EnrichStage:
         self.topics = settings.topics
         self.kind_of = {getattr(self.topics, name): kind for name, kind in _KIND_BY_TOPIC_FIELD.items()}
         self.stop_event = threading.Event()
-        self.tracker = CommitTracker()
         self.assigned: set[TopicPart] = set()
         self.paused = False
-        self._next_commit = 0.0  # monotonic time of the next between-batch commit (see _step)
         self._next_probe = 0.0  # monotonic time of the next broker probe while it is unreachable
         self.broker_up = False
-        self.exactly_once = self.cfg.exactly_once
-        # At-least-once: batch N's model call runs while batch N-1 is finished and produced. Exactly-once
-        # stays strictly one batch at a time: an aborted transaction rewinds the consumer, which a batch
-        # already taken in would straddle.
-        self.pipelined = not self.exactly_once
         self._last_poll = time.monotonic()
         self._drain_deadline: float | None = None
         self._pending: _Pending | None = None
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        self.consumer = Consumer(self._consumer_config())
-        self.producer = Producer(self._producer_config())
+        self.delivery: Delivery = delivery_for(
+            settings, Consumer(self._consumer_config()), self._owns, self._flush_budget, self._on_error
+        )
         self._init_series()
+
+    # The clients live in the delivery (it commits, seeks, produces); the loop polls through these.
+    @property
+    def consumer(self) -> Any:
+        return self.delivery.consumer
+
+    @consumer.setter
+    def consumer(self, consumer: Any) -> None:
+        self.delivery.consumer = consumer
+
+    @property
+    def producer(self) -> Any:
+        return self.delivery.producer
+
+    @producer.setter
+    def producer(self, producer: Any) -> None:
+        self.delivery.producer = producer
 
     def _init_series(self) -> None:
         """Create every series at zero, so dashboards and alerts see 0, not "no data", before the first event."""
@@ -171,26 +145,6 @@ class EnrichStage:
                 "error_cb": self._on_error,
             }
         )
-
-    def _producer_config(self) -> dict[str, Any]:
-        conf: dict[str, Any] = {
-            "enable.idempotence": True,
-            "acks": "all",
-            "linger.ms": 5,
-            "compression.type": "lz4",
-            # The Java client's partitioner, as faust/aiokafka use: stage 2 finds a user's partition by it.
-            "partitioner": "murmur2_random",
-            "message.timeout.ms": 600_000,
-            # Stage 2 deduplicates exactly by each input partition's highest offset applied, which needs a
-            # user's signals in input order with no gap: a failed batch that would leave one is fatal.
-            "enable.gapless.guarantee": True,
-            "error_cb": self._on_error,
-        }
-        if self.exactly_once:
-            conf["transactional.id"] = self.transactional_id
-            conf["transaction.timeout.ms"] = 60_000
-            conf["message.timeout.ms"] = 60_000  # librdkafka requires <= transaction.timeout.ms
-        return self.settings.librdkafka(**conf)
 
     # --- callbacks ----------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
@@ -225,15 +179,16 @@ class EnrichStage:
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         log.info("revoked %s: delivering and committing what is done", sorted(f"{t}[{p}]" for t, p in tps))
-        if not self.exactly_once:
-            self._finish_pending()  # the batch in the model still holds these partitions' events
-            self.producer.flush(self._flush_budget())
-            self._commit(sync=True, only=set(tps))
+        self._finish_pending()  # the batch in the model still holds these partitions' events
+        self.delivery.on_revoke(tps)
         self._forget(tps)
+
+    def _owns(self, tp: TopicPart) -> bool:
+        return tp in self.assigned
 
     def _forget(self, tps: list[TopicPart]) -> None:
         """Drop the state and the lag series of partitions we no longer own (no double counting)."""
-        self.tracker.forget(tps)
+        self.delivery.forget(tps)
         self.assigned -= set(tps)
         for topic, partition in tps:
             with contextlib.suppress(KeyError):
@@ -255,7 +210,7 @@ class EnrichStage:
             "broker_reachable": self.broker_up,
             "assigned_partitions": len(self.assigned),
             "paused": self.paused,
-            "in_flight": self.tracker.in_flight(),
+            "in_flight": self.delivery.in_flight(),
         }
         return self.broker_up, details
 
@@ -284,19 +239,9 @@ class EnrichStage:
         if not self.wait_for_broker():
             self.consumer.close()
             return 0
-        if self.exactly_once:
-            try:
-                self.producer.init_transactions(60)
-            except KafkaException as exc:
-                err: KafkaError = exc.args[0]
-                log.error(
-                    "cannot start exactly-once: init_transactions for transactional.id %s failed: %s%s",
-                    self.transactional_id,
-                    err,
-                    self._fenced_hint(err),
-                )
-                self.consumer.close()
-                return 1
+        if not self.delivery.start():
+            self.consumer.close()
+            return 1
         self.consumer.subscribe(
             self.topics.inputs(), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
         )
@@ -304,7 +249,7 @@ class EnrichStage:
             "enrich running: %s → %s (%s)",
             self.topics.inputs(),
             self.topics.outputs(),
-            "exactly-once" if self.exactly_once else "at-least-once",
+            self.delivery.name,
         )
         code = 0
         self._last_poll = time.monotonic()
@@ -328,9 +273,7 @@ class EnrichStage:
         self._check_poll_gap()
         messages = self.consumer.consume(self.cfg.max_batch, timeout)
         self.producer.poll(0)
-        if self.tracker.failed:
-            tp, offset, reason = self.tracker.failed[0]
-            raise FatalStageError(f"output of {tp[0]}[{tp[1]}]@{offset} was not delivered: {reason}")
+        self.delivery.after_step()
         batch = [m for m in messages if self._usable(m)]
         started = None
         if batch:
@@ -340,17 +283,10 @@ class EnrichStage:
             self._probe_broker()
         self._finish_pending()
         if started is not None:
-            if self.pipelined:
-                self._pending = started
-            else:
-                self._finish(started)
-        # At most one commit per commit_interval_ms between batches: a commit per micro-batch (50/s at a
-        # 20 ms wait) cost the single-node broker more CPU than the records did. Revocation and shutdown
-        # commit at once, so the interval only bounds what a crash replays.
-        if not self.exactly_once and time.monotonic() >= self._next_commit:
-            self._next_commit = time.monotonic() + self.cfg.commit_interval_ms / 1000.0
-            self._commit(sync=False)
-        metrics.IN_FLIGHT.labels(STAGE).set(self.tracker.in_flight())
+            self._pending = started
+            if not self.delivery.pipelined:  # one batch at a time: out in this same step
+                self._finish_pending()
+        metrics.IN_FLIGHT.labels(STAGE).set(self.delivery.in_flight())
 
     def _probe_broker(self) -> None:
         """After an outage with no input arriving, ask for metadata now and then: readiness must not wait
@@ -420,7 +356,7 @@ class EnrichStage:
                 continue
             valid.append((event, source))
         plan = self.enricher.plan(valid)
-        inference = self.enricher.infer_async(plan) if self.pipelined and plan.texts else None
+        inference = self.enricher.infer_async(plan) if self.delivery.pipelined and plan.texts else None
         return _Pending(batch, dead, plan, inference, started_ns)
 
     def _finish_pending(self) -> None:
@@ -433,7 +369,7 @@ class EnrichStage:
         plan = pending.plan
         probs = pending.inference.result() if pending.inference is not None else self.enricher.infer(plan.texts)
         enriched = {(e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.finish(plan, probs)}
-        ordered: list[tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]] = []
+        ordered: list[Delivered] = []
         for msg in pending.batch:
             if (msg.topic(), msg.partition()) not in self.assigned:
                 continue  # lost while its batch was in the model: the new owner redoes it from its commit
@@ -443,10 +379,7 @@ class EnrichStage:
             else:
                 item = enriched[key]
                 ordered.append((msg, item.source, item))
-        if self.exactly_once:
-            self._deliver_transaction(ordered)
-        else:
-            self._deliver_async(ordered)
+        self.delivery.deliver(ordered)
         self.tracer.batch(
             "enrich.batch",
             pending.started_ns,
@@ -456,153 +389,13 @@ class EnrichStage:
                 "messaging.batch.message_count": len(pending.batch),
                 "shoppulse.dead_lettered": len(pending.dead),
                 "shoppulse.model_texts": len(plan.texts),
-                "shoppulse.exactly_once": self.exactly_once,
+                "shoppulse.delivery": self.delivery.name,
                 "messaging.kafka.partitions": sorted({f"{m.topic()}[{m.partition()}]" for m in pending.batch}),
             },
             parents=(header(msg.headers(), "traceparent") for msg in pending.batch),
         )
 
-    def _outputs(self, msg: Message, item: Enriched | dict[str, Any]) -> list[Output]:
-        """The records one input becomes, with headers and a timestamp: the event's time for insights
-        and signals, the input record's for a dead letter, each clamped by ``record_timestamp_ms``."""
-        trace = child_traceparent(header(msg.headers(), "traceparent"))
-        now_ms = int(time.time() * 1000)
-        if isinstance(item, dict):
-            kind, input_ts = msg.timestamp()
-            headers = output_headers(DEAD_LETTER_SCHEMA_VERSION, None, trace)
-            input_ms = input_ts if kind != TIMESTAMP_NOT_AVAILABLE else now_ms
-            ts = record_timestamp_ms(input_ms, now_ms, DEAD_LETTER_RETENTION_MS)
-            return [Output(self.topics.dead_letter, dead_letter_key(msg.key()), dumps(item), headers, ts)]
-        key = item.event.user_id.encode("utf-8")
-        headers = output_headers(SCHEMA_VERSION, item.event.event_id, trace)
-        ts = record_timestamp_ms(item.event.ts_ms, now_ms, self.settings.kafka.input_retention_ms)
-        out = []
-        if item.insight is not None:
-            out.append(Output(self.topics.review_insights, key, dumps(to_wire(item.insight)), headers, ts))
-        out.append(Output(self.topics.user_signals, key, dumps(to_wire(item.signal)), headers, ts))
-        return out
-
-    def _deliver_async(self, ordered: list[tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]]) -> None:
-        for msg, source, item in ordered:
-            outputs = self._outputs(msg, item)
-            tp = (source.topic, source.partition)
-            self.tracker.begin(tp, source.offset, len(outputs))
-            event_ts = item.event.ts_ms if isinstance(item, Enriched) else None
-            for i, output in enumerate(outputs):
-                last = i == len(outputs) - 1
-                callback = self._delivery_callback(tp, source.offset, source.topic, event_ts if last else None)
-                self._produce(output, callback)
-
-    def _delivery_callback(
-        self, tp: TopicPart, offset: int, input_topic: str, event_ts: int | None
-    ) -> Callable[[KafkaError | None, Message], None]:
-        def on_delivery(err: KafkaError | None, msg: Message) -> None:
-            if err is not None:
-                metrics.PRODUCE_ERRORS.labels(STAGE, msg.topic()).inc()
-                self.tracker.fail(tp, offset, str(err))
-                return
-            metrics.EVENTS_PRODUCED.labels(STAGE, msg.topic()).inc()
-            if event_ts is not None:
-                metrics.END_TO_END_SECONDS.labels(STAGE, input_topic).observe(max(0.0, time.time() - event_ts / 1000))
-            self.tracker.ack(tp, offset)
-
-        return on_delivery
-
-    def _produce(self, output: Output, callback: Callable[..., None] | None = None) -> None:
-        while True:
-            try:
-                self.producer.produce(
-                    output.topic,
-                    output.value,
-                    output.key,
-                    on_delivery=callback,
-                    headers=output.headers,
-                    timestamp=output.timestamp,
-                )
-                return
-            except BufferError:
-                self.producer.poll(0.05)  # the local queue is full: serve delivery reports, then retry
-
-    def _deliver_transaction(self, ordered: list[tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]]) -> None:
-        """One batch = one transaction: outputs + consumed offsets commit atomically."""
-        first: dict[TopicPart, int] = {}
-        last: dict[TopicPart, int] = {}
-        for _, source, _ in ordered:
-            tp = (source.topic, source.partition)
-            first.setdefault(tp, source.offset)
-            last[tp] = source.offset
-        try:
-            self.producer.begin_transaction()
-            for msg, _, item in ordered:
-                for output in self._outputs(msg, item):
-                    self._produce(output, self._eos_callback)
-            offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
-            self._commit_transaction()
-            metrics.COMMITS.labels(STAGE).inc()
-            now = time.time()
-            for _, source, item in ordered:
-                if isinstance(item, Enriched):
-                    metrics.END_TO_END_SECONDS.labels(STAGE, source.topic).observe(
-                        max(0.0, now - item.event.ts_ms / 1000)
-                    )
-        except KafkaException as exc:
-            err: KafkaError = exc.args[0]
-            if err.fatal():
-                raise FatalStageError(f"transactional producer: {err}{self._fenced_hint(err)}") from exc
-            if not err.txn_requires_abort():
-                raise FatalStageError(f"transaction failed and cannot be aborted safely: {err}") from exc
-            log.warning("aborting transaction (%s); rewinding %d partitions", err, len(first))
-            self.producer.abort_transaction(30)
-            metrics.TRANSACTION_ABORTS.labels(STAGE).inc()
-            for (topic, partition), offset in first.items():
-                if (topic, partition) in self.assigned:
-                    self.consumer.seek(TopicPartition(topic, partition, offset))
-
-    @property
-    def transactional_id(self) -> str:
-        """Stable across restarts of one host/pod, so a restart fences (aborts) its predecessor's open transaction."""
-        return f"{self.cfg.transactional_id}-{socket.gethostname()}"
-
-    def _fenced_hint(self, err: KafkaError) -> str:
-        """What to do when another producer took our transactional.id (or the broker says we are stale)."""
-        fenced = {getattr(KafkaError, name, None) for name in ("_FENCED", "PRODUCER_FENCED", "INVALID_PRODUCER_EPOCH")}
-        if err.code() not in fenced:
-            return ""
-        return (
-            f" — another producer now uses transactional.id {self.transactional_id!r}: two exactly-once processes on "
-            "one host need different SHOPPULSE_ENRICH__TRANSACTIONAL_ID prefixes (the host name is appended)"
-        )
-
-    def _eos_callback(self, err: KafkaError | None, msg: Message) -> None:
-        if err is None:
-            metrics.EVENTS_PRODUCED.labels(STAGE, msg.topic()).inc()
-        else:
-            metrics.PRODUCE_ERRORS.labels(STAGE, msg.topic()).inc()
-
-    def _commit_transaction(self) -> None:
-        for attempt in range(5):
-            try:
-                self.producer.commit_transaction(30)
-                return
-            except KafkaException as exc:
-                err: KafkaError = exc.args[0]
-                if err.retriable() and attempt < 4:
-                    continue
-                raise
-
     # --- commits, lag, back-pressure ----------------------------------------------------------
-    def _commit(self, sync: bool, only: set[TopicPart] | None = None) -> None:
-        commits = self.tracker.take_commits(only)
-        if not commits:
-            return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in commits.items()]
-        try:
-            self.consumer.commit(offsets=offsets, asynchronous=not sync)
-            metrics.COMMITS.labels(STAGE).inc()
-        except KafkaException as exc:
-            log.warning("commit failed (%s); the next commit covers it", exc)
-
     def _record_lag(self, batch: list[Message]) -> None:
         """Lag from the high watermark that came with the fetch (right on every broker, Tansu too)."""
         last: dict[TopicPart, int] = {}
@@ -614,7 +407,7 @@ class EnrichStage:
                 metrics.CONSUMER_LAG.labels(STAGE, topic, str(partition)).set(max(0, high - offset - 1))
 
     def _apply_backpressure(self) -> None:
-        in_flight = self.tracker.in_flight()
+        in_flight = self.delivery.in_flight()
         limit = self.cfg.max_in_flight
         if not self.paused and in_flight >= limit:
             parts = [TopicPartition(t, p) for t, p in self.assigned]
@@ -648,13 +441,7 @@ class EnrichStage:
         self._drain_deadline = time.monotonic() + self.cfg.shutdown_timeout_s
         try:
             self._finish_pending()
-            if not self.exactly_once:
-                remaining = self.producer.flush(self._flush_budget())
-                if remaining:
-                    log.warning("%d outputs undelivered at shutdown; their inputs stay uncommitted", remaining)
-                self._commit(sync=True)  # the tracker never passes an undelivered output
-            else:
-                self.producer.flush(self._flush_budget())
+            self.delivery.drain()
         finally:
             self.consumer.close()
             self.tracer.shutdown()

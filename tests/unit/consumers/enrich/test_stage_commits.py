@@ -47,7 +47,7 @@ class Clock:
         return self.now
 
 
-def make_stage(commit_interval_ms: int) -> tuple[EnrichStage, RecordingConsumer]:
+def make_stage(commit_interval_ms: int, clock: Clock) -> tuple[EnrichStage, RecordingConsumer]:
     settings = load_settings(
         kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"},
         enrich={"commit_interval_ms": commit_interval_ms},
@@ -56,12 +56,13 @@ def make_stage(commit_interval_ms: int) -> tuple[EnrichStage, RecordingConsumer]
     recorder = RecordingConsumer()
     stage.consumer.close()
     stage.consumer = recorder  # type: ignore[assignment]
+    stage.delivery.monotonic = clock.monotonic  # type: ignore[attr-defined]  # the commit interval's clock
     return stage, recorder
 
 
 def deliver(stage: EnrichStage, offset: int) -> None:
-    stage.tracker.begin(TP, offset, 1)
-    stage.tracker.ack(TP, offset)
+    stage.delivery.tracker.begin(TP, offset, 1)
+    stage.delivery.tracker.ack(TP, offset)
 
 
 @pytest.fixture
@@ -72,7 +73,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
 
 
 def test_commits_wait_for_the_interval_and_cover_everything_delivered_meanwhile(clock: Clock) -> None:
-    stage, consumer = make_stage(commit_interval_ms=1_000)
+    stage, consumer = make_stage(commit_interval_ms=1_000, clock=clock)
     deliver(stage, 10)
     stage._step()
     assert consumer.commits == [{TP: 11}]  # the first delivered offsets go out at once
@@ -89,7 +90,7 @@ def test_commits_wait_for_the_interval_and_cover_everything_delivered_meanwhile(
 
 
 def test_revocation_and_shutdown_commit_at_once(clock: Clock) -> None:
-    stage, consumer = make_stage(commit_interval_ms=60_000)
+    stage, consumer = make_stage(commit_interval_ms=60_000, clock=clock)
     deliver(stage, 0)
     stage._step()
     deliver(stage, 1)
@@ -106,7 +107,7 @@ def test_revocation_and_shutdown_commit_at_once(clock: Clock) -> None:
 
 
 def test_zero_interval_commits_after_every_batch(clock: Clock) -> None:
-    stage, consumer = make_stage(commit_interval_ms=0)
+    stage, consumer = make_stage(commit_interval_ms=0, clock=clock)
     for offset in range(3):
         deliver(stage, offset)
         stage._step()
@@ -116,7 +117,7 @@ def test_zero_interval_commits_after_every_batch(clock: Clock) -> None:
 def test_a_loop_turn_near_max_poll_interval_is_warned_about(
     clock: Clock, caplog: pytest.LogCaptureFixture
 ) -> None:
-    stage, _ = make_stage(commit_interval_ms=1_000)
+    stage, _ = make_stage(commit_interval_ms=1_000, clock=clock)
     stage._last_poll = clock.now
     budget_s = stage.settings.kafka.max_poll_interval_ms / 1000
     clock.now += budget_s * 0.4
@@ -150,13 +151,13 @@ def test_partitions_pause_when_too_many_outputs_await_delivery_and_resume_at_hal
     stage.consumer = consumer  # type: ignore[assignment]
     stage.assigned = {TP, ("clicks", 2)}
     for offset in range(10):  # ten inputs whose outputs are not acknowledged yet
-        stage.tracker.begin(TP, offset, 1)
+        stage.delivery.tracker.begin(TP, offset, 1)
     stage._apply_backpressure()
     assert stage.paused and sorted(consumer.paused) == sorted(stage.assigned)
     for offset in range(4):
-        stage.tracker.ack(TP, offset)
+        stage.delivery.tracker.ack(TP, offset)
     stage._apply_backpressure()  # 6 in flight: above half, still paused
     assert stage.paused and consumer.resumed == []
-    stage.tracker.ack(TP, 4)
+    stage.delivery.tracker.ack(TP, 4)
     stage._apply_backpressure()  # 5 = half: resume
     assert not stage.paused and sorted(consumer.resumed) == sorted(stage.assigned)

@@ -221,9 +221,9 @@ def test_exactly_once_runs_one_batch_at_a_time(stage: EnrichStage) -> None:
     settings = load_settings(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"}, enrich={"exactly_once": True})
     transactional = EnrichStage(settings, enricher=HeldEnricher(), install_signals=False)  # type: ignore[arg-type]
     transactional.consumer.close()
-    assert transactional.pipelined is False and stage.pipelined is True
+    assert transactional.delivery.pipelined is False and stage.delivery.pipelined is True
     # the sequential path: the model call runs in this thread and the batch goes out in the same step
-    stage.pipelined = False
+    stage.delivery.pipelined = False
     consumer: ScriptedConsumer = stage.consumer  # type: ignore[assignment]
     enricher: HeldEnricher = stage.enricher  # type: ignore[assignment]
     consumer.batches = [[review_message(0, 0)]]

@@ -96,7 +96,7 @@ def _batch(stage: EnrichStage) -> list[tuple[Any, Any, Any]]:
 
 def test_a_committed_transaction_carries_the_outputs_and_the_next_offsets() -> None:
     stage, producer, consumer = make_stage(fail_with=None)
-    stage._deliver_transaction(_batch(stage))
+    stage.delivery.deliver(_batch(stage))
     assert producer.calls[0] == "begin" and producer.calls[-1] == "commit"
     assert producer.calls.count(f"produce {stage.topics.dead_letter}") == 3
     assert "send_offsets reviews[0]@42,clicks[1]@8" in producer.calls
@@ -106,7 +106,7 @@ def test_a_committed_transaction_carries_the_outputs_and_the_next_offsets() -> N
 def test_an_abortable_error_aborts_and_rewinds_each_partition_to_its_first_offset() -> None:
     abortable = KafkaError(KafkaError._TIMED_OUT, "commit timed out", txn_requires_abort=True)
     stage, producer, consumer = make_stage(fail_with=abortable)
-    stage._deliver_transaction(_batch(stage))
+    stage.delivery.deliver(_batch(stage))
     assert producer.calls[-1] == "abort"
     assert sorted(consumer.seeks) == [("clicks", 1, 7), ("reviews", 0, 40)]  # redone, nothing skipped
 
@@ -115,8 +115,8 @@ def test_a_fenced_producer_stops_the_stage_and_says_what_to_change() -> None:
     fenced = KafkaError(KafkaError._FENCED, "producer fenced", fatal=True)
     stage, producer, consumer = make_stage(fail_with=fenced)
     with pytest.raises(FatalStageError) as err:
-        stage._deliver_transaction(_batch(stage))
-    assert "SHOPPULSE_ENRICH__TRANSACTIONAL_ID" in str(err.value) and stage.transactional_id in str(err.value)
+        stage.delivery.deliver(_batch(stage))
+    assert "SHOPPULSE_ENRICH__TRANSACTIONAL_ID" in str(err.value) and stage.delivery.transactional_id in str(err.value)
     assert "abort" not in producer.calls and consumer.seeks == []
 
 
@@ -124,4 +124,4 @@ def test_an_error_that_is_neither_abortable_nor_fatal_stops_the_stage() -> None:
     odd = KafkaError(KafkaError._STATE, "erroneous state")
     stage, _, _ = make_stage(fail_with=odd)
     with pytest.raises(FatalStageError, match="cannot be aborted safely"):
-        stage._deliver_transaction(_batch(stage))
+        stage.delivery.deliver(_batch(stage))
