@@ -62,7 +62,7 @@ def load_predictor(settings: Settings) -> Any:
 def build_stage(settings: Settings, install_signals: bool = True):
     from shoppulse.consumers.enrich.enricher import STAGE, Enricher
     from shoppulse.consumers.enrich.stage import EnrichStage
-    from shoppulse.consumers.tracing import TracingUnavailable, make_tracer
+    from shoppulse.consumers.tracing import stage_tracer
     from shoppulse.models.serving.bundle import BundleError
     from shoppulse.models.serving.keywords import init_jieba, load_aspects
     from shoppulse.models.serving.taxonomy import default_taxonomy
@@ -92,10 +92,7 @@ def build_stage(settings: Settings, install_signals: bool = True):
         keywords_top_k=settings.enrich.keywords_top_k,
         batch_size=min(settings.enrich.max_batch, 64),
     )
-    try:
-        tracer = make_tracer(settings.tracing, STAGE)
-    except TracingUnavailable as exc:
-        raise SystemExit(f"shoppulse run enrich: {exc}") from None
+    tracer = stage_tracer(settings.tracing, STAGE)
     return EnrichStage(settings, enricher, install_signals=install_signals, tracer=tracer)
 
 

@@ -384,7 +384,7 @@ class EnrichStage:
             "enrich.batch",
             pending.started_ns,
             time.time_ns(),
-            {
+            lambda: {
                 "messaging.system": "kafka",
                 "messaging.batch.message_count": len(pending.batch),
                 "shoppulse.dead_lettered": len(pending.dead),

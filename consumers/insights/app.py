@@ -63,6 +63,7 @@ from shoppulse.consumers.profiles.gaps import OrderedInput
 from shoppulse.consumers.profiles.profile import SignalError
 from shoppulse.consumers.profiles.publish import Coalescer
 from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.tracing import NoTracer, traced_handler
 from shoppulse.models.serving.keywords import load_aspects
 from shoppulse.models.serving.taxonomy import default_taxonomy
 
@@ -81,8 +82,11 @@ BATCH_WITHIN_S = 0.2
 class InsightsStage:
     """Owns the faust app, the insights table, the three agents, publishing and alerts."""
 
-    def __init__(self, settings: Settings, partitions: int, app: faust.App | None = None) -> None:
+    def __init__(
+        self, settings: Settings, partitions: int, app: faust.App | None = None, tracer: NoTracer | None = None
+    ) -> None:
         self.settings = settings
+        self.tracer = tracer or NoTracer()  # consumers.tracing: a span per batch when configured
         self.partitions = partitions
         cfg = settings.insights
         self.window = WindowParams.from_settings(cfg)
@@ -140,9 +144,12 @@ class InsightsStage:
             return watched_batch_agent(handle, self._agent_stopped, "an insights agent", BATCH_EVENTS, BATCH_WITHIN_S)
 
         app_id = self.settings.insights.app_id
-        app.agent(self.facts_topic, name=f"{app_id}.fold")(agent(self.handle_facts))
+        app.agent(self.facts_topic, name=f"{app_id}.fold")(
+            agent(traced_handler(self.tracer, "insights.batch", self.handle_facts, batch=True))
+        )
         app.task(self._start_rekey)
         app.on_before_shutdown.connect(self._stop_rekey)
+        app.on_before_shutdown.connect(self._stop_tracer)
         app.timer(publish_tick(self.settings.insights.publish_interval_s), name="insights-publish-due")(
             self.publish_due
         )
@@ -177,6 +184,9 @@ class InsightsStage:
 
     async def _stop_rekey(self, sender: Any = None, **_: Any) -> None:
         await asyncio.to_thread(self.rekeyer.stop)
+
+    async def _stop_tracer(self, sender: Any = None, **_: Any) -> None:
+        self.tracer.shutdown()  # flushes the spans still queued
 
     # --- step 2: fold -----------------------------------------------------------------------------
     async def handle_facts(self, events: list[Any]) -> None:

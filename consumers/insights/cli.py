@@ -19,6 +19,7 @@ from shoppulse.consumers.faust_stage import (
     worker_settings,
 )
 from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.tracing import stage_tracer
 
 log = logging.getLogger(__name__)
 PORT_SETTING = "insights_port"
@@ -37,12 +38,13 @@ def run(args: argparse.Namespace) -> int:
     from shoppulse.consumers.insights.app import InsightsStage
 
     settings = settings_for(args)
+    tracer = stage_tracer(settings.tracing, "insights")
     t = settings.topics
     partitions = topic_partitions(settings, t.user_signals)
     for name in (t.review_insights, t.insight_facts):
         if topic_partitions(settings, name) != partitions:
             raise SystemExit(f"{name} must have as many partitions as {t.user_signals} ({partitions})")
-    stage = InsightsStage(settings, partitions)
+    stage = InsightsStage(settings, partitions, tracer=tracer)
     cfg = settings.insights
     log.info(
         "insights worker: app %s, %d partitions, %ds windows, store %s at %s, http %s:%d",

@@ -69,6 +69,7 @@ from shoppulse.consumers.profiles.publish import Coalescer
 from shoppulse.consumers.profiles.transport import read_committed
 from shoppulse.consumers.profiles.watchdog import StallWatch
 from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.tracing import NoTracer, traced_handler
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +136,10 @@ class ProfilesStage:
         partitions: int,
         profiles_partitions: int | None = None,
         app: faust.App | None = None,
+        tracer: NoTracer | None = None,
     ) -> None:
         self.settings = settings
+        self.tracer = tracer or NoTracer()  # consumers.tracing: a span per record when configured
         self.partitions = partitions
         # Profiles keep their signal's partition number when the counts agree (co-partitioned output).
         self.same_partitioning = profiles_partitions in (None, partitions)
@@ -185,8 +188,13 @@ class ProfilesStage:
         app = self.app
 
         app.agent(self.signals_topic, name=f"{self.settings.profiles.app_id}.fold")(
-            watched_agent(self.handle, self._agent_stopped, "the profiles agent")
+            watched_agent(
+                traced_handler(self.tracer, "profiles.signal", self.handle, batch=False),
+                self._agent_stopped,
+                "the profiles agent",
+            )
         )
+        app.on_before_shutdown.connect(self._stop_tracer)
         app.timer(publish_tick(self.settings.profiles.publish_interval_s), name="publish-due")(self.publish_due)
         app.timer(LAG_INTERVAL_S, name="lag")(self.update_gauges)
 
@@ -209,6 +217,9 @@ class ProfilesStage:
         from shoppulse.consumers.profiles.web import register_pages
 
         register_pages(self)
+
+    async def _stop_tracer(self, sender: Any = None, **_: Any) -> None:
+        self.tracer.shutdown()  # flushes the spans still queued
 
     def _agent_stopped(self, reason: str) -> None:
         self.agent_failure = reason

@@ -21,6 +21,7 @@ from shoppulse.consumers.faust_stage import (
     worker_settings,
 )
 from shoppulse.consumers.settings import Settings
+from shoppulse.consumers.tracing import stage_tracer
 
 log = logging.getLogger(__name__)
 PORT_SETTING = "profiles_port"
@@ -39,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from shoppulse.consumers.profiles.app import ProfilesStage
 
     settings = settings_for(args)
+    tracer = stage_tracer(settings.tracing, "profiles")
     partitions = topic_partitions(settings, settings.topics.user_signals)
     profiles_partitions = topic_partitions(settings, settings.topics.user_profiles)
     if profiles_partitions != partitions:
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             settings.topics.user_signals,
             partitions,
         )
-    stage = ProfilesStage(settings, partitions, profiles_partitions=profiles_partitions)
+    stage = ProfilesStage(settings, partitions, profiles_partitions=profiles_partitions, tracer=tracer)
     log.info(
         "profiles worker: app %s, %d partitions, store %s at %s, http %s:%d",
         settings.profiles.app_id,

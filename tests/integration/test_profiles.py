@@ -21,6 +21,7 @@ from tests.integration.profiles_harness import (
     profile_settings,
     wait_for,
 )
+from tests.otlp_collector import otlp_collector
 from tests.unit.consumers.profiles.streams import (
     disorder,
     make_signals,
@@ -80,7 +81,9 @@ def test_published_profiles_equal_the_reference_fold(kafka_broker: EmbeddedBroke
     clean = make_signals(seed=21, users=25, n=400)
     stream = disorder(clean, seed=5, duplicate_fraction=0.25)
     expected = _expected(clean)
-    worker = Worker(settings, tmp_path, "a").start()
+    collector_context = otlp_collector()  # tracing on for this worker: a span per record, flushed at stop
+    collector = collector_context.__enter__()
+    worker = Worker(settings, tmp_path, "a", env={"SHOPPULSE_TRACING__OTLP_ENDPOINT": collector.url}).start()
     reader = ProfileReader(settings)
     try:
         produce_signals(settings, stream)
@@ -112,9 +115,14 @@ def test_published_profiles_equal_the_reference_fold(kafka_broker: EmbeddedBroke
         )
         assert _metric(worker, "shoppulse_offset_holes_total") == 0
         assert _metric(worker, "shoppulse_profiles_updated_total") == 0
+        spans = [span for span in collector.spans if span["name"] == "profiles.signal"]
+        # one per record handed to the agent (a record faust skipped is re-read inside the next one's span)
+        assert 0.9 * (len(stream) + 2) <= len(spans) <= len(stream) + 2
+        assert {span["resource"]["shoppulse.stage"] for span in spans} == {"profiles"}
     finally:
         reader.close()
         assert worker.stop() == 0, worker.log_tail()
+        collector_context.__exit__(None, None, None)
 
 
 def test_transaction_markers_in_the_input_are_holes_read_back_empty(

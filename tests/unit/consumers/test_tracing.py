@@ -1,4 +1,5 @@
-"""A span per enrich batch over OTLP/HTTP, linked to the inputs' traces; nothing without an endpoint."""
+"""Spans over OTLP/HTTP (per enrich or insights batch, per profiles record), linked to the inputs'
+traces; nothing, and no attribute built, without an endpoint."""
 
 from __future__ import annotations
 
@@ -7,7 +8,14 @@ import sys
 import pytest
 
 from shoppulse.consumers.settings import TracingSettings
-from shoppulse.consumers.tracing import NoTracer, OtlpTracer, TracingUnavailable, make_tracer, span_context
+from shoppulse.consumers.tracing import (
+    NoTracer,
+    OtlpTracer,
+    TracingUnavailable,
+    make_tracer,
+    span_context,
+    traced_handler,
+)
 from tests.otlp_collector import otlp_collector
 
 pytest.importorskip("opentelemetry.sdk", reason="the otel extra")
@@ -36,7 +44,7 @@ def test_a_batch_span_reaches_the_collector_with_its_attributes_and_links() -> N
             "enrich.batch",
             1_000_000_000,
             1_250_000_000,
-            {"messaging.batch.message_count": 3, "shoppulse.dead_lettered": 1},
+            lambda: {"messaging.batch.message_count": 3, "shoppulse.dead_lettered": 1},
             parents=[PARENT, None, b"garbage"],
         )
         tracer.shutdown()  # flushes the batch processor
@@ -51,3 +59,48 @@ def test_an_endpoint_without_the_packages_is_one_clear_error(monkeypatch: pytest
     monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
     with pytest.raises(TracingUnavailable, match=r"pip install 'shoppulse\[otel\]'"):
         make_tracer(TracingSettings(otlp_endpoint="http://127.0.0.1:1/v1/traces"), "enrich")
+
+
+class _Message:
+    def __init__(self, partition: int, offset: int, headers: object) -> None:
+        self.topic, self.partition, self.offset, self.headers = "user-signals", partition, offset, headers
+
+
+class _Event:
+    def __init__(self, partition: int, offset: int, headers: object = None) -> None:
+        self.message = _Message(partition, offset, headers)
+
+
+def test_without_an_endpoint_a_faust_handler_is_not_wrapped_and_no_attribute_is_built() -> None:
+    async def handle(event: object) -> None:
+        return None
+
+    assert traced_handler(NoTracer(), "profiles.signal", handle, batch=False) is handle
+    NoTracer().batch("enrich.batch", 0, 1, lambda: pytest.fail("attributes built with tracing off"))
+
+
+def test_faust_handlers_record_a_span_per_call_linked_to_their_records_traces() -> None:
+    import asyncio
+
+    handled: list[object] = []
+
+    async def handle(arg: object) -> str:
+        handled.append(arg)
+        return "done"
+
+    with otlp_collector() as collector:
+        tracer = make_tracer(TracingSettings(otlp_endpoint=collector.url), "profiles")
+        one = traced_handler(tracer, "profiles.signal", handle, batch=False)
+        many = traced_handler(tracer, "insights.batch", handle, batch=True)
+        event = _Event(2, 17, [("traceparent", PARENT)])
+        batch = [_Event(0, 5, {"traceparent": PARENT}), _Event(1, 9), _Event(0, 6, [("other", b"x")])]
+        assert asyncio.run(one(event)) == "done" and asyncio.run(many(batch)) == "done"
+        tracer.shutdown()
+        spans = {span["name"]: span for span in collector.spans}
+    assert handled == [event, batch]  # the handler ran, with what the agent handed it
+    signal, insights = spans["profiles.signal"], spans["insights.batch"]
+    assert signal["attributes"]["messaging.kafka.offsets"] == ["user-signals[2]@17"]
+    assert signal["links"] == [TRACE] and signal["resource"]["shoppulse.stage"] == "profiles"
+    assert insights["attributes"]["messaging.batch.message_count"] == 3
+    assert insights["attributes"]["messaging.kafka.partitions"] == ["user-signals[0]", "user-signals[1]"]
+    assert insights["links"] == [TRACE]  # headers as a mapping or as pairs; records without one add nothing
