@@ -273,7 +273,6 @@ class EnrichStage:
         self._check_poll_gap()
         messages = self.consumer.consume(self.cfg.max_batch, timeout)
         self.producer.poll(0)
-        self.delivery.after_step()
         batch = [m for m in messages if self._usable(m)]
         started = None
         if batch:
@@ -286,6 +285,7 @@ class EnrichStage:
             self._pending = started
             if not self.delivery.pipelined:  # one batch at a time: out in this same step
                 self._finish_pending()
+        self.delivery.after_step()  # a failed output stops the loop here; a due commit goes out
         metrics.IN_FLIGHT.labels(STAGE).set(self.delivery.in_flight())
 
     def _probe_broker(self) -> None:

@@ -112,10 +112,11 @@ def test_a_delivery_that_cannot_start_stops_the_stage_with_1() -> None:
 
 
 def test_a_fatal_delivery_error_exits_1_and_still_drains() -> None:
-    stage, delivery, _ = stage_with([[review_message(0, 0)]])
+    stage, delivery, consumer = stage_with([[review_message(0, 0)], [review_message(0, 1)]])
     delivery.fail_after_step = FatalStageError("output lost")
     assert stage.run() == 1
-    assert delivery.calls == ["start", "drain"]
+    assert delivery.calls == ["start", ("deliver", [(0, 0)]), "drain"]  # nothing taken in after the error
+    assert len(consumer.batches) == 1  # the second batch was never consumed
 
 
 def test_a_revocation_goes_to_the_delivery_then_is_forgotten() -> None:
