@@ -272,7 +272,10 @@ class EnrichStage:
         timeout = 0.0 if self._pending is not None else self.cfg.max_wait_ms / 1000.0
         self._check_poll_gap()
         messages = self.consumer.consume(self.cfg.max_batch, timeout)
-        self.producer.poll(0)
+        self.producer.poll(0)  # delivery reports arrive here
+        # Before anything new is produced: a failed output stops the loop (outputs after it would leave a
+        # gap in a user's signals); a due commit goes out.
+        self.delivery.after_step()
         batch = [m for m in messages if self._usable(m)]
         started = None
         if batch:
@@ -285,7 +288,6 @@ class EnrichStage:
             self._pending = started
             if not self.delivery.pipelined:  # one batch at a time: out in this same step
                 self._finish_pending()
-        self.delivery.after_step()  # a failed output stops the loop here; a due commit goes out
         metrics.IN_FLIGHT.labels(STAGE).set(self.delivery.in_flight())
 
     def _probe_broker(self) -> None:
