@@ -17,6 +17,7 @@ from shoppulse.consumers.contracts import Event, dumps, event_to_dict
 from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.enrich.enricher import Enriched, Plan
 from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
+from shoppulse.consumers.records import UserSignal
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
 
@@ -102,6 +103,13 @@ class AckingProducer:
         return 0
 
 
+def signal_of(event: Event, source: RecordCoordinates) -> UserSignal:
+    return UserSignal(
+        kind=event.kind, event_id=event.event_id, user_id=event.user_id, ts=event.ts_ms, action="review",
+        weight=3.0, tags={}, model={}, source=source,
+    )  # fmt: skip
+
+
 class HeldEnricher:
     """Plans one text per review; the model call is a future the test resolves."""
 
@@ -121,7 +129,7 @@ class HeldEnricher:
         return {}
 
     def finish(self, plan: Plan, probs: dict[str, Any]) -> list[Enriched]:
-        return [Enriched(e, s, None, {"event_id": e.event_id}) for e, s in plan.batch]
+        return [Enriched(e, s, None, signal_of(e, s)) for e, s in plan.batch]
 
 
 @pytest.fixture
