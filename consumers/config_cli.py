@@ -5,7 +5,7 @@
 redacted, so a person can see what a pod was given. ``check`` validates them, loads the model
 bundle and asks the broker for its metadata, one line per check; its exit code (0 all good, 1 a
 check failed) makes it an init container or a CI step. An invalid setting ends both with one line
-and exit 2, as every command does (``consumers.cli``).
+and exit 2, as every command does (``shoppulse.consumers.cli``).
 """
 
 from __future__ import annotations

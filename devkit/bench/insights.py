@@ -14,17 +14,16 @@
 from __future__ import annotations
 
 import re
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-from shoppulse.devkit.bench.pipeline import start_stage, stop_process, topic_counts
+from shoppulse.devkit.bench.pipeline import stage_command, start_stage, stop_process, topic_counts
 from shoppulse.devkit.bench.soak import SumLag, metrics_text, stage3_lag
 from shoppulse.devkit.bench.stats import rounded
 
-INSIGHTS_COMMAND = f"{sys.executable} -m consumers.cli run insights"
+INSIGHTS_COMMAND = stage_command("insights")
 _CONSUMED = re.compile(r'^shoppulse_events_consumed_total\{stage="insights",topic="([^"]+)"\} (\S+)$', re.M)
 LAG_SAMPLE_S = 1.0
 

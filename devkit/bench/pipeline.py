@@ -25,6 +25,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -269,13 +270,17 @@ def topic_counts(settings: Any, names: list[str]) -> dict[str, int]:
         consumer.close()
 
 
+def stage_command(stage: str) -> str:
+    """``shoppulse run STAGE`` as this interpreter runs it (the installed package, no PATH lookup)."""
+    return f"{shlex.quote(sys.executable)} -m shoppulse.consumers.cli run {stage}"
+
+
 def start_stage(settings: Any, log_path: Path, command: str | None = None) -> subprocess.Popen[bytes]:
-    import shlex
 
     from shoppulse.consumers.settings import to_env
 
     env = {**os.environ, **to_env(settings)}
-    argv = shlex.split(command) if command else [sys.executable, "-m", "shoppulse.consumers.cli", "run", "enrich"]
+    argv = shlex.split(command or stage_command("enrich"))
     with open(log_path, "ab") as log_file:
         return subprocess.Popen(
             argv,

@@ -37,6 +37,7 @@ from shoppulse.devkit.bench.pipeline import (
     embedded_or_given_broker,
     measure_capacity,
     proc_status_mib,
+    stage_command,
     start_stage,
     stop_process,
     topic_counts,
@@ -197,8 +198,8 @@ def run(args: argparse.Namespace) -> int:
         ensure_topics(settings)
         work = Path(args.work)
         enrich = start_stage(settings, work / "enrich.log")
-        profiles = start_stage(settings, work / "profiles.log", f"{sys.executable} -m consumers.cli run profiles")
-        insights_command = f"{sys.executable} -m consumers.cli run insights"
+        profiles = start_stage(settings, work / "profiles.log", stage_command("profiles"))
+        insights_command = stage_command("insights")
         t = settings.topics
         stage3_inputs = [t.review_insights, t.user_signals]
         rate = args.rate
