@@ -152,27 +152,9 @@ def _verdict(verdict: Verdict | None) -> dict[str, Any] | None:
     return {"label": verdict.label, "probability": verdict.probability, "p_positive": verdict.p_positive}
 
 
-# The keys on the wire, in order (docs/events.md; the docs test holds the examples and to_wire to them).
-_WIRE_ORDER: dict[type, tuple[str, ...]] = {
-    ReviewInsight: (
-        "schema_version", "event_id", "user_id", "product_id", "order_id", "rating", "ts", "sentiment",
-        "interest", "keywords", "aspects", "text_chars", "clipped", "model", "source", "processed_at",
-    ),
-    UserSignal: (
-        "schema_version", "kind", "event_id", "user_id", "ts", "action", "weight", "tags", "category",
-        "product_id", "product_ids", "items", "query", "sentiment", "aspects", "amount", "currency", "model",
-        "source",
-    ),
-}  # fmt: skip
-
-
 def to_wire(value: Any) -> Any:
     """A record (or a list of records) as the JSON object docs/events.md shows, keys in wire order."""
     if isinstance(value, list):
         return [to_wire(v) for v in value]
     return value.to_wire()
 
-
-def wire_fields(record_type: type) -> tuple[str, ...]:
-    """The top-level keys of a record type on the wire."""
-    return _WIRE_ORDER[record_type]

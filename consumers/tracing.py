@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
+from shoppulse.consumers.headers import header
 from shoppulse.consumers.settings import TracingSettings
 
 log = logging.getLogger(__name__)
@@ -120,12 +121,7 @@ def stage_tracer(settings: TracingSettings, stage: str) -> NoTracer:
 def _traceparent(event: Any) -> bytes | None:
     """A faust event's ``traceparent`` header (faust hands headers as a list of pairs or a mapping)."""
     headers = getattr(event.message, "headers", None) or ()
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
-    found = None
-    for key, value in pairs:
-        if key == "traceparent":
-            found = value
-    return found
+    return header(list(headers.items()) if isinstance(headers, Mapping) else headers, "traceparent")
 
 
 def traced_handler(

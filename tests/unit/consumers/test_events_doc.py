@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -86,25 +87,10 @@ def test_the_insights_and_alert_examples_have_the_fields_stage_3_writes() -> Non
     assert raised and set(_examples()["alerts"]) == set(raised[0])
 
 
-def test_the_stage_1_output_examples_have_the_typed_records_fields_in_wire_order() -> None:
-    from dataclasses import fields
-
-    from shoppulse.consumers.records import AspectVerdict, Interest, ReviewInsight, UserSignal, Verdict, wire_fields
-
-    insight, signal = _examples()["review-insights"], _examples()["user-signals"]
-    assert list(insight) == list(wire_fields(ReviewInsight))
-    assert list(signal) == list(wire_fields(UserSignal))
-    assert {f.name for f in fields(ReviewInsight)} == set(wire_fields(ReviewInsight))  # nothing left off the wire
-    assert {f.name for f in fields(UserSignal)} == set(wire_fields(UserSignal))
-    assert list(insight["sentiment"]) == [f.name for f in fields(Verdict)]
-    assert list(insight["interest"]) == [f.name for f in fields(Interest)]
-    assert list(insight["aspects"][0]) == [f.name for f in fields(AspectVerdict)]
-    assert list(insight["source"]) == ["topic", "partition", "offset"]
-
-
-def test_what_the_enricher_writes_has_the_documented_keys() -> None:
+def _sample_records() -> tuple[Any, Any]:
+    """One ``ReviewInsight`` and one ``UserSignal`` as the enricher builds them."""
     from shoppulse.consumers.coordinates import RecordCoordinates
-    from shoppulse.consumers.records import AspectVerdict, Interest, ReviewInsight, UserSignal, Verdict, to_wire
+    from shoppulse.consumers.records import AspectVerdict, Interest, ReviewInsight, UserSignal, Verdict
 
     verdict = Verdict("positive", 0.97, 0.97)
     insight = ReviewInsight(
@@ -117,7 +103,30 @@ def test_what_the_enricher_writes_has_the_documented_keys() -> None:
         kind="click", event_id="c", user_id="u", ts=1, action="view", weight=1.0, tags={}, model={},
         source=RecordCoordinates("clicks", 2, 17),
     )  # fmt: skip
-    wire_insight, wire_signal = to_wire(insight), to_wire(signal)
+    return insight, signal
+
+
+def test_the_stage_1_output_examples_have_the_typed_records_fields_in_wire_order() -> None:
+    from dataclasses import fields
+
+    from shoppulse.consumers.records import AspectVerdict, Interest, ReviewInsight, UserSignal, Verdict, to_wire
+
+    insight, signal = _examples()["review-insights"], _examples()["user-signals"]
+    wire_insight, wire_signal = (to_wire(record) for record in _sample_records())
+    assert list(insight) == list(wire_insight)
+    assert list(signal) == list(wire_signal)
+    assert {f.name for f in fields(ReviewInsight)} == set(wire_insight)  # nothing left off the wire
+    assert {f.name for f in fields(UserSignal)} == set(wire_signal)
+    assert list(insight["sentiment"]) == [f.name for f in fields(Verdict)]
+    assert list(insight["interest"]) == [f.name for f in fields(Interest)]
+    assert list(insight["aspects"][0]) == [f.name for f in fields(AspectVerdict)]
+    assert list(insight["source"]) == ["topic", "partition", "offset"]
+
+
+def test_what_the_enricher_writes_has_the_documented_keys() -> None:
+    from shoppulse.consumers.records import to_wire
+
+    wire_insight, wire_signal = (to_wire(record) for record in _sample_records())
     assert list(wire_insight) == list(_examples()["review-insights"])
     assert wire_insight["aspects"][0]["sentiment"] == {"label": "positive", "probability": 0.97, "p_positive": 0.97}
     assert list(wire_signal) == list(_examples()["user-signals"])
