@@ -141,7 +141,7 @@ def check_inputs(args: argparse.Namespace) -> str | None:
             return f"--data: {exc}"
     if args.base_model is not None and not (args.base_model / "config.json").is_file():
         return f"--base-model {args.base_model}: not a Hugging Face model folder (no config.json)"
-    if getattr(args, "device", "cpu") == "cuda":
+    if args.device == "cuda":
         from shoppulse.models.training.loop import resolve_device
 
         try:
@@ -327,7 +327,7 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
     from shoppulse.models.training.loop import resolve_device
 
     started = time.perf_counter()
-    args.device_resolved = str(resolve_device(getattr(args, "device", "cpu")))
+    args.device_resolved = str(resolve_device(args.device))
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
     out: Path = args.out
