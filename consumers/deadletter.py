@@ -15,6 +15,7 @@ import base64
 import time
 from typing import Any
 
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.models.serving.text import mask_and_cut
 
 DEAD_LETTER_SCHEMA_VERSION = 1
@@ -44,14 +45,13 @@ def dead_letter_record(
     stage: str,
     raw: bytes | None,
     key: bytes | None,
-    source: tuple[str, int, int],
+    source: RecordCoordinates,
     reason: str,
     message: str,
     field: str | None = None,
     now_ms: int | None = None,
 ) -> dict[str, Any]:
-    """The envelope of one refused record; ``source`` is its (topic, partition, offset)."""
-    topic, partition, offset = source
+    """The envelope of one refused record; ``source`` is where it sits in Kafka."""
     kept = raw[:MAX_RAW_BYTES] if raw else b""
     # Bytes enough for PREVIEW_CHARS characters of any script (UTF-8: at most 4 bytes each).
     preview = _shown(kept[: 4 * PREVIEW_CHARS + 64], PREVIEW_CHARS)
@@ -60,7 +60,7 @@ def dead_letter_record(
         "reason": reason,
         "message": _shown(message, MESSAGE_CHARS) or "",
         "field": _shown(field, FIELD_CHARS),
-        "source": {"topic": topic, "partition": partition, "offset": offset},
+        "source": source.as_dict(),
         "key": _shown(key, KEY_CHARS),
         "value_base64": base64.b64encode(kept).decode("ascii") if kept else None,
         "value_bytes": len(raw) if raw else 0,

@@ -19,6 +19,7 @@ from typing import Any
 
 from shoppulse.consumers import metrics
 from shoppulse.consumers.contracts import dumps
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
 from shoppulse.consumers.headers import child_traceparent, output_headers
 from shoppulse.consumers.settings import Settings, with_updates
@@ -202,14 +203,13 @@ async def send_dead_letter(
     stage: str,
     raw: bytes | None,
     key: bytes | None,
-    source: tuple[str, int, int],
+    source: RecordCoordinates,
     reason: str,
     message: str,
 ) -> None:
     """Count, log and send one refused record in the one envelope both stages write."""
-    name, partition, offset = source
-    metrics.EVENTS_DEAD_LETTERED.labels(stage, name, reason).inc()
-    log.warning("dead-lettering %s[%d]@%d (%s)", name, partition, offset, reason)
+    metrics.EVENTS_DEAD_LETTERED.labels(stage, source.topic, reason).inc()
+    log.warning("dead-lettering %s[%d]@%d (%s)", source.topic, source.partition, source.offset, reason)
     record = dead_letter_record(stage=stage, raw=raw, key=key, source=source, reason=reason, message=message)
     destination = topic.get_topic_name()
     await topic.send(

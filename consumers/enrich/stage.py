@@ -66,7 +66,7 @@ class _Pending:
     """A batch taken in: its messages, its dead letters, and its model work (running or to run)."""
 
     batch: list[Message]
-    dead: dict[tuple[str, int, int], tuple[Message, RecordCoordinates, dict[str, Any]]]
+    dead: dict[RecordCoordinates, tuple[Message, RecordCoordinates, dict[str, Any]]]
     plan: Plan
     inference: InferenceHandle | None
     started_ns: int  # wall clock when the batch was taken in: its span's start
@@ -334,7 +334,7 @@ class EnrichStage:
         metrics.BATCH_FILL_RATIO.labels(STAGE).observe(len(batch) / self.cfg.max_batch)
         self._record_lag(batch)
         valid: list[tuple[Event, RecordCoordinates]] = []
-        dead: dict[tuple[str, int, int], tuple[Message, RecordCoordinates, dict[str, Any]]] = {}
+        dead: dict[RecordCoordinates, tuple[Message, RecordCoordinates, dict[str, Any]]] = {}
         now_ms = int(time.time() * 1000)
         for msg in batch:
             topic = msg.topic()
@@ -348,13 +348,13 @@ class EnrichStage:
                     stage=STAGE,
                     raw=msg.value(),
                     key=msg.key(),
-                    source=(topic, source.partition, source.offset),
+                    source=source,
                     reason=err.reason,
                     message=err.message,
                     field=err.field,
                 )
                 metrics.EVENTS_DEAD_LETTERED.labels(STAGE, topic, err.reason).inc()
-                dead[(topic, source.partition, source.offset)] = (msg, source, record)
+                dead[source] = (msg, source, record)
                 continue
             valid.append((event, source))
         plan = self.enricher.plan(valid)
@@ -370,12 +370,12 @@ class EnrichStage:
         """Build the batch's records and produce them, in input order."""
         plan = pending.plan
         probs = pending.inference.result() if pending.inference is not None else self.enricher.infer(plan.texts)
-        enriched = {(e.source.topic, e.source.partition, e.source.offset): e for e in self.enricher.finish(plan, probs)}
+        enriched = {e.source: e for e in self.enricher.finish(plan, probs)}
         ordered: list[Delivered] = []
         for msg in pending.batch:
             if (msg.topic(), msg.partition()) not in self.assigned:
                 continue  # lost while its batch was in the model: the new owner redoes it from its commit
-            key = (msg.topic(), msg.partition(), msg.offset())
+            key = RecordCoordinates(msg.topic(), msg.partition(), msg.offset())
             if key in pending.dead:
                 ordered.append(pending.dead[key])
             else:

@@ -36,6 +36,7 @@ import faust
 
 from shoppulse.consumers import metrics
 from shoppulse.consumers.contracts import R_BAD_VALUE, R_FOLD_FAILED, R_KEY_MISMATCH, dumps
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.faust_stage import (
     as_current_event,
     broker_reachable,
@@ -305,7 +306,7 @@ class InsightsStage:
         self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
     ) -> None:
         await send_dead_letter(
-            self.dead_letter_topic, STAGE, raw, key, (topic, partition, offset), err.reason, str(err)
+            self.dead_letter_topic, STAGE, raw, key, RecordCoordinates(topic, partition, offset), err.reason, str(err)
         )
 
     # --- publishing -------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from shoppulse.consumers.contracts import MAX_ID_CHARS, MAX_ORDER_ITEMS, R_BAD_VALUE, R_NOT_OBJECT, R_WRONG_TYPE
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.insights.window import CLICK_FIELDS, Fact
 from shoppulse.consumers.profiles.profile import (
     MAX_ASPECTS,
@@ -47,7 +48,7 @@ def review_facts(data: Any, taxonomy: Taxonomy) -> list[Fact]:
     ts = data.get("ts")
     if not isinstance(ts, int) or isinstance(ts, bool) or ts < 0:
         raise SignalError(R_WRONG_TYPE, "ts must be an integer (epoch ms)")
-    topic, partition, offset = source_of(data.get("source"))
+    source = source_of(data.get("source"))
     sentiment = data.get("sentiment")
     negative = False
     if sentiment is not None:
@@ -63,7 +64,7 @@ def review_facts(data: Any, taxonomy: Taxonomy) -> list[Fact]:
         "kind": "review",
         "ts": ts,
         "event_id": event_id,
-        "source": (topic, partition, offset, 0),
+        "source": source,
         "negative": negative,
         "rating": rating,
         "aspects": aspects,
@@ -83,13 +84,13 @@ def review_facts(data: Any, taxonomy: Taxonomy) -> list[Fact]:
 def signal_facts(data: Any, taxonomy: Taxonomy) -> list[Fact]:
     """The facts of one ``user-signals`` record: clicks and orders (reviews come from review-insights)."""
     signal = Signal.from_json(data)
-    topic, partition, offset = signal.source
     if signal.kind == "click":
         if signal.action not in CLICK_FIELDS or not signal.product_ids:
             return []
         keys = ["p:" + signal.product_ids[0], *_category_keys(data.get("category"), taxonomy)]
-        source = (topic, partition, offset, 0)
-        return [Fact(key=k, kind=signal.action, ts=signal.ts, event_id=signal.event_id, source=source) for k in keys]
+        return [
+            Fact(key=k, kind=signal.action, ts=signal.ts, event_id=signal.event_id, source=signal.source) for k in keys
+        ]
     if signal.kind != "order":
         return []
     lines = _items(data.get("items"), signal)
@@ -108,7 +109,8 @@ def signal_facts(data: Any, taxonomy: Taxonomy) -> list[Fact]:
             kind="order",
             ts=signal.ts,
             event_id=signal.event_id,
-            source=(topic, partition, offset, first),
+            source=signal.source,
+            item=first,
             units=units,
             revenue=revenue,
             currency=signal.currency if revenue is not None else None,
@@ -208,7 +210,7 @@ def _fact_body(fact: Fact) -> dict[str, Any]:
         "kind": fact.kind,
         "ts": fact.ts,
         "id": fact.event_id,
-        "src": list(fact.source),
+        "src": [fact.source.topic, fact.source.partition, fact.source.offset, fact.item],
     }
     if fact.kind == "review":
         body.update(neg=fact.negative, rating=fact.rating, aspects=dict(fact.aspects), kw=list(fact.keywords))
@@ -229,7 +231,8 @@ def fact_from_json(data: Any) -> Fact:
             kind=str(data["kind"]),
             ts=int(data["ts"]),
             event_id=str(data["id"]),
-            source=(str(topic), int(partition), int(offset), int(item)),
+            source=RecordCoordinates(str(topic), int(partition), int(offset)),
+            item=int(item),
             negative=bool(data.get("neg", False)),
             rating=data.get("rating"),
             aspects=dict(data.get("aspects") or {}),

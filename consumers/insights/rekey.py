@@ -30,6 +30,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 from shoppulse.consumers import metrics
 from shoppulse.consumers.consumed import usable
 from shoppulse.consumers.contracts import R_PARSE_FAILED, dumps
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
 from shoppulse.consumers.headers import child_traceparent, output_headers
 from shoppulse.consumers.insights.facts import facts_to_json, review_facts, signal_facts
@@ -166,9 +167,9 @@ class Rekeyer:
         self._record_lag(last)
 
     def _dead_letter(self, msg: Message, reason: str, message: str) -> None:
-        source = (msg.topic(), msg.partition(), msg.offset())
-        metrics.EVENTS_DEAD_LETTERED.labels(STAGE, msg.topic(), reason).inc()
-        log.warning("dead-lettering %s[%d]@%d (%s)", *source, reason)
+        source = RecordCoordinates(msg.topic(), msg.partition(), msg.offset())
+        metrics.EVENTS_DEAD_LETTERED.labels(STAGE, source.topic, reason).inc()
+        log.warning("dead-lettering %s[%d]@%d (%s)", source.topic, source.partition, source.offset, reason)
         record = dead_letter_record(
             stage=STAGE, raw=msg.value(), key=msg.key(), source=source, reason=reason, message=message
         )

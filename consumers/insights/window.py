@@ -7,8 +7,8 @@ windows *and* those marks, and both reach the changelog in one write. The faust 
 (``consumers.insights.app``) only stores rows and publishes their renderings; everything that
 decides a number is here and tested without a broker.
 
-- **Exact once.** A fact names its input record and item (``source``: topic, partition,
-  offset, item). The row keeps, per input partition, the greatest (offset, item) applied. The
+- **Exact once.** A fact names its input record (``source``: topic, partition, offset) and
+  its ``item`` within it. The row keeps, per input partition, the greatest (offset, item) applied. The
   facts of one input partition reach a row in input order (one forwarder per input partition,
   order kept per output partition), so a replay after a crash carries a mark at or below it
   and is ignored.
@@ -37,6 +37,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+
+from shoppulse.consumers.coordinates import RecordCoordinates
 
 INSIGHTS_SCHEMA_VERSION = 1
 MAX_ASPECTS = 32
@@ -80,7 +82,8 @@ class Fact:
     kind: str  # review, view, click, add_to_cart, favorite, order
     ts: int
     event_id: str
-    source: tuple[str, int, int, int]  # topic, partition, offset, item (the line of an order)
+    source: RecordCoordinates  # the input record
+    item: int = 0  # which fact of that record (the first line of an order's product or category)
     negative: bool = False
     rating: int | None = None
     aspects: Mapping[str, str] = field(default_factory=dict)  # aspect -> positive/negative
@@ -92,11 +95,11 @@ class Fact:
 
     @property
     def mark(self) -> tuple[int, int]:
-        return self.source[2], self.source[3]
+        return self.source.offset, self.item
 
     @property
     def source_partition(self) -> str:
-        return f"{self.source[0]}:{self.source[1]}"
+        return f"{self.source.topic}:{self.source.partition}"
 
 
 def empty_window() -> dict[str, Any]:

@@ -46,6 +46,7 @@ from shoppulse.consumers.contracts import (
     R_PARSE_FAILED,
     dumps,
 )
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.faust_stage import (
     broker_reachable,
     finish_recovery,
@@ -303,7 +304,7 @@ class ProfilesStage:
         self, raw: bytes | None, key: bytes | None, topic: str, partition: int, offset: int, err: SignalError
     ) -> None:
         await send_dead_letter(
-            self.dead_letter_topic, STAGE, raw, key, (topic, partition, offset), err.reason, str(err)
+            self.dead_letter_topic, STAGE, raw, key, RecordCoordinates(topic, partition, offset), err.reason, str(err)
         )
 
     # --- publishing -----------------------------------------------------------------------------

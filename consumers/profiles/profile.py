@@ -52,6 +52,7 @@ from shoppulse.consumers.contracts import (
     R_NOT_OBJECT,
     R_WRONG_TYPE,
 )
+from shoppulse.consumers.coordinates import RecordCoordinates
 
 PROFILE_SCHEMA_VERSION = 1
 MS_PER_DAY = 86_400_000
@@ -110,6 +111,9 @@ MAX_CURRENCIES = 32
 MAX_INPUT_PARTITIONS = 256  # offset marks per user: a user's events use one partition per input topic
 
 
+UNKNOWN_SOURCE = RecordCoordinates("", 0, 0)  # a signal built in code, not read from a record
+
+
 @dataclass(frozen=True)
 class Signal:
     """The part of a ``user-signals`` record the profile uses, validated."""
@@ -127,12 +131,12 @@ class Signal:
     aspects: Mapping[str, str] = field(default_factory=dict)
     amount: Decimal | None = None
     currency: str | None = None
-    source: tuple[str, int, int] = ("", 0, 0)  # the input record: topic, partition, offset
+    source: RecordCoordinates = UNKNOWN_SOURCE  # the input record
 
     @property
     def source_partition(self) -> str:
         """``topic:partition`` of the input record: the key of the row's applied-offset marks."""
-        return f"{self.source[0]}:{self.source[1]}"
+        return f"{self.source.topic}:{self.source.partition}"
 
     @classmethod
     def from_json(cls, data: Any) -> Signal:
@@ -225,7 +229,7 @@ def _choice(data: dict[str, Any], key: str, allowed: tuple[str, ...], name: str 
     return str(value)
 
 
-def source_of(value: Any) -> tuple[str, int, int]:
+def source_of(value: Any) -> RecordCoordinates:
     """The input record a signal came from: what makes deduplication exact."""
     if value is None:
         raise SignalError(R_MISSING, "source {topic, partition, offset} is required")
@@ -237,7 +241,7 @@ def source_of(value: Any) -> tuple[str, int, int]:
     for name, number in (("partition", partition), ("offset", offset)):
         if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= MAX_OFFSET:
             raise SignalError(R_BAD_VALUE, f"source.{name} must be a non-negative integer")
-    return topic, partition, offset  # type: ignore[return-value]
+    return RecordCoordinates(topic, partition, offset)  # type: ignore[arg-type]
 
 
 def amount_of(value: Any) -> Decimal:
@@ -363,11 +367,11 @@ def apply_signal(state: ProfileState, signal: Signal, params: FoldParams, now_ms
     """Fold one signal into ``state`` in place; False (and no change) when it was already applied:
     a replay (its input offset is at or below the mark of its input partition), or a repeated event_id."""
     digest = event_digest(signal)
-    if state.applied.get(signal.source_partition, -1) >= signal.source[2] or digest in state.seen:
+    if state.applied.get(signal.source_partition, -1) >= signal.source.offset or digest in state.seen:
         return False
     if signal.source_partition not in state.applied and len(state.applied) >= MAX_INPUT_PARTITIONS:
         raise SignalError(R_BAD_VALUE, f"a user's signals come from more than {MAX_INPUT_PARTITIONS} input partitions")
-    state.applied[signal.source_partition] = signal.source[2]
+    state.applied[signal.source_partition] = signal.source.offset
     state.seen.append(digest)
     if len(state.seen) > params.dedup_window:
         del state.seen[: len(state.seen) - params.dedup_window]

@@ -14,7 +14,7 @@ from shoppulse.consumers.enrich.stage import _parse_failure
 
 NOW = 1_780_000_000_000
 SOURCE = RecordCoordinates("reviews", 1, 88)
-PLACE = ("reviews", 1, 88)
+PLACE = RecordCoordinates("reviews", 1, 88)
 SECRETS = ("13812345678", "zhang.san@example.com", "110101199003071234", "6222021234567890123")
 
 

@@ -71,6 +71,7 @@ def test_the_user_profiles_example_has_the_fields_the_stage_renders() -> None:
 def test_the_insights_and_alert_examples_have_the_fields_stage_3_writes() -> None:
     import random
 
+    from shoppulse.consumers.coordinates import RecordCoordinates
     from shoppulse.consumers.insights.alerts import AlertParams, detect
     from shoppulse.consumers.insights.window import Fact, InsightState, WindowParams, apply_fact, render_window
 
@@ -79,7 +80,7 @@ def test_the_insights_and_alert_examples_have_the_fields_stage_3_writes() -> Non
         ts = 1_790_000_000_000 + i * 90_000
         negative = rng.random() < (0.9 if i >= 25 * 40 else 0.1)
         aspects = {"物流": "negative" if negative else "positive"}
-        fact = Fact("p:p2", "review", ts, f"r{i}", ("r", 0, i, 0), negative=negative, aspects=aspects)
+        fact = Fact("p:p2", "review", ts, f"r{i}", RecordCoordinates("r", 0, i), negative=negative, aspects=aspects)
         apply_fact(state, fact, params)
         raised += detect(state, params.start_of(ts), params, AlertParams())
     window = render_window(state, max(state.windows), params)

@@ -71,7 +71,12 @@ def test_personal_data_never_reaches_an_output(enricher: Enricher) -> None:
 def test_dead_letter_preview_is_masked_but_raw_bytes_are_kept_for_replay() -> None:
     raw = json.dumps({"text": PII_TEXT}, ensure_ascii=False).encode()
     record = dead_letter_record(
-        stage="enrich", raw=raw, key=b"u1", source=("reviews", 1, 9), reason="missing_field", message="is required"
+        stage="enrich",
+        raw=raw,
+        key=b"u1",
+        source=RecordCoordinates("reviews", 1, 9),
+        reason="missing_field",
+        message="is required",
     )
     assert "13812345678" not in record["value_preview"]
     assert record["value_bytes"] == len(raw) and record["value_truncated"] is False

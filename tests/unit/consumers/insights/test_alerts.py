@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.insights.alerts import ASPECT_SURGE, NEGATIVE_SPIKE, AlertParams, detect, wilson
 from shoppulse.consumers.insights.window import Fact, InsightState, WindowParams, apply_fact
 
@@ -22,7 +23,7 @@ def _review(i: int, ts: int, negative: bool, aspect: str | None = None) -> Fact:
         kind="review",
         ts=ts,
         event_id=f"r{i}",
-        source=("r", 0, i, 0),
+        source=RecordCoordinates("r", 0, i),
         negative=negative,
         aspects=aspects,
         keywords=("慢",) if negative else (),
@@ -114,7 +115,7 @@ def _category_stream(
             kind="review",
             ts=T0 + hour * HOUR + j * (HOUR // per_hour),
             event_id=f"r{offset}",
-            source=("r", 0, offset, 0),
+            source=RecordCoordinates("r", 0, offset),
             negative=negative,
             aspects={"物流": "negative" if negative else "positive"},
             product_id=rng.choice(products),

@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.insights.facts import facts_from_json, facts_to_json, review_facts, signal_facts
 from shoppulse.consumers.profiles.profile import SignalError
 from shoppulse.models.serving.taxonomy import default_taxonomy
@@ -50,7 +51,7 @@ def test_a_review_becomes_product_category_and_tag_facts() -> None:
     facts = review_facts(_review(), TAXONOMY)
     assert [f.key for f in facts] == ["p:p1", "c:手机", "t:数码"]
     assert facts[0].negative and facts[0].aspects == {"性能": "negative"} and facts[0].keywords == ("卡顿",)
-    assert facts[0].source == ("reviews", 0, 4, 0)
+    assert (facts[0].source, facts[0].item) == (RecordCoordinates("reviews", 0, 4), 0)
     assert facts[1].product_id == "p1" and facts[0].product_id is None  # who a category complaint is about
 
 
@@ -62,8 +63,8 @@ def test_order_lines_of_one_product_add_up_and_free_text_categories_make_no_key(
     ]
     facts = {f.key: f for f in signal_facts(_order(items), TAXONOMY)}
     assert sorted(facts) == ["c:手机", "p:p1", "p:p2", "t:数码"]
-    assert (facts["p:p1"].units, facts["p:p1"].revenue, facts["p:p1"].source[3]) == (3, Decimal("0.30"), 0)
-    assert facts["p:p2"].source[3] == 1 and facts["p:p2"].currency == "CNY"
+    assert (facts["p:p1"].units, facts["p:p1"].revenue, facts["p:p1"].item) == (3, Decimal("0.30"), 0)
+    assert facts["p:p2"].item == 1 and facts["p:p2"].currency == "CNY"
 
 
 def test_searches_and_review_signals_give_no_facts() -> None:

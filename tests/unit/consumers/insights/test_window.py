@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.insights.window import (
     MAX_INPUT_PARTITIONS,
     MAX_KEYWORDS,
@@ -33,7 +34,7 @@ def review(offset: int, ts: int, negative: bool, aspects: dict[str, str] | None 
         kind="review",
         ts=ts,
         event_id=f"r{offset}",
-        source=("review-insights", kw.pop("partition", 0), offset, 0),
+        source=RecordCoordinates("review-insights", kw.pop("partition", 0), offset),
         negative=negative,
         rating=kw.pop("rating", 1 if negative else 5),
         aspects=aspects or {},
@@ -47,7 +48,8 @@ def order(offset: int, ts: int, units: int, revenue: str, item: int = 0) -> Fact
         kind="order",
         ts=ts,
         event_id=f"o{offset}",
-        source=("user-signals", 1, offset, item),
+        source=RecordCoordinates("user-signals", 1, offset),
+        item=item,
         units=units,
         revenue=Decimal(revenue),
         currency="CNY",
@@ -60,9 +62,9 @@ def test_counts_money_and_shares_of_one_window() -> None:
         review(1, T0 + 2, False, {"物流": "positive", "质量": "positive"}),
         order(0, T0 + 3, 2, "0.10"),
         order(1, T0 + 4, 1, "0.20"),
-        Fact(key="p:p1", kind="view", ts=T0 + 5, event_id="v", source=("user-signals", 1, 2, 0)),
-        Fact(key="p:p1", kind="view", ts=T0 + 6, event_id="v2", source=("user-signals", 1, 3, 0)),
-        Fact(key="p:p1", kind="add_to_cart", ts=T0 + 7, event_id="c", source=("user-signals", 1, 4, 0)),
+        Fact(key="p:p1", kind="view", ts=T0 + 5, event_id="v", source=RecordCoordinates("user-signals", 1, 2)),
+        Fact(key="p:p1", kind="view", ts=T0 + 6, event_id="v2", source=RecordCoordinates("user-signals", 1, 3)),
+        Fact(key="p:p1", kind="add_to_cart", ts=T0 + 7, event_id="c", source=RecordCoordinates("user-signals", 1, 4)),
     ]
     state, late = fold(facts, "p:p1", PARAMS)
     record = render_window(state, T0, PARAMS)

@@ -8,6 +8,7 @@ from decimal import Decimal
 
 import pytest
 
+from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.profiles.profile import (
     FoldParams,
     ProfileState,
@@ -306,7 +307,7 @@ def test_signals_at_the_edge_of_every_bound_are_accepted(patch: dict) -> None:
     signal = Signal.from_json(raw)
     assert signal.event_id == raw["event_id"] and signal.user_id == raw["user_id"] and signal.ts == raw["ts"]
     assert signal.kind == raw["kind"] and signal.action == raw["action"]
-    assert signal.source == (raw["source"]["topic"], raw["source"]["partition"], raw["source"]["offset"])
+    assert signal.source == RecordCoordinates(**raw["source"])
 
 
 def test_a_row_round_trips_whole_and_a_small_window_still_stops_every_replay() -> None:
