@@ -174,7 +174,7 @@ class AtLeastOnceDelivery(_Producing):
         super().__init__(settings, producer, consumer, flush_budget)
         self.pipelined = True
         self.tracker = CommitTracker()
-        self.monotonic: Callable[[], float] = time.monotonic  # the commit interval's clock (tests set their own)
+        self.monotonic: Callable[[], float] = time.monotonic  # the commit interval's clock: the stage's
         self._next_commit = 0.0  # monotonic time of the next between-batch commit
 
     def deliver(self, ordered: list[Delivered]) -> None:
@@ -359,14 +359,21 @@ def delivery_for(
     owns: Callable[[TopicPart], bool],
     flush_budget: Callable[[], float],
     on_error: Callable[[KafkaError], None],
+    *,
+    producer: Any | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
 ) -> Delivery:
-    """The delivery ``enrich.exactly_once`` asks for, with a producer configured for it."""
+    """The delivery ``enrich.exactly_once`` asks for, with a producer configured for it (or ``producer``)."""
     conf = producer_config(settings, on_error)
     if not settings.enrich.exactly_once:
-        return AtLeastOnceDelivery(settings, Producer(settings.librdkafka(**conf)), consumer, flush_budget)
+        if producer is None:
+            producer = Producer(settings.librdkafka(**conf))
+        at_least_once = AtLeastOnceDelivery(settings, producer, consumer, flush_budget)
+        at_least_once.monotonic = monotonic
+        return at_least_once
     conf["transactional.id"] = TransactionalDelivery.transactional_id_of(settings)
     conf["transaction.timeout.ms"] = 60_000
     conf["message.timeout.ms"] = 60_000  # librdkafka requires <= transaction.timeout.ms
-    producer = Producer(settings.librdkafka(**conf))
+    if producer is None:
+        producer = Producer(settings.librdkafka(**conf))
     return TransactionalDelivery(settings, producer, consumer, flush_budget, owns)
-

@@ -21,6 +21,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -73,10 +74,25 @@ class _Pending:
 
 
 class EnrichStage:
-    """Owns the consumer, the producer and the loop; ``run()`` returns the exit code."""
+    """Owns the consumer, the producer and the loop; ``run()`` returns the exit code.
+
+    ``run()`` is ``wait_for_broker`` → ``delivery.start`` → ``subscribe`` → ``step()`` until stopped →
+    ``drain()``. Those steps and librdkafka's callbacks (``on_assign``, ``on_revoke``, ``on_lost``,
+    ``on_error``) are the stage's surface; an embedding application or a test drives it through them,
+    with its own ``consumer``, ``producer`` or ``delivery`` and ``monotonic`` clock when it passes them.
+    """
 
     def __init__(
-        self, settings: Settings, enricher: Enricher, install_signals: bool = True, tracer: NoTracer | None = None
+        self,
+        settings: Settings,
+        enricher: Enricher,
+        install_signals: bool = True,
+        tracer: NoTracer | None = None,
+        *,
+        consumer: Any | None = None,
+        producer: Any | None = None,
+        delivery: Delivery | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.enricher = enricher
@@ -84,19 +100,26 @@ class EnrichStage:
         self.cfg = settings.enrich
         self.topics = settings.topics
         self.kind_of = {getattr(self.topics, name): kind for name, kind in _KIND_BY_TOPIC_FIELD.items()}
+        self.monotonic = monotonic  # poll gaps, broker probes, the drain deadline (and the commit interval)
         self.stop_event = threading.Event()
         self.assigned: set[TopicPart] = set()
         self.paused = False
         self._next_probe = 0.0  # monotonic time of the next broker probe while it is unreachable
         self.broker_up = False
-        self._last_poll = time.monotonic()
+        self._last_poll = monotonic()
         self._drain_deadline: float | None = None
         self._pending: _Pending | None = None
         if install_signals:
             signal.signal(signal.SIGTERM, self._on_signal)
             signal.signal(signal.SIGINT, self._on_signal)
-        self.delivery: Delivery = delivery_for(
-            settings, Consumer(self._consumer_config()), self._owns, self._flush_budget, self._on_error
+        self.delivery: Delivery = delivery or delivery_for(
+            settings,
+            consumer if consumer is not None else Consumer(self._consumer_config()),
+            self._owns,
+            self._flush_budget,
+            self.on_error,
+            producer=producer,
+            monotonic=monotonic,
         )
         self._init_series()
 
@@ -105,17 +128,9 @@ class EnrichStage:
     def consumer(self) -> Any:
         return self.delivery.consumer
 
-    @consumer.setter
-    def consumer(self, consumer: Any) -> None:
-        self.delivery.consumer = consumer
-
     @property
     def producer(self) -> Any:
         return self.delivery.producer
-
-    @producer.setter
-    def producer(self, producer: Any) -> None:
-        self.delivery.producer = producer
 
     def _init_series(self) -> None:
         """Create every series at zero, so dashboards and alerts see 0, not "no data", before the first event."""
@@ -142,7 +157,7 @@ class EnrichStage:
                 "max.poll.interval.ms": k.max_poll_interval_ms,
                 "queued.max.messages.kbytes": 16_384,  # bounded prefetch: memory stays flat under a flood
                 "isolation.level": "read_committed",
-                "error_cb": self._on_error,
+                "error_cb": self.on_error,
             }
         )
 
@@ -151,10 +166,10 @@ class EnrichStage:
         log.info("signal %s: draining (finish batch, deliver, commit, leave group)", signum)
         self.stop_event.set()
 
-    def _on_error(self, err: KafkaError) -> None:
+    def on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._set_broker_up(False)
-            self._next_probe = time.monotonic() + BROKER_PROBE_INTERVAL_S
+            self._next_probe = self.monotonic() + BROKER_PROBE_INTERVAL_S
             log.warning("all brokers are down; librdkafka keeps retrying: %s", err)
         elif err.fatal():
             log.error("fatal Kafka error: %s", err)
@@ -168,7 +183,7 @@ class EnrichStage:
         self.broker_up = up
         metrics.BROKER_UP.labels(STAGE).set(1 if up else 0)
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._set_broker_up(True)  # the group coordinator answered
         self.assigned |= {(p.topic, p.partition) for p in partitions}
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
@@ -176,7 +191,7 @@ class EnrichStage:
         if self.paused and partitions:
             consumer.pause(partitions)
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         log.info("revoked %s: delivering and committing what is done", sorted(f"{t}[{p}]" for t, p in tps))
         self._finish_pending()  # the batch in the model still holds these partitions' events
@@ -195,7 +210,7 @@ class EnrichStage:
                 metrics.CONSUMER_LAG.remove(STAGE, topic, str(partition))
         metrics.ASSIGNED_PARTITIONS.labels(STAGE).set(len(self.assigned))
 
-    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         tps = [(p.topic, p.partition) for p in partitions]
         log.warning("lost %s (session expired): another member owns them now", tps)
         self._forget(tps)
@@ -234,6 +249,12 @@ class EnrichStage:
                 delay = min(delay * 2, max_backoff_s)
         return False
 
+    def subscribe(self) -> None:
+        """Join the input topics' group, with this stage's rebalance callbacks."""
+        self.consumer.subscribe(
+            self.topics.inputs(), on_assign=self.on_assign, on_revoke=self.on_revoke, on_lost=self.on_lost
+        )
+
     # --- the loop -----------------------------------------------------------------------------
     def run(self) -> int:
         if not self.wait_for_broker():
@@ -242,9 +263,7 @@ class EnrichStage:
         if not self.delivery.start():
             self.consumer.close()
             return 1
-        self.consumer.subscribe(
-            self.topics.inputs(), on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
-        )
+        self.subscribe()
         log.info(
             "enrich running: %s → %s (%s)",
             self.topics.inputs(),
@@ -252,21 +271,22 @@ class EnrichStage:
             self.delivery.name,
         )
         code = 0
-        self._last_poll = time.monotonic()
+        self._last_poll = self.monotonic()
         try:
             while not self.stop_event.is_set():
                 if self._fatal is not None:
                     raise FatalStageError(f"fatal Kafka error: {self._fatal}")
-                self._step()
+                self.step()
         except FatalStageError as exc:
             log.error("%s; stopping without committing past undelivered outputs", exc)
             self._pending = None  # taken in, never produced: stays uncommitted, the next owner redoes it
             code = 1
         finally:
-            self._drain()
+            self.drain()
         return code
 
-    def _step(self) -> None:
+    def step(self) -> None:
+        """One turn of the loop: poll a batch, take it in, finish the one before it, deliver."""
         self._apply_backpressure()
         # With a batch in the model already, take only what has arrived: waiting here would delay it.
         timeout = 0.0 if self._pending is not None else self.cfg.max_wait_ms / 1000.0
@@ -293,7 +313,7 @@ class EnrichStage:
     def _probe_broker(self) -> None:
         """After an outage with no input arriving, ask for metadata now and then: readiness must not wait
         for the next record to notice that the broker is back."""
-        now = time.monotonic()
+        now = self.monotonic()
         if now < self._next_probe:
             return
         self._next_probe = now + BROKER_PROBE_INTERVAL_S
@@ -313,7 +333,7 @@ class EnrichStage:
         large model on few cores. Kafka's default interval (300 s) leaves a wide margin; the warning
         names the two settings to change before the margin is gone.
         """
-        now = time.monotonic()
+        now = self.monotonic()
         gap, self._last_poll = now - self._last_poll, now
         budget = self.settings.kafka.max_poll_interval_ms / 1000.0
         if gap > budget / 2:  # rare by construction: a turn of minutes, so no rate limit is needed
@@ -436,11 +456,11 @@ class EnrichStage:
         (closing the consumer revokes the partitions, and that flush must not restart the clock)."""
         if self._drain_deadline is None:
             return self.cfg.shutdown_timeout_s
-        return max(0.1, self._drain_deadline - time.monotonic())
+        return max(0.1, self._drain_deadline - self.monotonic())
 
-    def _drain(self) -> None:
+    def drain(self) -> None:
         """Deliver what is in flight, commit it, leave the group: within shutdown_timeout_s."""
-        self._drain_deadline = time.monotonic() + self.cfg.shutdown_timeout_s
+        self._drain_deadline = self.monotonic() + self.cfg.shutdown_timeout_s
         try:
             self._finish_pending()
             self.delivery.drain()

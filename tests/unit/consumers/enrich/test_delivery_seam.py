@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from confluent_kafka import TopicPartition
+
 from shoppulse.consumers.enrich.delivery import AtLeastOnceDelivery, FatalStageError, TransactionalDelivery
 from shoppulse.consumers.enrich.stage import EnrichStage
 from shoppulse.consumers.settings import load_settings
@@ -15,19 +17,14 @@ from tests.unit.consumers.enrich.test_stage_pipelining import HeldEnricher, Scri
 class StoppingConsumer(ScriptedConsumer):
     """Hands out its batches, then stops the stage; answers metadata and subscription."""
 
-    def __init__(self, stage: EnrichStage, batches: list[list[Any]]) -> None:
+    def __init__(self, batches: list[list[Any]]) -> None:
         super().__init__()
-        self.stage, self.batches, self.closed = stage, batches, False
-
-    def list_topics(self, timeout: float) -> None:
-        return None
-
-    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
-        self.subscribed = topics
+        self.batches, self.closed = batches, False
+        self.stop: Any = None  # the stage's stop
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
         if not self.batches:
-            self.stage.stop_event.set()
+            self.stop()
         return super().consume(num_messages, timeout)
 
     def close(self) -> None:
@@ -71,12 +68,11 @@ class RecordingDelivery:
 
 def stage_with(batches: list[list[Any]], **delivery: Any) -> tuple[EnrichStage, RecordingDelivery, StoppingConsumer]:
     settings = load_settings(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
-    stage = EnrichStage(settings, enricher=HeldEnricher(), install_signals=False)  # type: ignore[arg-type]
-    stage.consumer.close()
-    consumer = StoppingConsumer(stage, batches)
+    consumer = StoppingConsumer(batches)
     fake = RecordingDelivery(consumer, **delivery)
-    stage.delivery = fake  # type: ignore[assignment]
-    stage.assigned = {("reviews", 0), ("reviews", 1)}
+    stage = EnrichStage(settings, enricher=HeldEnricher(), install_signals=False, delivery=fake)  # type: ignore[arg-type]
+    consumer.stop = stage.stop_event.set
+    stage.on_assign(consumer, [TopicPartition("reviews", 0), TopicPartition("reviews", 1)])  # type: ignore[arg-type]
     return stage, fake, consumer
 
 
@@ -120,10 +116,8 @@ def test_a_fatal_delivery_error_exits_1_and_still_drains() -> None:
 
 
 def test_a_revocation_goes_to_the_delivery_then_is_forgotten() -> None:
-    from confluent_kafka import TopicPartition
-
     stage, delivery, consumer = stage_with([])
-    stage._on_revoke(consumer, [TopicPartition("reviews", 1)])  # type: ignore[arg-type]  # librdkafka's callback
+    stage.on_revoke(consumer, [TopicPartition("reviews", 1)])  # type: ignore[arg-type]  # librdkafka's callback
     assert delivery.calls == [("on_revoke", [("reviews", 1)]), ("forget", [("reviews", 1)])]
     assert stage.assigned == {("reviews", 0)}
 

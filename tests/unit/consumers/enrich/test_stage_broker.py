@@ -6,7 +6,6 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
 
-from shoppulse.consumers.enrich import stage as stage_module
 from shoppulse.consumers.enrich.stage import BROKER_PROBE_INTERVAL_S, EnrichStage
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
@@ -43,27 +42,27 @@ class Clock:
         return self.now
 
 
-def test_reachability_returns_after_an_outage_with_no_input(monkeypatch: Any) -> None:
-    clock = Clock()
-    monkeypatch.setattr(stage_module.time, "monotonic", clock.monotonic)
+def test_reachability_returns_after_an_outage_with_no_input() -> None:
+    clock, consumer = Clock(), IdleConsumer()
     settings = load_settings(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
-    stage = EnrichStage(settings, enricher=object(), install_signals=False)  # type: ignore[arg-type]
-    stage.consumer.close()
-    consumer = IdleConsumer()
-    stage.consumer = consumer  # type: ignore[assignment]
-    stage._set_broker_up(True)
-    stage._on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+    stage = EnrichStage(
+        settings, enricher=object(), install_signals=False, consumer=consumer, monotonic=clock.monotonic
+    )  # type: ignore[arg-type]
+    consumer.down = False
+    assert stage.wait_for_broker() and stage.broker_up is True
+    consumer.down, consumer.probes = True, 0
+    stage.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
     assert stage.broker_up is False
 
-    stage._step()
+    stage.step()
     assert consumer.probes == 0  # not before the probe interval
     clock.now += BROKER_PROBE_INTERVAL_S
-    stage._step()
+    stage.step()
     assert consumer.probes == 1 and stage.broker_up is False  # still down
     consumer.down = False
-    stage._step()
+    stage.step()
     assert consumer.probes == 1  # one probe per interval, not one per loop turn
     clock.now += BROKER_PROBE_INTERVAL_S
-    stage._step()
+    stage.step()
     assert consumer.probes == 2 and stage.broker_up is True
     stage.producer.flush(0)

@@ -1,7 +1,7 @@
 """At-least-once pipelining: one batch in the model while the previous one is finished and produced.
 
-Real librdkafka objects pointed at a closed port are swapped for recorders; the enricher's
-model call is a future the test completes by hand, so "in the model" is a state we hold.
+The stage runs on recording clients passed in; the enricher's model call is a future the test
+completes by hand, so "in the model" is a state we hold.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from concurrent.futures import Future
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, TopicPartition
 
 from shoppulse.consumers.contracts import Event, dumps, event_to_dict
 from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.enrich.enricher import Enriched, Plan
-from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
+from shoppulse.consumers.enrich.stage import EnrichStage
 from shoppulse.consumers.records import UserSignal
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
@@ -73,6 +73,12 @@ class ScriptedConsumer:
 
     def get_watermark_offsets(self, tp: Any, cached: bool = True) -> tuple[int, int]:
         return 0, 100
+
+    def list_topics(self, timeout: float) -> None:  # the broker answers
+        return None
+
+    def subscribe(self, topics: list[str], **callbacks: Any) -> None:
+        self.subscribed = topics
 
     def close(self) -> None:
         pass
@@ -132,17 +138,21 @@ class HeldEnricher:
         return [Enriched(e, s, None, signal_of(e, s)) for e, s in plan.batch]
 
 
+def built_stage(**enrich: Any) -> EnrichStage:
+    settings = load_settings(
+        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"}, enrich={"commit_interval_ms": 0, **enrich}
+    )
+    consumer = ScriptedConsumer()
+    built = EnrichStage(
+        settings, enricher=HeldEnricher(), install_signals=False, consumer=consumer, producer=AckingProducer()
+    )  # type: ignore[arg-type]
+    built.on_assign(consumer, [TopicPartition("reviews", 0), TopicPartition("reviews", 1)])  # type: ignore[arg-type]
+    return built
+
+
 @pytest.fixture
 def stage() -> EnrichStage:
-    settings = load_settings(
-        kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"}, enrich={"commit_interval_ms": 0}
-    )
-    built = EnrichStage(settings, enricher=HeldEnricher(), install_signals=False)  # type: ignore[arg-type]
-    built.consumer.close()
-    built.consumer = ScriptedConsumer()  # type: ignore[assignment]
-    built.producer = AckingProducer()  # type: ignore[assignment]
-    built.assigned = {("reviews", 0), ("reviews", 1)}
-    return built
+    return built_stage()
 
 
 def produced_ids(stage: EnrichStage) -> list[str]:
@@ -153,18 +163,18 @@ def test_the_next_batch_is_taken_in_while_one_is_in_the_model(stage: EnrichStage
     consumer: ScriptedConsumer = stage.consumer  # type: ignore[assignment]
     enricher: HeldEnricher = stage.enricher  # type: ignore[assignment]
     consumer.batches = [[review_message(0, 0), review_message(0, 1)], [review_message(0, 2)]]
-    stage._step()
+    stage.step()
     assert len(enricher.futures) == 1 and produced_ids(stage) == []  # batch 1 in the model, nothing out
     assert consumer.commits == []
     enricher.futures[0].set_result({})
-    stage._step()  # takes batch 2 in (no waiting: timeout 0), then finishes batch 1
+    stage.step()  # takes batch 2 in (no waiting: timeout 0), then finishes batch 1
     assert consumer.timeouts[1] == 0.0
     assert len(enricher.futures) == 2
     assert produced_ids(stage) == ["r0-0", "r0-1"]
     enricher.futures[1].set_result({})
-    stage._step()  # nothing new: batch 2 is finished at once
+    stage.step()  # nothing new: batch 2 is finished at once
     assert produced_ids(stage) == ["r0-0", "r0-1", "r0-2"]
-    stage._step()
+    stage.step()
     assert consumer.commits[-1] == {("reviews", 0): 3}  # every delivered input, and no further
     assert consumer.timeouts[-1] == stage.cfg.max_wait_ms / 1000.0  # idle again: wait to fill a batch
 
@@ -173,24 +183,25 @@ def test_a_revocation_finishes_the_batch_in_the_model_before_committing(stage: E
     consumer: ScriptedConsumer = stage.consumer  # type: ignore[assignment]
     enricher: HeldEnricher = stage.enricher  # type: ignore[assignment]
     consumer.batches = [[review_message(0, 5), review_message(1, 7)]]
-    stage._step()
+    stage.step()
     enricher.futures[0].set_result({})
-    stage._on_revoke(consumer, [TopicPartition("reviews", 0)])  # type: ignore[arg-type]
+    stage.on_revoke(consumer, [TopicPartition("reviews", 0)])  # type: ignore[arg-type]
     assert produced_ids(stage) == ["r0-5", "r1-7"]
     assert consumer.commits == [{("reviews", 0): 6}]  # the revoked partition's input, delivered then committed
-    assert stage._pending is None
+    stage.step()
+    assert produced_ids(stage) == ["r0-5", "r1-7"]  # finished once: nothing left in the model to produce again
 
 
 def test_events_of_a_partition_lost_meanwhile_are_left_to_the_new_owner(stage: EnrichStage) -> None:
     consumer: ScriptedConsumer = stage.consumer  # type: ignore[assignment]
     enricher: HeldEnricher = stage.enricher  # type: ignore[assignment]
     consumer.batches = [[review_message(0, 1), review_message(1, 1)]]
-    stage._step()
-    stage._on_lost(consumer, [TopicPartition("reviews", 1)])  # type: ignore[arg-type]
+    stage.step()
+    stage.on_lost(consumer, [TopicPartition("reviews", 1)])  # type: ignore[arg-type]
     enricher.futures[0].set_result({})
-    stage._step()
+    stage.step()
     assert produced_ids(stage) == ["r0-1"]
-    stage._step()
+    stage.step()
     assert all(("reviews", 1) not in commit for commit in consumer.commits)
 
 
@@ -198,9 +209,9 @@ def test_shutdown_finishes_the_batch_in_the_model(stage: EnrichStage) -> None:
     consumer: ScriptedConsumer = stage.consumer  # type: ignore[assignment]
     enricher: HeldEnricher = stage.enricher  # type: ignore[assignment]
     consumer.batches = [[review_message(0, 0)]]
-    stage._step()
+    stage.step()
     enricher.futures[0].set_result({})
-    stage._drain()
+    stage.drain()
     assert produced_ids(stage) == ["r0-0"]
     assert consumer.commits[-1] == {("reviews", 0): 1}
 
@@ -209,18 +220,16 @@ def test_after_a_fatal_error_the_batch_in_the_model_is_neither_produced_nor_comm
     consumer: ScriptedConsumer = stage.consumer  # type: ignore[assignment]
     enricher: HeldEnricher = stage.enricher  # type: ignore[assignment]
     consumer.batches = [[review_message(0, 0)]]
-    stage.wait_for_broker = lambda max_backoff_s=30.0: True  # type: ignore[method-assign]
-    stage.consumer.subscribe = lambda *a, **k: None  # type: ignore[attr-defined]
-    steps = iter([None, FatalStageError("boom")])
+    take_batch = consumer.consume
 
-    def step() -> None:
-        outcome = next(steps)
-        if outcome is not None:
-            raise outcome
-        EnrichStage._step(stage)
+    def consume_then_fail(num_messages: int, timeout: float) -> list[Any]:
+        batch = take_batch(num_messages, timeout)
+        stage.on_error(KafkaError(KafkaError._FATAL, "fenced", fatal=True))  # librdkafka reports it meanwhile
+        return batch
 
-    stage._step = step  # type: ignore[method-assign]
+    consumer.consume = consume_then_fail  # type: ignore[method-assign]
     assert stage.run() == 1
+    assert len(enricher.futures) == 1  # the batch reached the model, then the stage stopped
     enricher.futures[0].set_result({})
     assert produced_ids(stage) == [] and consumer.commits == []
 
@@ -235,5 +244,5 @@ def test_exactly_once_runs_one_batch_at_a_time(stage: EnrichStage) -> None:
     consumer: ScriptedConsumer = stage.consumer  # type: ignore[assignment]
     enricher: HeldEnricher = stage.enricher  # type: ignore[assignment]
     consumer.batches = [[review_message(0, 0)]]
-    stage._step()
+    stage.step()
     assert enricher.futures == [] and produced_ids(stage) == ["r0-0"]

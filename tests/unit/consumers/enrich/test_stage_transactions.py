@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
 from shoppulse.consumers.settings import load_settings
@@ -75,11 +75,11 @@ def make_stage(fail_with: KafkaError | None) -> tuple[EnrichStage, Producer, Con
         kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"},
         enrich={"exactly_once": True},
     )
-    stage = EnrichStage(settings, enricher=object(), install_signals=False)  # type: ignore[arg-type]
-    stage.consumer.close()
     producer, consumer = Producer(fail_with), Consumer()
-    stage.producer, stage.consumer = producer, consumer  # type: ignore[assignment]
-    stage.assigned = {("reviews", 0), ("clicks", 1)}
+    stage = EnrichStage(
+        settings, enricher=object(), install_signals=False, consumer=consumer, producer=producer
+    )  # type: ignore[arg-type]
+    stage.on_assign(consumer, [TopicPartition("reviews", 0), TopicPartition("clicks", 1)])  # type: ignore[arg-type]
     return stage, producer, consumer
 
 
