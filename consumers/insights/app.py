@@ -61,8 +61,8 @@ from shoppulse.consumers.insights.window import (
 )
 from shoppulse.consumers.profiles.app import load_json, make_faust_app
 from shoppulse.consumers.profiles.gaps import OrderedInput
-from shoppulse.consumers.profiles.profile import SignalError
 from shoppulse.consumers.profiles.publish import Coalescer
+from shoppulse.consumers.records import SignalError
 from shoppulse.consumers.settings import Settings
 from shoppulse.consumers.tracing import NoTracer, traced_handler
 from shoppulse.models.serving.keywords import load_aspects

@@ -24,7 +24,7 @@ from typing import Any
 from shoppulse.consumers.contracts import MAX_ID_CHARS, MAX_ORDER_ITEMS, R_BAD_VALUE, R_NOT_OBJECT, R_WRONG_TYPE
 from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.insights.window import CLICK_FIELDS, Fact
-from shoppulse.consumers.profiles.profile import (
+from shoppulse.consumers.records import (
     MAX_ASPECTS,
     MAX_TAG_CHARS,
     SENTIMENT_LABELS,

@@ -36,7 +36,7 @@ from shoppulse.consumers.headers import child_traceparent, output_headers
 from shoppulse.consumers.insights.facts import facts_to_json, review_facts, signal_facts
 from shoppulse.consumers.insights.window import Fact
 from shoppulse.consumers.profiles.app import load_json
-from shoppulse.consumers.profiles.profile import SignalError
+from shoppulse.consumers.records import SignalError
 from shoppulse.consumers.settings import Settings
 from shoppulse.models.serving.taxonomy import Taxonomy
 

@@ -57,18 +57,11 @@ from shoppulse.consumers.faust_stage import (
 from shoppulse.consumers.headers import child_traceparent, output_headers, record_timestamp_ms
 from shoppulse.consumers.profiles.connection import faust_connection
 from shoppulse.consumers.profiles.gaps import Hole, OrderedInput, PartitionProgress, TailWatch, committed_offset
-from shoppulse.consumers.profiles.profile import (
-    PROFILE_SCHEMA_VERSION,
-    FoldParams,
-    ProfileState,
-    Signal,
-    SignalError,
-    apply_signal,
-    render,
-)
+from shoppulse.consumers.profiles.profile import PROFILE_SCHEMA_VERSION, FoldParams, ProfileState, apply_signal, render
 from shoppulse.consumers.profiles.publish import Coalescer
 from shoppulse.consumers.profiles.transport import read_committed
 from shoppulse.consumers.profiles.watchdog import StallWatch
+from shoppulse.consumers.records import Signal, SignalError
 from shoppulse.consumers.settings import Settings
 from shoppulse.consumers.tracing import NoTracer, traced_handler
 

@@ -33,37 +33,19 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 from shoppulse.consumers.contracts import (
-    CLICK_ACTIONS,
-    MAX_AMOUNT,
-    MAX_AMOUNT_PLACES,
-    MAX_ID_CHARS,
-    MAX_ORDER_ITEMS,
-    MIN_TS_MS,
     R_BAD_VALUE,
-    R_MISSING,
-    R_NOT_OBJECT,
-    R_WRONG_TYPE,
 )
-from shoppulse.consumers.coordinates import RecordCoordinates
+from shoppulse.consumers.records import Signal, SignalError
 
 PROFILE_SCHEMA_VERSION = 1
 MS_PER_DAY = 86_400_000
-
-
-class SignalError(ValueError):
-    """A user-signal the fold cannot use; ``reason`` is a stable code for metrics and logs."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -93,190 +75,10 @@ class FoldParams:
         )
 
 
-# Bounds of a signal the fold accepts: enrich never writes past them, so a record beyond is a bad one
-# (and would otherwise overflow a score or a total, or poison a profile for good).
-MAX_TS_MS = 253_402_300_799_999  # 9999-12-31T23:59:59.999Z
-MAX_WEIGHT = 1_000.0  # action weights are 1-6
-MAX_TAGS = 64
-MAX_TAG_CHARS = 64
-MAX_ASPECTS = 32
-MAX_TOPIC_CHARS = 249  # Kafka's own limit
-MAX_OFFSET = 2**63 - 1
-KINDS = ("review", "click", "order")
-ACTIONS = (*CLICK_ACTIONS, "review", "order")
-SENTIMENT_LABELS = ("positive", "negative")
 # Caps of a stored row beyond those of one signal (see the module docstring).
 MAX_SENTIMENT_GROUPS = 64  # per-tag and per-aspect sentiment entries
 MAX_CURRENCIES = 32
 MAX_INPUT_PARTITIONS = 256  # offset marks per user: a user's events use one partition per input topic
-
-
-UNKNOWN_SOURCE = RecordCoordinates("", 0, 0)  # a signal built in code, not read from a record
-
-
-@dataclass(frozen=True)
-class Signal:
-    """The part of a ``user-signals`` record the profile uses, validated."""
-
-    event_id: str
-    user_id: str
-    ts: int
-    kind: str
-    action: str
-    weight: float
-    tags: Mapping[str, float]
-    product_ids: tuple[str, ...] = ()
-    sentiment_label: str | None = None
-    sentiment_probability: float | None = None
-    aspects: Mapping[str, str] = field(default_factory=dict)
-    amount: Decimal | None = None
-    currency: str | None = None
-    source: RecordCoordinates = UNKNOWN_SOURCE  # the input record
-
-    @property
-    def source_partition(self) -> str:
-        """``topic:partition`` of the input record: the key of the row's applied-offset marks."""
-        return f"{self.source.topic}:{self.source.partition}"
-
-    @classmethod
-    def from_json(cls, data: Any) -> Signal:
-        """Validate a decoded JSON value; raises ``SignalError`` with a reason code."""
-        if not isinstance(data, dict):
-            raise SignalError(R_NOT_OBJECT, "a signal must be a JSON object")
-        event_id = required_str(data, "event_id")
-        user_id = required_str(data, "user_id")
-        ts = data.get("ts")
-        if not isinstance(ts, int) or isinstance(ts, bool):
-            raise SignalError(R_WRONG_TYPE, "ts must be an integer (epoch ms)")
-        if not MIN_TS_MS <= ts <= MAX_TS_MS:
-            raise SignalError(R_BAD_VALUE, "ts must be within [2000-01-01, 9999-12-31]")
-        kind = _choice(data, "kind", KINDS)
-        action = _choice(data, "action", ACTIONS)
-        weight = _number(data.get("weight", 0.0), "weight")
-        if not 0 <= weight <= MAX_WEIGHT:
-            raise SignalError(R_BAD_VALUE, f"weight must be within [0, {MAX_WEIGHT:g}]")
-        raw_tags = data.get("tags") or {}
-        if not isinstance(raw_tags, dict):
-            raise SignalError(R_WRONG_TYPE, "tags must be an object")
-        if len(raw_tags) > MAX_TAGS:
-            raise SignalError(R_BAD_VALUE, f"more than {MAX_TAGS} tags")
-        if any(not tag or len(tag) > MAX_TAG_CHARS for tag in raw_tags):
-            raise SignalError(R_BAD_VALUE, f"a tag must be 1..{MAX_TAG_CHARS} characters")
-        tags = {str(tag): _number(w, "tags") for tag, w in raw_tags.items()}
-        # A distribution (enrich normalises to a sum of 1 and rounds to 6 places): a weight past 1 is a bad
-        # record, and a huge one would overflow the decayed scores to inf (not JSON).
-        if any(not 0 <= w <= 1 + 1e-6 for w in tags.values()):
-            raise SignalError(R_BAD_VALUE, "tag weights must be within [0, 1]")
-        products = data.get("product_ids") or ()
-        if not isinstance(products, list | tuple) or not all(isinstance(p, str) for p in products):
-            raise SignalError(R_WRONG_TYPE, "product_ids must be a list of strings")
-        if len(products) > MAX_ORDER_ITEMS:
-            raise SignalError(R_BAD_VALUE, f"more than {MAX_ORDER_ITEMS} product_ids")
-        product_id = data.get("product_id")
-        if product_id is not None and not isinstance(product_id, str):
-            raise SignalError(R_WRONG_TYPE, "product_id must be a string or null")
-        product_ids = tuple(products) if products else ((product_id,) if product_id else ())
-        if any(not p or len(p) > MAX_ID_CHARS for p in product_ids):
-            raise SignalError(R_BAD_VALUE, f"a product id must be 1..{MAX_ID_CHARS} characters")
-        label = probability = None
-        sentiment = data.get("sentiment")
-        if sentiment is not None:
-            if not isinstance(sentiment, dict):
-                raise SignalError(R_WRONG_TYPE, "sentiment must be an object with a label")
-            label = _choice(sentiment, "label", SENTIMENT_LABELS, "sentiment.label")
-            probability = _number(sentiment.get("probability"), "sentiment.probability")
-            if not 0.0 <= probability <= 1.0:
-                raise SignalError(R_BAD_VALUE, "sentiment.probability must be within [0, 1]")
-        aspects = data.get("aspects") or {}
-        if not isinstance(aspects, dict):
-            raise SignalError(R_WRONG_TYPE, "aspects must map aspect to a label string")
-        if len(aspects) > MAX_ASPECTS or any(not a or len(a) > MAX_TAG_CHARS for a in aspects):
-            raise SignalError(R_BAD_VALUE, f"at most {MAX_ASPECTS} aspects of 1..{MAX_TAG_CHARS} characters")
-        if any(v not in SENTIMENT_LABELS for v in aspects.values()):
-            raise SignalError(R_BAD_VALUE, f"an aspect label must be one of {', '.join(SENTIMENT_LABELS)}")
-        amount = currency = None
-        if data.get("amount") is not None:
-            amount = amount_of(data["amount"])
-            currency = data.get("currency")
-            if currency is None:
-                raise SignalError(R_MISSING, "an order amount needs a currency")
-            if not isinstance(currency, str) or not (len(currency) == 3 and currency.isascii() and currency.isupper()):
-                raise SignalError(R_BAD_VALUE, "currency must be an ISO-4217 code such as CNY")
-        return cls(
-            event_id=event_id,
-            user_id=user_id,
-            ts=ts,
-            kind=kind,
-            action=action,
-            weight=weight,
-            tags=tags,
-            product_ids=product_ids,
-            sentiment_label=label,
-            sentiment_probability=probability,
-            aspects={str(k): v for k, v in aspects.items()},
-            amount=amount,
-            currency=currency,
-            source=source_of(data.get("source")),
-        )
-
-
-def _choice(data: dict[str, Any], key: str, allowed: tuple[str, ...], name: str | None = None) -> str:
-    value = data.get(key)
-    if value is None:
-        raise SignalError(R_MISSING, f"{name or key} is required")
-    if value not in allowed:
-        raise SignalError(R_BAD_VALUE, f"{name or key} must be one of {', '.join(allowed)}")
-    return str(value)
-
-
-def source_of(value: Any) -> RecordCoordinates:
-    """The input record a signal came from: what makes deduplication exact."""
-    if value is None:
-        raise SignalError(R_MISSING, "source {topic, partition, offset} is required")
-    if not isinstance(value, dict):
-        raise SignalError(R_WRONG_TYPE, "source must be an object {topic, partition, offset}")
-    topic, partition, offset = value.get("topic"), value.get("partition"), value.get("offset")
-    if not isinstance(topic, str) or not 0 < len(topic) <= MAX_TOPIC_CHARS:
-        raise SignalError(R_BAD_VALUE, "source.topic must be a topic name")
-    for name, number in (("partition", partition), ("offset", offset)):
-        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= MAX_OFFSET:
-            raise SignalError(R_BAD_VALUE, f"source.{name} must be a non-negative integer")
-    return RecordCoordinates(topic, partition, offset)  # type: ignore[arg-type]
-
-
-def amount_of(value: Any) -> Decimal:
-    try:
-        amount = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        raise SignalError(R_BAD_VALUE, "amount must be a decimal string") from None
-    if not amount.is_finite() or not 0 <= amount <= MAX_AMOUNT:
-        raise SignalError(R_BAD_VALUE, "amount must be a finite decimal within [0, 1e12]")
-    if amount.as_tuple().exponent < -MAX_AMOUNT_PLACES:  # type: ignore[operator]
-        raise SignalError(R_BAD_VALUE, f"amount has more than {MAX_AMOUNT_PLACES} decimal places")
-    return amount
-
-
-def required_str(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if value is None:
-        raise SignalError(R_MISSING, f"{key} is required")
-    if not isinstance(value, str) or not value:
-        raise SignalError(R_WRONG_TYPE, f"{key} must be a non-empty string")
-    if len(value) > MAX_ID_CHARS:
-        raise SignalError(R_BAD_VALUE, f"{key} must be at most {MAX_ID_CHARS} characters")
-    return value
-
-
-def _number(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise SignalError(R_WRONG_TYPE, f"{name} must be a number")
-    try:
-        number = float(value)
-    except OverflowError:  # an integer of hundreds of digits
-        raise SignalError(R_BAD_VALUE, f"{name} must be finite") from None
-    if not math.isfinite(number):
-        raise SignalError(R_BAD_VALUE, f"{name} must be finite")
-    return number
 
 
 def decay(half_life_ms: float, from_ms: int, to_ms: int) -> float:

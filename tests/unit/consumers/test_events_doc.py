@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from shoppulse.consumers.contracts import parse_event
-from shoppulse.consumers.profiles.profile import FoldParams, ProfileState, Signal, apply_signal, render
+from shoppulse.consumers.profiles.profile import FoldParams, ProfileState, apply_signal, render
+from shoppulse.consumers.records import Signal
 
 EVENTS_MD = Path(__file__).resolve().parents[3] / "docs" / "events.md"
 TOPICS = (

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from shoppulse.consumers.contracts import ContractError, parse_event
-from shoppulse.consumers.profiles.profile import Signal, SignalError
+from shoppulse.consumers.records import Signal, SignalError
 from tests.unit.consumers.profiles.streams import make_signals
 from tests.unit.consumers.profiles.test_profile import test_bad_signals_are_refused_with_a_reason as signal_case
 from tests.unit.consumers.test_contracts import BAD_CASES, BOUNDARIES, NOW, raw

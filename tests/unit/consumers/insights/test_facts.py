@@ -9,7 +9,7 @@ import pytest
 
 from shoppulse.consumers.coordinates import RecordCoordinates
 from shoppulse.consumers.insights.facts import facts_from_json, facts_to_json, review_facts, signal_facts
-from shoppulse.consumers.profiles.profile import SignalError
+from shoppulse.consumers.records import SignalError
 from shoppulse.models.serving.taxonomy import default_taxonomy
 
 TAXONOMY = default_taxonomy()

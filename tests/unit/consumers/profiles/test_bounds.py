@@ -12,18 +12,14 @@ import time
 
 from shoppulse.consumers.contracts import dumps
 from shoppulse.consumers.profiles.profile import (
-    MAX_ASPECTS,
     MAX_CURRENCIES,
     MAX_INPUT_PARTITIONS,
-    MAX_TAG_CHARS,
-    MAX_TAGS,
     FoldParams,
     ProfileState,
-    Signal,
-    SignalError,
     apply_signal,
     render,
 )
+from shoppulse.consumers.records import MAX_ASPECTS, MAX_TAG_CHARS, MAX_TAGS, Signal, SignalError
 from shoppulse.consumers.settings import ProfileSettings
 
 BROKER_DEFAULT_LIMIT = 1_048_588  # message.max.bytes

@@ -9,16 +9,8 @@ from decimal import Decimal
 import pytest
 
 from shoppulse.consumers.coordinates import RecordCoordinates
-from shoppulse.consumers.profiles.profile import (
-    FoldParams,
-    ProfileState,
-    Signal,
-    SignalError,
-    apply_signal,
-    average,
-    fold,
-    render,
-)
+from shoppulse.consumers.profiles.profile import FoldParams, ProfileState, apply_signal, average, fold, render
+from shoppulse.consumers.records import Signal, SignalError
 from tests.unit.consumers.profiles.streams import (
     disorder,
     make_signals,
