@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import base64
 import time
-from typing import Any
 
 from shoppulse.consumers.coordinates import RecordCoordinates
+from shoppulse.consumers.records import DeadLetter
 from shoppulse.models.serving.text import mask_and_cut
 
 DEAD_LETTER_SCHEMA_VERSION = 1
@@ -50,22 +50,22 @@ def dead_letter_record(
     message: str,
     field: str | None = None,
     now_ms: int | None = None,
-) -> dict[str, Any]:
+) -> DeadLetter:
     """The envelope of one refused record; ``source`` is where it sits in Kafka."""
     kept = raw[:MAX_RAW_BYTES] if raw else b""
     # Bytes enough for PREVIEW_CHARS characters of any script (UTF-8: at most 4 bytes each).
     preview = _shown(kept[: 4 * PREVIEW_CHARS + 64], PREVIEW_CHARS)
-    return {
-        "schema_version": DEAD_LETTER_SCHEMA_VERSION,
-        "reason": reason,
-        "message": _shown(message, MESSAGE_CHARS) or "",
-        "field": _shown(field, FIELD_CHARS),
-        "source": source.as_dict(),
-        "key": _shown(key, KEY_CHARS),
-        "value_base64": base64.b64encode(kept).decode("ascii") if kept else None,
-        "value_bytes": len(raw) if raw else 0,
-        "value_truncated": bool(raw) and len(raw) > MAX_RAW_BYTES,
-        "value_preview": preview or "",
-        "stage": stage,
-        "time": now_ms if now_ms is not None else int(time.time() * 1000),
-    }
+    return DeadLetter(
+        schema_version=DEAD_LETTER_SCHEMA_VERSION,
+        reason=reason,
+        message=_shown(message, MESSAGE_CHARS) or "",
+        field=_shown(field, FIELD_CHARS),
+        source=source,
+        key=_shown(key, KEY_CHARS),
+        value_base64=base64.b64encode(kept).decode("ascii") if kept else None,
+        value_bytes=len(raw) if raw else 0,
+        value_truncated=bool(raw) and len(raw) > MAX_RAW_BYTES,
+        value_preview=preview or "",
+        stage=stage,
+        time=now_ms if now_ms is not None else int(time.time() * 1000),
+    )

@@ -214,7 +214,7 @@ async def send_dead_letter(
     destination = topic.get_topic_name()
     await topic.send(
         key=dead_letter_key(key),
-        value=dumps(record),
+        value=dumps(record.to_wire()),
         headers=output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None)),
         callback=lambda _: metrics.EVENTS_PRODUCED.labels(stage, destination).inc(),
     )

@@ -1,8 +1,11 @@
-"""The records stage 1 writes, typed, and the one validated reading of ``user-signals``.
+"""The records stage 1 writes and the dead letters every stage writes, typed, and the one validated
+reading of ``user-signals``.
 
 - ``ReviewInsight`` and ``UserSignal`` are what enrich writes to ``review-insights`` and
-  ``user-signals``. Why classes and not dicts: a field name mistyped in the writer becomes an
-  error where it is made, not a missing key in a consumer downstream. ``to_wire`` turns a
+  ``user-signals``; ``DeadLetter`` is the envelope of a refused record, from any stage (built,
+  masked and bounded by ``consumers.deadletter``). Why classes and not dicts: a field name
+  mistyped in the writer becomes an error where it is made, not a missing key in a consumer
+  downstream. ``to_wire`` turns a
   record into the JSON object docs/events.md shows, key for key and in the same order.
 - ``Signal.from_json`` is how stages 2 and 3 read a ``user-signals`` record: validated field by
   field, bounded, with a reason code (``SignalError``) for the dead letter when it fails. It
@@ -163,6 +166,40 @@ class UserSignal:
             "currency": self.currency,
             "model": self.model,
             "source": self.source.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One refused record (topic ``dead-letter``), as ``consumers.deadletter`` builds it: masked, bounded."""
+
+    schema_version: int
+    reason: str
+    message: str
+    field: str | None
+    source: RecordCoordinates
+    key: str | None
+    value_base64: str | None
+    value_bytes: int
+    value_truncated: bool
+    value_preview: str
+    stage: str
+    time: int
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "reason": self.reason,
+            "message": self.message,
+            "field": self.field,
+            "source": self.source.as_dict(),
+            "key": self.key,
+            "value_base64": self.value_base64,
+            "value_bytes": self.value_bytes,
+            "value_truncated": self.value_truncated,
+            "value_preview": self.value_preview,
+            "stage": self.stage,
+            "time": self.time,
         }
 
 

@@ -41,13 +41,13 @@ from shoppulse.consumers.headers import (
     output_headers,
     record_timestamp_ms,
 )
-from shoppulse.consumers.records import to_wire
+from shoppulse.consumers.records import DeadLetter, to_wire
 from shoppulse.consumers.settings import Settings
 
 log = logging.getLogger(__name__)
 
 # One input's outcome, in input order: an enriched event, or a dead letter (its envelope).
-Delivered = tuple[Message, RecordCoordinates, Enriched | dict[str, Any]]
+Delivered = tuple[Message, RecordCoordinates, Enriched | DeadLetter]
 
 
 class Output(NamedTuple):
@@ -100,12 +100,12 @@ def outputs_of(msg: Message, item: Enriched | dict[str, Any], settings: Settings
     topics = settings.topics
     trace = child_traceparent(header(msg.headers(), "traceparent"))
     now_ms = int(time.time() * 1000)
-    if isinstance(item, dict):
+    if isinstance(item, DeadLetter):
         kind, input_ts = msg.timestamp()
         headers = output_headers(DEAD_LETTER_SCHEMA_VERSION, None, trace)
         input_ms = input_ts if kind != TIMESTAMP_NOT_AVAILABLE else now_ms
         ts = record_timestamp_ms(input_ms, now_ms, DEAD_LETTER_RETENTION_MS)
-        return [Output(topics.dead_letter, dead_letter_key(msg.key()), dumps(item), headers, ts)]
+        return [Output(topics.dead_letter, dead_letter_key(msg.key()), dumps(to_wire(item)), headers, ts)]
     key = item.event.user_id.encode("utf-8")
     headers = output_headers(SCHEMA_VERSION, item.event.event_id, trace)
     ts = record_timestamp_ms(item.event.ts_ms, now_ms, settings.kafka.input_retention_ms)

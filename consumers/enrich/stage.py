@@ -36,6 +36,7 @@ from shoppulse.consumers.deadletter import dead_letter_record
 from shoppulse.consumers.enrich.delivery import Delivered, Delivery, FatalStageError, delivery_for
 from shoppulse.consumers.enrich.enricher import STAGE, Enricher, InferenceHandle, Plan
 from shoppulse.consumers.headers import header
+from shoppulse.consumers.records import DeadLetter
 from shoppulse.consumers.settings import Settings
 from shoppulse.consumers.tracing import NoTracer
 
@@ -67,7 +68,7 @@ class _Pending:
     """A batch taken in: its messages, its dead letters, and its model work (running or to run)."""
 
     batch: list[Message]
-    dead: dict[RecordCoordinates, tuple[Message, RecordCoordinates, dict[str, Any]]]
+    dead: dict[RecordCoordinates, tuple[Message, RecordCoordinates, DeadLetter]]
     plan: Plan
     inference: InferenceHandle | None
     started_ns: int  # wall clock when the batch was taken in: its span's start
@@ -354,7 +355,7 @@ class EnrichStage:
         metrics.BATCH_FILL_RATIO.labels(STAGE).observe(len(batch) / self.cfg.max_batch)
         self._record_lag(batch)
         valid: list[tuple[Event, RecordCoordinates]] = []
-        dead: dict[RecordCoordinates, tuple[Message, RecordCoordinates, dict[str, Any]]] = {}
+        dead: dict[RecordCoordinates, tuple[Message, RecordCoordinates, DeadLetter]] = {}
         now_ms = int(time.time() * 1000)
         for msg in batch:
             topic = msg.topic()

@@ -174,7 +174,7 @@ class Rekeyer:
             stage=STAGE, raw=msg.value(), key=msg.key(), source=source, reason=reason, message=message
         )
         headers = output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None))
-        self._produce(self.dead_letter_topic, dead_letter_key(msg.key()), dumps(record), headers)
+        self._produce(self.dead_letter_topic, dead_letter_key(msg.key()), dumps(record.to_wire()), headers)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
         while True:

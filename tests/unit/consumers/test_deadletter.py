@@ -14,14 +14,14 @@ from shoppulse.consumers.enrich.stage import _parse_failure
 
 NOW = 1_780_000_000_000
 SOURCE = RecordCoordinates("reviews", 1, 88)
-PLACE = RecordCoordinates("reviews", 1, 88)
 SECRETS = ("13812345678", "zhang.san@example.com", "110101199003071234", "6222021234567890123")
 
 
 def _record(raw: bytes | None, key: bytes | None, message: str = "m", field: str | None = None) -> dict:
+    """The envelope as it goes on the wire."""
     return dead_letter_record(
-        stage="enrich", raw=raw, key=key, source=PLACE, reason="bad_json", message=message, field=field
-    )
+        stage="enrich", raw=raw, key=key, source=SOURCE, reason="bad_json", message=message, field=field
+    ).to_wire()
 
 
 def _readable(record: dict) -> str:
@@ -88,9 +88,9 @@ def test_a_validator_bug_becomes_a_parse_failed_record() -> None:
 def test_the_envelope_field_by_field() -> None:
     raw = dumps({"text": "好评", "ts": "x"})
     record = dead_letter_record(
-        stage="profiles", raw=raw, key=b"u1", source=PLACE, reason="bad_value", message="bad ts", field="ts", now_ms=7
+        stage="profiles", raw=raw, key=b"u1", source=SOURCE, reason="bad_value", message="bad ts", field="ts", now_ms=7
     )
-    assert record == {
+    assert record.to_wire() == {
         "schema_version": 1,
         "reason": "bad_value",
         "message": "bad ts",

@@ -134,3 +134,19 @@ def test_what_the_enricher_writes_has_the_documented_keys() -> None:
     assert list(wire_signal) == list(_examples()["user-signals"])
     assert wire_signal["source"] == _examples()["user-signals"]["source"]
     json.dumps([wire_insight, wire_signal], ensure_ascii=False)  # plain JSON values only
+
+
+def test_the_dead_letter_example_has_the_typed_envelopes_fields_in_wire_order() -> None:
+    from dataclasses import fields
+
+    from shoppulse.consumers.coordinates import RecordCoordinates
+    from shoppulse.consumers.deadletter import dead_letter_record
+    from shoppulse.consumers.records import DeadLetter
+
+    example = _examples()["dead-letter"]
+    written = dead_letter_record(
+        stage="profiles", raw=b"{", key=b"u1", source=RecordCoordinates("user-signals", 0, 1), reason="bad_json",
+        message="not JSON",
+    ).to_wire()  # fmt: skip
+    assert list(example) == list(written) == [f.name for f in fields(DeadLetter)]
+    assert list(example["source"]) == list(written["source"]) == ["topic", "partition", "offset"]

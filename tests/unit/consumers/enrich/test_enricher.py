@@ -77,7 +77,7 @@ def test_dead_letter_preview_is_masked_but_raw_bytes_are_kept_for_replay() -> No
         source=RecordCoordinates("reviews", 1, 9),
         reason="missing_field",
         message="is required",
-    )
+    ).to_wire()
     assert "13812345678" not in record["value_preview"]
     assert record["value_bytes"] == len(raw) and record["value_truncated"] is False
     assert record["source"] == {"topic": "reviews", "partition": 1, "offset": 9}

@@ -86,11 +86,17 @@ def make_stage(fail_with: KafkaError | None) -> tuple[EnrichStage, Producer, Con
 def _batch(stage: EnrichStage) -> list[tuple[Any, Any, Any]]:
     """Two dead-letter records and one of another partition: outputs that need no model."""
     from shoppulse.consumers.coordinates import RecordCoordinates
+    from shoppulse.consumers.deadletter import dead_letter_record
+
+    def refused(topic: str, partition: int, offset: int, reason: str) -> tuple[Any, Any, Any]:
+        source = RecordCoordinates(topic, partition, offset)
+        letter = dead_letter_record(stage="enrich", raw=b"{", key=None, source=source, reason=reason, message="m")
+        return FakeMessage(topic, partition, offset), source, letter
 
     return [
-        (FakeMessage("reviews", 0, 40), RecordCoordinates("reviews", 0, 40), {"reason": "bad_json"}),
-        (FakeMessage("reviews", 0, 41), RecordCoordinates("reviews", 0, 41), {"reason": "bad_json"}),
-        (FakeMessage("clicks", 1, 7), RecordCoordinates("clicks", 1, 7), {"reason": "missing_field"}),
+        refused("reviews", 0, 40, "bad_json"),
+        refused("reviews", 0, 41, "bad_json"),
+        refused("clicks", 1, 7, "missing_field"),
     ]
 
 
