@@ -107,6 +107,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="share of reviews (with no contrast word) adding one clause to fine-tuning (training/clause_sampling.py)",
     )
     parser.add_argument(
+        "--contrast-fraction",
+        type=float,
+        default=0.0,
+        help="share of reviews with one contrast word adding its two clauses, labelled by that word",
+    )
+    parser.add_argument(
         "--prefix-fraction",
         type=float,
         default=0.0,
@@ -316,7 +322,7 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
 
     from shoppulse.models.serving.inference import softmax
     from shoppulse.models.training.batching import encode_texts
-    from shoppulse.models.training.clause_sampling import sample_clauses, sample_prefixes
+    from shoppulse.models.training.clause_sampling import contrast_clauses, sample_clauses, sample_prefixes
     from shoppulse.models.training.finetune import (
         FinetuneConfig,
         expected_calibration_error,
@@ -377,8 +383,9 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
             epochs=args.epochs, batch_size=args.batch_size, lr=lr, seed=args.seed, ngram_lr_scale=args.ngram_lr_scale
         )
         clauses = sample_clauses(fit_rows, args.clause_fraction, args.seed)
+        contrasts = contrast_clauses(fit_rows, args.contrast_fraction, args.seed)
         prefixes = sample_prefixes(fit_rows, args.prefix_fraction, args.seed)
-        tune_rows = fit_rows + clauses + prefixes
+        tune_rows = fit_rows + clauses + contrasts + prefixes
         stats = finetune_multitask(
             model,
             encode_texts(tokenizer, [r.review for r in tune_rows], args.max_length),
@@ -391,6 +398,7 @@ def train(args: argparse.Namespace, bundler: Bundler | None = None) -> dict[str,
         )
         stats.update({"config": asdict(config), "wall_s": round(time.perf_counter() - phase_start, 1)})
         stats["clauses"] = {"fraction": args.clause_fraction, "rows": len(clauses)}
+        stats["contrasts"] = {"fraction": args.contrast_fraction, "rows": len(contrasts)}
         stats["prefixes"] = {"fraction": args.prefix_fraction, "rows": len(prefixes)}
         model.save(model_dir)
         _copy_tokenizer_files(out / "tokenizer", model_dir)

@@ -54,3 +54,38 @@ def test_the_prefix_fraction_and_seed_decide_what_is_sampled() -> None:
     assert some == sample_prefixes(rows, 0.3, seed=1) != sample_prefixes(rows, 0.3, seed=2)
     with pytest.raises(ValueError):
         sample_prefixes(rows, -0.1, seed=1)
+
+
+def test_contrast_clauses_are_labelled_by_the_word_between_them() -> None:
+    from shoppulse.models.training.clause_sampling import contrast_clauses
+
+    rows = [
+        Review("书页有破损，内容倒是完整", 0, "书籍"),  # a concession: praise after a complaint
+        Review("好吃到停不下来，就是配送慢", 1, "水果"),  # 就是 opens the one complaint
+        Review("品质没话说，但是送货太随意", 0, "平板"),  # a negative review's 但是: praise, then complaint
+        Review("外观好看，质量却很差", 0, "手机"),  # 却 inside its clause: the whole clause is kept
+    ]
+    assert [(r.review, r.label, r.cat) for r in contrast_clauses(rows, 1.0, seed=0)] == [
+        ("书页有破损", 0, "书籍"),
+        ("内容倒是完整", 1, "书籍"),
+        ("好吃到停不下来", 1, "水果"),
+        ("就是配送慢", 0, "水果"),
+        ("品质没话说", 1, "平板"),
+        ("送货太随意", 0, "平板"),
+        ("外观好看", 1, "手机"),
+        ("质量却很差", 0, "手机"),
+    ]
+
+
+def test_contrast_clauses_skip_what_the_word_does_not_decide() -> None:
+    from shoppulse.models.training.clause_sampling import contrast_clauses
+
+    rows = [
+        Review("价格有点贵，不过内容确实干货多", 1, "书籍"),  # a positive review's 不过: either way round
+        Review("质量就是好，很满意", 1, "手机"),  # 就是 for emphasis, not opening a clause
+        Review("外观好看，但是质量差，不过便宜", 0, "手机"),  # two contrast words
+        Review("内容倒是完整", 0, "书籍"),  # nothing before the concession
+    ]
+    assert contrast_clauses(rows, 1.0, seed=0) == []
+    with pytest.raises(ValueError):
+        contrast_clauses(rows, 1.5, seed=0)
