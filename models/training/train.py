@@ -103,13 +103,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--clause-fraction",
         type=float,
-        default=0.3,
+        default=1.0,
         help="share of reviews (with no contrast word) adding one clause to fine-tuning (training/clause_sampling.py)",
     )
     parser.add_argument(
         "--contrast-fraction",
         type=float,
-        default=0.0,
+        default=1.0,
         help="share of reviews with one contrast word adding its two clauses, labelled by that word",
     )
     parser.add_argument(
