@@ -1,12 +1,12 @@
-"""The records stage 1 writes and the dead letters every stage writes, typed, and the one validated
-reading of ``user-signals``.
+"""The records stages 1 and 2 write and the dead letters every stage writes, typed, and the one
+validated reading of ``user-signals``.
 
 - ``ReviewInsight`` and ``UserSignal`` are what enrich writes to ``review-insights`` and
-  ``user-signals``; ``DeadLetter`` is the envelope of a refused record, from any stage (built,
-  masked and bounded by ``consumers.deadletter``). Why classes and not dicts: a field name
-  mistyped in the writer becomes an error where it is made, not a missing key in a consumer
-  downstream. ``to_wire`` turns a
-  record into the JSON object docs/events.md shows, key for key and in the same order.
+  ``user-signals``, ``UserProfile`` what the profiles stage publishes, and ``DeadLetter`` the
+  envelope of a refused record from any stage (built, masked and bounded by
+  ``consumers.deadletter``). Why classes and not dicts: a field name mistyped in the writer
+  becomes an error where it is made, not a missing key in a consumer downstream. ``to_wire``
+  turns a record into the JSON object docs/events.md shows, key for key and in the same order.
 - ``Signal.from_json`` is how stages 2 and 3 read a ``user-signals`` record: validated field by
   field, bounded, with a reason code (``SignalError``) for the dead letter when it fails. It
   validates rather than trusts the writer because a record on a topic may come from any producer.
@@ -200,6 +200,38 @@ class DeadLetter:
             "value_preview": self.value_preview,
             "stage": self.stage,
             "time": self.time,
+        }
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """One user's profile (topic ``user-profiles`` and the HTTP lookup), as the fold renders it."""
+
+    schema_version: int
+    user_id: str
+    as_of: int | None
+    version: int
+    updated_at: int | None
+    half_life_days: float
+    interests: dict[str, float]
+    top_tags: list[dict[str, Any]]
+    sentiment: dict[str, Any]
+    orders: dict[str, Any]
+    recent_products: list[dict[str, Any]]
+
+    def to_wire(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version,
+            "user_id": self.user_id,
+            "as_of": self.as_of,
+            "version": self.version,
+            "updated_at": self.updated_at,
+            "half_life_days": self.half_life_days,
+            "interests": self.interests,
+            "top_tags": self.top_tags,
+            "sentiment": self.sentiment,
+            "orders": self.orders,
+            "recent_products": self.recent_products,
         }
 
 

@@ -42,7 +42,7 @@ from typing import Any
 from shoppulse.consumers.contracts import (
     R_BAD_VALUE,
 )
-from shoppulse.consumers.records import Signal, SignalError
+from shoppulse.consumers.records import Signal, SignalError, UserProfile
 
 PROFILE_SCHEMA_VERSION = 1
 MS_PER_DAY = 86_400_000
@@ -268,7 +268,12 @@ def _add_recent(recent: dict[str, list[Any]], signal: Signal, keep: int) -> None
 
 
 def render(state: ProfileState, params: FoldParams, as_of: int | None = None) -> dict[str, Any]:
-    """The public profile (schema in ``docs/events.md``), interest scores decayed to ``as_of``.
+    """The public profile as it goes on the wire (schema in ``docs/events.md``); see ``profile_record``."""
+    return profile_record(state, params, as_of).to_wire()
+
+
+def profile_record(state: ProfileState, params: FoldParams, as_of: int | None = None) -> UserProfile:
+    """The public profile, interest scores decayed to ``as_of``.
 
     ``as_of`` defaults to the profile's own event time (the latest signal's ts); an earlier
     time is refused because signals after it would be amplified, not decayed.
@@ -281,28 +286,28 @@ def render(state: ProfileState, params: FoldParams, as_of: int | None = None) ->
         for tag, (value, ref) in sorted(state.interests.items())
     }
     ranked = sorted(interests.items(), key=lambda kv: (-kv[1], kv[0]))[: params.top_k]
-    return {
-        "schema_version": PROFILE_SCHEMA_VERSION,
-        "user_id": state.user_id,
-        "as_of": target,
-        "version": state.version,
-        "updated_at": state.updated_at,
-        "half_life_days": params.half_life_days,
-        "interests": interests,
-        "top_tags": [{"tag": tag, "score": score} for tag, score in ranked],
-        "sentiment": {
+    return UserProfile(
+        schema_version=PROFILE_SCHEMA_VERSION,
+        user_id=state.user_id,
+        as_of=target,
+        version=state.version,
+        updated_at=state.updated_at,
+        half_life_days=params.half_life_days,
+        interests=interests,
+        top_tags=[{"tag": tag, "score": score} for tag, score in ranked],
+        sentiment={
             "overall": _render_sentiment(state.sentiment["overall"]),
             "by_tag": {k: _render_sentiment(v) for k, v in sorted(state.sentiment["tags"].items())},
             "by_aspect": {k: _render_sentiment(v) for k, v in sorted(state.sentiment["aspects"].items())},
         },
-        "orders": _render_orders(state.orders),
-        "recent_products": [
+        orders=_render_orders(state.orders),
+        recent_products=[
             {"product_id": pid, "action": action, "ts": ts, "event_id": event_id}
             for pid, (ts, event_id, action) in sorted(
                 state.recent.items(), key=lambda kv: (kv[1][0], kv[1][1], kv[1][2], kv[0]), reverse=True
             )
         ],
-    }
+    )
 
 
 def _render_sentiment(stats: Mapping[str, Any]) -> dict[str, Any]:

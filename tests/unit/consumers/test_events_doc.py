@@ -69,6 +69,18 @@ def test_the_user_profiles_example_has_the_fields_the_stage_renders() -> None:
     assert documented["schema_version"] == rendered["schema_version"]
 
 
+def test_the_user_profiles_example_has_the_typed_records_fields_in_wire_order() -> None:
+    from dataclasses import fields
+
+    from shoppulse.consumers.records import UserProfile
+
+    params = FoldParams(half_life_days=7.0, top_k=3, recent_products=5)
+    state = ProfileState(user_id="u000002")
+    assert apply_signal(state, Signal.from_json(_examples()["user-signals"]), params)
+    documented = _examples()["user-profiles"]
+    assert list(documented) == list(render(state, params)) == [f.name for f in fields(UserProfile)]
+
+
 def test_the_insights_and_alert_examples_have_the_fields_stage_3_writes() -> None:
     import random
 
