@@ -34,6 +34,17 @@ class IdleConsumer:
         pass
 
 
+class QuietProducer:
+    """Nothing to deliver, and no librdkafka of its own: a real client at a closed port would report
+    "all brokers down" whenever its thread gets there, moving the probe clock under the test."""
+
+    def poll(self, timeout: float = 0) -> int:
+        return 0
+
+    def flush(self, timeout: float = 0) -> int:
+        return 0
+
+
 class Clock:
     def __init__(self) -> None:
         self.now = 1_000.0
@@ -46,7 +57,12 @@ def test_reachability_returns_after_an_outage_with_no_input() -> None:
     clock, consumer = Clock(), IdleConsumer()
     settings = load_settings(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
     stage = EnrichStage(
-        settings, enricher=object(), install_signals=False, consumer=consumer, monotonic=clock.monotonic
+        settings,
+        enricher=object(),
+        install_signals=False,
+        consumer=consumer,
+        producer=QuietProducer(),
+        monotonic=clock.monotonic,
     )  # type: ignore[arg-type]
     consumer.down = False
     assert stage.wait_for_broker() and stage.broker_up is True
