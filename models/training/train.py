@@ -56,6 +56,17 @@ HELP = "train the default model (tokenizer, MLM pretraining, multi-task fine-tun
 Bundler = Callable[..., dict[str, Any]]
 
 
+def fraction(value: str) -> float:
+    """An argparse type: a share within [0, 1], refused when the command is read, not after pretraining."""
+    try:
+        share = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= share <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is not within [0, 1]")
+    return share
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="folder with os10_train.csv and os10_dev.csv")
     parser.add_argument("--out", type=Path, required=True, help="work folder: checkpoints, model, bundle")
@@ -102,19 +113,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--holdout", type=float, default=0.05, help="share of train held out for calibration")
     parser.add_argument(
         "--clause-fraction",
-        type=float,
+        type=fraction,
         default=1.0,
         help="share of reviews (with no contrast word) adding one clause to fine-tuning (training/clause_sampling.py)",
     )
     parser.add_argument(
         "--contrast-fraction",
-        type=float,
+        type=fraction,
         default=1.0,
         help="share of reviews with one contrast word adding its two clauses, labelled by that word",
     )
     parser.add_argument(
         "--prefix-fraction",
-        type=float,
+        type=fraction,
         default=0.0,
         help="share of reviews adding their first 16-48 characters to fine-tuning (cut-off text)",
     )

@@ -89,3 +89,20 @@ def test_contrast_clauses_skip_what_the_word_does_not_decide() -> None:
     assert contrast_clauses(rows, 1.0, seed=0) == []
     with pytest.raises(ValueError):
         contrast_clauses(rows, 1.5, seed=0)
+
+
+@pytest.mark.parametrize("flag", ["--clause-fraction", "--contrast-fraction", "--prefix-fraction"])
+def test_a_share_outside_zero_to_one_is_refused_when_the_command_is_read(
+    flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from shoppulse.models.training.train import add_arguments
+
+    parser = argparse.ArgumentParser(prog="shoppulse train")
+    add_arguments(parser)
+    assert parser.parse_args(["--data", "d", "--out", "o", flag, "0.5"]).__dict__[flag[2:].replace("-", "_")] == 0.5
+    for bad in ("1.5", "-0.1", "lots"):
+        with pytest.raises(SystemExit) as stopped:
+            parser.parse_args(["--data", "d", "--out", "o", flag, bad])
+        assert stopped.value.code == 2 and flag in capsys.readouterr().err
