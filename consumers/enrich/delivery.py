@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -62,6 +63,45 @@ class Output(NamedTuple):
 
 class FatalStageError(RuntimeError):
     """The stage cannot go on safely (fenced producer, undeliverable output); exit, restart resumes."""
+
+
+TXN_CALL_S = 30  # the timeout each transactional call is given
+
+
+class StalledClientError(FatalStageError):
+    """A librdkafka call did not return within its own timeout and a margin: it is still blocked in
+    another thread, so the stage exits at once (no drain, which would need the same client)."""
+
+
+def bounded(what: str, call: Callable[[], Any], limit_s: float) -> Any:
+    """``call()``, given ``limit_s`` to return; ``StalledClientError`` if it has not by then.
+
+    Why: ``send_offsets_to_transaction`` does not check its timeout and can wait for good after the
+    group coordinator's broker left the cluster (confluentinc/librdkafka#5456, #5511). A call stuck
+    in C cannot be interrupted; running it on a daemon thread lets the stage notice and exit, and in
+    exactly-once mode the restart aborts the open transaction (``init_transactions``).
+    """
+    done = threading.Event()
+    outcome: list[Any] = []
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as exc:  # handed to the caller's thread
+            failure.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name=f"bounded-{what}", daemon=True).start()
+    if not done.wait(limit_s):
+        raise StalledClientError(
+            f"{what} did not return within {limit_s:.0f} s (librdkafka ignores its timeout when the group "
+            "coordinator is gone: confluentinc/librdkafka#5456, #5511)"
+        )
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class Delivery(Protocol):
@@ -255,6 +295,7 @@ class TransactionalDelivery(_Producing):
     ) -> None:
         super().__init__(settings, producer, consumer, flush_budget)
         self.pipelined = False
+        self.stall_limit_s = TXN_CALL_S + 15.0  # past this, a transactional call is taken as stalled
         self.owns = owns  # is a partition still assigned to us? only those are rewound
 
     @staticmethod
@@ -293,7 +334,12 @@ class TransactionalDelivery(_Producing):
                 for output in outputs_of(msg, item, self.settings):
                     self.produce(output, self._on_delivery)
             offsets = [TopicPartition(t, p, o + 1) for (t, p), o in last.items()]
-            self.producer.send_offsets_to_transaction(offsets, self.consumer.consumer_group_metadata(), 30)
+            group = self.consumer.consumer_group_metadata()
+            bounded(
+                "send_offsets_to_transaction",
+                lambda: self.producer.send_offsets_to_transaction(offsets, group, TXN_CALL_S),
+                self.stall_limit_s,
+            )
             self._commit_transaction()
             metrics.COMMITS.labels(STAGE).inc()
             now = time.time()

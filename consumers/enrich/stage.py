@@ -33,7 +33,13 @@ from shoppulse.consumers.consumed import usable
 from shoppulse.consumers.contracts import R_PARSE_FAILED, ContractError, Event, parse_event
 from shoppulse.consumers.coordinates import RecordCoordinates, TopicPart
 from shoppulse.consumers.deadletter import dead_letter_record
-from shoppulse.consumers.enrich.delivery import Delivered, Delivery, FatalStageError, delivery_for
+from shoppulse.consumers.enrich.delivery import (
+    Delivered,
+    Delivery,
+    FatalStageError,
+    StalledClientError,
+    delivery_for,
+)
 from shoppulse.consumers.enrich.enricher import STAGE, Enricher, InferenceHandle, Plan
 from shoppulse.consumers.headers import header
 from shoppulse.consumers.records import DeadLetter
@@ -94,6 +100,7 @@ class EnrichStage:
         producer: Any | None = None,
         delivery: Delivery | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        hard_exit: Callable[[int], Any] = os._exit,
     ) -> None:
         self.settings = settings
         self.enricher = enricher
@@ -102,6 +109,7 @@ class EnrichStage:
         self.topics = settings.topics
         self.kind_of = {getattr(self.topics, name): kind for name, kind in _KIND_BY_TOPIC_FIELD.items()}
         self.monotonic = monotonic  # poll gaps, broker probes, the drain deadline (and the commit interval)
+        self.hard_exit = hard_exit  # leaves without draining: when a client call is stuck (StalledClientError)
         self.stop_event = threading.Event()
         self.assigned: set[TopicPart] = set()
         self.paused = False
@@ -271,19 +279,26 @@ class EnrichStage:
             self.topics.outputs(),
             self.delivery.name,
         )
-        code = 0
+        code, stalled = 0, False
         self._last_poll = self.monotonic()
         try:
             while not self.stop_event.is_set():
                 if self._fatal is not None:
                     raise FatalStageError(f"fatal Kafka error: {self._fatal}")
                 self.step()
+        except StalledClientError as exc:  # the stuck call holds the producer: draining would wait on it too
+            log.error("%s; exiting at once, a restart resumes from the last committed transaction", exc)
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            code, stalled = 1, True
+            self.hard_exit(1)
         except FatalStageError as exc:
             log.error("%s; stopping without committing past undelivered outputs", exc)
             self._pending = None  # taken in, never produced: stays uncommitted, the next owner redoes it
             code = 1
         finally:
-            self.drain()
+            if not stalled:
+                self.drain()
         return code
 
     def step(self) -> None:

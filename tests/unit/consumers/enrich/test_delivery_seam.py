@@ -130,3 +130,14 @@ def test_the_settings_choose_the_delivery() -> None:
         stage = EnrichStage(settings, enricher=HeldEnricher(), install_signals=False)  # type: ignore[arg-type]
         stage.consumer.close()
         assert type(stage.delivery) is kind and stage.delivery.pipelined is (not exactly_once)
+
+
+def test_a_stalled_client_exits_at_once_without_draining() -> None:
+    from shoppulse.consumers.enrich.delivery import StalledClientError
+
+    stage, delivery, _ = stage_with([[review_message(0, 0)]])
+    exits: list[int] = []
+    stage.hard_exit = exits.append
+    delivery.fail_after_step = StalledClientError("send_offsets_to_transaction did not return within 45 s")
+    assert stage.run() == 1
+    assert exits == [1] and "drain" not in delivery.calls  # draining would wait on the stuck client too

@@ -6,6 +6,7 @@ consumer are swapped for recorders that raise the errors librdkafka raises.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
@@ -131,3 +132,41 @@ def test_an_error_that_is_neither_abortable_nor_fatal_stops_the_stage() -> None:
     stage, _, _ = make_stage(fail_with=odd)
     with pytest.raises(FatalStageError, match="cannot be aborted safely"):
         stage.delivery.deliver(_batch(stage))
+
+
+class StuckProducer(Producer):
+    """``send_offsets_to_transaction`` that never returns, as librdkafka#5456/#5511 describe."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+        self.release = threading.Event()
+
+    def send_offsets_to_transaction(self, offsets: list[Any], metadata: Any, timeout: float) -> None:
+        self.release.wait()
+
+
+def test_a_bounded_call_returns_its_value_or_raises_its_error_or_is_called_stalled() -> None:
+    from shoppulse.consumers.enrich.delivery import StalledClientError, bounded
+
+    assert bounded("answer", lambda: 42, 5.0) == 42
+    with pytest.raises(KafkaException):
+        bounded("failing", lambda: (_ for _ in ()).throw(KafkaException(KafkaError(KafkaError._TIMED_OUT))), 5.0)
+    never = threading.Event()
+    with pytest.raises(StalledClientError, match="stuck did not return within 0 s"):
+        bounded("stuck", never.wait, 0.05)
+    never.set()
+
+
+def test_a_stalled_send_offsets_stops_the_batch_instead_of_hanging_the_stage() -> None:
+    from shoppulse.consumers.enrich.delivery import StalledClientError
+
+    settings = load_settings(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"}, enrich={"exactly_once": True})
+    producer, consumer = StuckProducer(), Consumer()
+    stage = EnrichStage(
+        settings, enricher=object(), install_signals=False, consumer=consumer, producer=producer
+    )  # type: ignore[arg-type]
+    stage.delivery.stall_limit_s = 0.1  # type: ignore[attr-defined]
+    with pytest.raises(StalledClientError):
+        stage.delivery.deliver(_batch(stage))
+    assert "commit" not in producer.calls  # the transaction stays open: the restart's init_transactions aborts it
+    producer.release.set()
