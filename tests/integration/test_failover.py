@@ -7,10 +7,12 @@ what is in ``user-signals`` (read_committed, one signal per input record).
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -28,6 +30,36 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 START = 1_790_000_000_000
 HALF_LIFE, TOP_K, RECENT = 7.0, 3, 5
+
+
+class Restarting:
+    """Enrich, restarted when it exits 1, as Kubernetes restarts the pod: an exactly-once enrich whose
+    librdkafka call stalls exits on purpose (docs/reliability.md, "Broker failover"), and the
+    restart goes on from the last committed transaction. Each run logs to its own file."""
+
+    def __init__(self, start: Callable[[Path], subprocess.Popen[bytes]], logs: Path) -> None:
+        self.start, self.logs, self.restarts = start, logs, 0
+        self.proc = start(self.log(0))
+        self._done = threading.Event()
+        self._watch = threading.Thread(target=self._restart_on_exit, daemon=True)
+        self._watch.start()
+
+    def log(self, run: int) -> Path:
+        return self.logs / f"enrich-{run}.log"
+
+    def _restart_on_exit(self) -> None:
+        while not self._done.wait(0.5):
+            if self.proc.poll() == 1:
+                self.restarts += 1
+                self.proc = self.start(self.log(self.restarts))
+
+    def log_tails(self) -> str:
+        return "\n".join(self.log(run).read_text(errors="replace")[-3000:] for run in range(self.restarts + 1))
+
+    def stop(self) -> int:
+        self._done.set()
+        self._watch.join()
+        return stop(self.proc)
 
 
 def _leader_of(bootstrap: str, topic: str, partition: int) -> int:
@@ -51,7 +83,9 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
     settings = profile_settings(settings, half_life_days=HALF_LIFE, top_k=TOP_K, recent_products=RECENT)
     sim = Simulator(seed=31, users=40, start_ms=START)
     events = 2400
-    enrich = start_enrich(settings, tiny_bundle, exactly_once=exactly_once, log_path=tmp_path / "enrich.log")
+    enrich = Restarting(
+        lambda log: start_enrich(settings, tiny_bundle, exactly_once=exactly_once, log_path=log), tmp_path
+    )
     worker = Worker(settings, tmp_path, "p").start()
     reader = ProfileReader(settings)
     producer = threading.Thread(target=produce_stream, args=(settings, sim, events, 150.0), daemon=True)
@@ -64,7 +98,7 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
         kafka_cluster.kill(victim - 1)
         killed_at = time.monotonic()
         time.sleep(8)
-        assert enrich.poll() is None, "enrich died with the leader"
+        assert enrich.restarts == 0 and enrich.proc.poll() is None, "enrich died with the leader"
         kafka_cluster.restart(victim - 1)
         back_at = time.monotonic()
         producer.join(120)
@@ -85,7 +119,7 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
             read_back = [sources.get(m) for m in missing[:20]]
             where = f"{len(missing)} missing; their sources read uncommitted: {read_back}\n"
             where += input_progress(settings, settings.enrich.group_id, set(missing))
-            where += "\n" + (tmp_path / "enrich.log").read_text(errors="replace")[-3000:]
+            where += f"\nenrich restarts: {enrich.restarts}\n" + enrich.log_tails()
         assert found == valid, where  # nothing lost, one per input record
         if exactly_once:
             assert len(signals) == len(by_source), "a read_committed reader saw a signal twice"
@@ -103,13 +137,14 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
             }
             return f"behind (published, expected): {dict(list(lagging.items())[:10])}\n{worker.log_tail()}"
 
-        wait_for(all_published, 120, "every profile at its reference version", procs=[enrich], details=behind)
+        wait_for(all_published, 120, "every profile at its reference version", procs=[enrich.proc], details=behind)
         problems = {u: profile_mismatches(reader.latest[u], e) for u, e in expected.items()}
         assert {u: p for u, p in problems.items() if p} == {}
     finally:
         reader.close()
         assert worker.stop() == 0, worker.log_tail()
-        assert stop(enrich) == 0, (tmp_path / "enrich.log").read_text()[-3000:]
+        print(f"enrich restarts: {enrich.restarts}")
+        assert enrich.stop() == 0, enrich.log_tails()
         if not all(kafka_cluster.nodes[i].running() for i in range(3)):
             for i, node in enumerate(kafka_cluster.nodes):
                 if not node.running():
