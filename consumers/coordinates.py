@@ -25,6 +25,11 @@ class RecordCoordinates:
     def topic_part(self) -> TopicPart:
         return self.topic, self.partition
 
+    @property
+    def partition_key(self) -> str:
+        """``topic:partition``: how a stored row keys its applied-offset marks per input partition."""
+        return f"{self.topic}:{self.partition}"
+
     def as_dict(self) -> dict[str, Any]:
         """The ``source`` object of an output record."""
         return {"topic": self.topic, "partition": self.partition, "offset": self.offset}

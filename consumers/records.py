@@ -293,11 +293,6 @@ class Signal:
     currency: str | None = None
     source: RecordCoordinates = UNKNOWN_SOURCE  # the input record
 
-    @property
-    def source_partition(self) -> str:
-        """``topic:partition`` of the input record: the key of the row's applied-offset marks."""
-        return f"{self.source.topic}:{self.source.partition}"
-
     @classmethod
     def from_json(cls, data: Any) -> Signal:
         """Validate a decoded JSON value; raises ``SignalError`` with a reason code."""

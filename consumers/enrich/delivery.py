@@ -134,7 +134,7 @@ class Delivery(Protocol):
         """At shutdown, within the flush budget: deliver what is in flight and commit it."""
 
 
-def outputs_of(msg: Message, item: Enriched | dict[str, Any], settings: Settings) -> list[Output]:
+def outputs_of(msg: Message, item: Enriched | DeadLetter, settings: Settings) -> list[Output]:
     """The records one input becomes, with headers and a timestamp: the event's time for insights
     and signals, the input record's for a dead letter, each clamped by ``record_timestamp_ms``."""
     topics = settings.topics

@@ -97,10 +97,6 @@ class Fact:
     def mark(self) -> tuple[int, int]:
         return self.source.offset, self.item
 
-    @property
-    def source_partition(self) -> str:
-        return f"{self.source.topic}:{self.source.partition}"
-
 
 def empty_window() -> dict[str, Any]:
     return {
@@ -161,13 +157,14 @@ class FactRefused(ValueError):
 
 def apply_fact(state: InsightState, fact: Fact, params: WindowParams) -> str:
     """Fold one fact in; returns ``"applied"``, ``"duplicate"`` or ``"late"``."""
-    previous = state.applied.get(fact.source_partition)
+    mark_key = fact.source.partition_key
+    previous = state.applied.get(mark_key)
     if previous is not None and (previous[0], previous[1]) >= fact.mark:
         return "duplicate"
     if previous is None and len(state.applied) >= MAX_INPUT_PARTITIONS:
         raise FactRefused(f"more than {MAX_INPUT_PARTITIONS} input partitions feed {state.key!r}")
     partition_time = previous[2] if previous is not None else fact.ts
-    state.applied[fact.source_partition] = [*fact.mark, max(partition_time, fact.ts)]
+    state.applied[mark_key] = [*fact.mark, max(partition_time, fact.ts)]
     start = params.start_of(fact.ts)
     closed = partition_time >= start + params.window_ms + params.grace_ms
     expired = start <= state.watermark - params.retention_ms

@@ -39,9 +39,7 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
-from shoppulse.consumers.contracts import (
-    R_BAD_VALUE,
-)
+from shoppulse.consumers.contracts import R_BAD_VALUE
 from shoppulse.consumers.records import Signal, SignalError, UserProfile
 
 PROFILE_SCHEMA_VERSION = 1
@@ -168,12 +166,12 @@ def event_digest(signal: Signal) -> str:
 def apply_signal(state: ProfileState, signal: Signal, params: FoldParams, now_ms: int | None = None) -> bool:
     """Fold one signal into ``state`` in place; False (and no change) when it was already applied:
     a replay (its input offset is at or below the mark of its input partition), or a repeated event_id."""
-    digest = event_digest(signal)
-    if state.applied.get(signal.source_partition, -1) >= signal.source.offset or digest in state.seen:
+    digest, mark = event_digest(signal), signal.source.partition_key
+    if state.applied.get(mark, -1) >= signal.source.offset or digest in state.seen:
         return False
-    if signal.source_partition not in state.applied and len(state.applied) >= MAX_INPUT_PARTITIONS:
+    if mark not in state.applied and len(state.applied) >= MAX_INPUT_PARTITIONS:
         raise SignalError(R_BAD_VALUE, f"a user's signals come from more than {MAX_INPUT_PARTITIONS} input partitions")
-    state.applied[signal.source_partition] = signal.source.offset
+    state.applied[mark] = signal.source.offset
     state.seen.append(digest)
     if len(state.seen) > params.dedup_window:
         del state.seen[: len(state.seen) - params.dedup_window]
