@@ -12,11 +12,17 @@ give the topic the ACLs of the input topics.
 from __future__ import annotations
 
 import base64
+import logging
 import time
 
+from shoppulse.consumers import metrics
+from shoppulse.consumers.contracts import dumps
 from shoppulse.consumers.coordinates import RecordCoordinates
+from shoppulse.consumers.headers import Headers, child_traceparent, output_headers
 from shoppulse.consumers.records import DeadLetter
 from shoppulse.models.serving.text import mask_and_cut
+
+log = logging.getLogger(__name__)
 
 DEAD_LETTER_SCHEMA_VERSION = 1
 # Raw bytes kept: base64 grows them by 4/3, and the broker's default limit is 1 MB.
@@ -69,3 +75,18 @@ def dead_letter_record(
         stage=stage,
         time=now_ms if now_ms is not None else int(time.time() * 1000),
     )
+
+
+def dead_letter_message(
+    stage: str, raw: bytes | None, key: bytes | None, source: RecordCoordinates, reason: str, message: str
+) -> tuple[bytes | None, bytes, Headers]:
+    """Count and log one refused record; its dead letter's Kafka key, value and headers, ready to send.
+
+    What the faust stages and stage 3's rekeyer send; enrich builds its own outputs (its dead letters
+    continue the input's trace and keep its time, ``consumers.enrich.delivery.outputs_of``).
+    """
+    metrics.EVENTS_DEAD_LETTERED.labels(stage, source.topic, reason).inc()
+    log.warning("dead-lettering %s[%d]@%d (%s)", source.topic, source.partition, source.offset, reason)
+    record = dead_letter_record(stage=stage, raw=raw, key=key, source=source, reason=reason, message=message)
+    headers = output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None))
+    return dead_letter_key(key), dumps(record.to_wire()), headers

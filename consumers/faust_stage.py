@@ -18,10 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from shoppulse.consumers import metrics
-from shoppulse.consumers.contracts import dumps
 from shoppulse.consumers.coordinates import RecordCoordinates
-from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
-from shoppulse.consumers.headers import child_traceparent, output_headers
+from shoppulse.consumers.deadletter import dead_letter_message
 from shoppulse.consumers.settings import Settings, with_updates
 
 log = logging.getLogger(__name__)
@@ -208,14 +206,12 @@ async def send_dead_letter(
     message: str,
 ) -> None:
     """Count, log and send one refused record in the one envelope both stages write."""
-    metrics.EVENTS_DEAD_LETTERED.labels(stage, source.topic, reason).inc()
-    log.warning("dead-lettering %s[%d]@%d (%s)", source.topic, source.partition, source.offset, reason)
-    record = dead_letter_record(stage=stage, raw=raw, key=key, source=source, reason=reason, message=message)
+    letter_key, value, headers = dead_letter_message(stage, raw, key, source, reason, message)
     destination = topic.get_topic_name()
     await topic.send(
-        key=dead_letter_key(key),
-        value=dumps(record.to_wire()),
-        headers=output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None)),
+        key=letter_key,
+        value=value,
+        headers=headers,
         callback=lambda _: metrics.EVENTS_PRODUCED.labels(stage, destination).inc(),
     )
 

@@ -29,10 +29,9 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Produ
 
 from shoppulse.consumers import metrics
 from shoppulse.consumers.consumed import usable
-from shoppulse.consumers.contracts import R_PARSE_FAILED, dumps
+from shoppulse.consumers.contracts import R_PARSE_FAILED
 from shoppulse.consumers.coordinates import RecordCoordinates
-from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key, dead_letter_record
-from shoppulse.consumers.headers import child_traceparent, output_headers
+from shoppulse.consumers.deadletter import dead_letter_message
 from shoppulse.consumers.insights.facts import facts_to_json, review_facts, signal_facts
 from shoppulse.consumers.insights.window import Fact
 from shoppulse.consumers.profiles.app import load_json
@@ -168,13 +167,8 @@ class Rekeyer:
 
     def _dead_letter(self, msg: Message, reason: str, message: str) -> None:
         source = RecordCoordinates(msg.topic(), msg.partition(), msg.offset())
-        metrics.EVENTS_DEAD_LETTERED.labels(STAGE, source.topic, reason).inc()
-        log.warning("dead-lettering %s[%d]@%d (%s)", source.topic, source.partition, source.offset, reason)
-        record = dead_letter_record(
-            stage=STAGE, raw=msg.value(), key=msg.key(), source=source, reason=reason, message=message
-        )
-        headers = output_headers(DEAD_LETTER_SCHEMA_VERSION, None, child_traceparent(None))
-        self._produce(self.dead_letter_topic, dead_letter_key(msg.key()), dumps(record.to_wire()), headers)
+        letter_key, value, headers = dead_letter_message(STAGE, msg.value(), msg.key(), source, reason, message)
+        self._produce(self.dead_letter_topic, letter_key, value, headers)
 
     def _produce(self, topic: str, key: bytes | None, value: bytes, headers: Any) -> None:
         while True:

@@ -130,3 +130,19 @@ def test_the_preview_shows_200_characters_of_any_script() -> None:
         raw = (char * 300).encode("utf-8")
         assert _record(raw, None)["value_preview"] == (char * 300)[:200]
     assert _record("好".encode() * 10, None)["value_preview"] == "好" * 10
+
+
+def test_the_message_a_stage_sends_for_a_refused_record_is_counted_keyed_and_labelled() -> None:
+    from shoppulse.consumers import metrics
+    from shoppulse.consumers.deadletter import dead_letter_message
+
+    counter = metrics.EVENTS_DEAD_LETTERED.labels("profiles", "reviews", "bad_json")
+    before = counter._value.get()
+    key, value, headers = dead_letter_message("profiles", b"{", b"13812345678", SOURCE, "bad_json", "not JSON")
+    assert counter._value.get() == before + 1
+    assert key == dead_letter_key(b"13812345678") and b"13812345678" not in key
+    envelope = json.loads(value)
+    assert (envelope["reason"], envelope["stage"], envelope["source"]) == (
+        "bad_json", "profiles", {"topic": "reviews", "partition": 1, "offset": 88}
+    )  # fmt: skip
+    assert ("schema-version", b"1") in headers and any(name == "traceparent" for name, _ in headers)
