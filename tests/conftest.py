@@ -93,22 +93,26 @@ def tiny_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny random multi-head bundle: fast inference for delivery-semantics tests (not accuracy)."""
     pytest.importorskip("torch", reason="the tiny bundle is exported from torch (the train/export extras)")
     from shoppulse.export.build import build_bundle
-    from tests.unit.export.tiny import save_multitask
+    from tests.unit.export.tiny import RANDOM_MODEL_GATES, save_multitask
 
     root = tmp_path_factory.mktemp("tiny-bundle")
     model_dir = save_multitask(root / "model")
-    build_bundle(model_dir, root / "bundle", name="tiny-test", version="0", parity_samples=32)
+    build_bundle(
+        model_dir, root / "bundle", name="tiny-test", version="0", parity_samples=32, thresholds=RANDOM_MODEL_GATES
+    )
     return root / "bundle"
 
 
 def _one_head_bundle(tmp_path_factory: pytest.TempPathFactory, head: str, labels: list[str]) -> Path:
     pytest.importorskip("torch", reason="the tiny bundles are exported from torch (the train/export extras)")
     from shoppulse.export.build import build_bundle
-    from tests.unit.export.tiny import save_multitask
+    from tests.unit.export.tiny import RANDOM_MODEL_GATES, save_multitask
 
     root = tmp_path_factory.mktemp(f"tiny-{head}")
     model_dir = save_multitask(root / "model", seed=7, heads={head: labels})
-    build_bundle(model_dir, root / "bundle", name=f"tiny-{head}", version="1", parity_samples=32)
+    build_bundle(
+        model_dir, root / "bundle", name=f"tiny-{head}", version="1", parity_samples=32, thresholds=RANDOM_MODEL_GATES
+    )
     return root / "bundle"
 
 

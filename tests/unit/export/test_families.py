@@ -10,11 +10,7 @@ import pytest
 from shoppulse.export import build_bundle
 from shoppulse.models.serving.bundle import load_bundle
 from shoppulse.models.serving.inference import Predictor
-from tests.unit.export.tiny import FAMILIES, save_classifier, toy_reviews
-
-# Random weights give near-tied logits, so INT8 argmax agreement means nothing here; the INT8
-# gate is exercised on a fine-tuned model in test_finetuned.py. FP32 keeps the real 1e-4 gate.
-RANDOM_MODEL_GATES = {"int8_min_argmax_agreement": 0.0}
+from tests.unit.export.tiny import FAMILIES, RANDOM_MODEL_GATES, save_classifier, toy_reviews
 
 
 def torch_probabilities(model_dir: Path, texts: list[str], max_length: int) -> np.ndarray:

@@ -18,6 +18,13 @@ NEGATIVE_CHARS = list("差烂坏破假贵慢退垃圾失望糟糕后悔")
 ASCII = list("abcdefghijklmnopqrstuvwxyz0123456789")
 PUNCTUATION = list("，。！？!?,.~")
 FAMILIES = ("bert", "roberta", "distilbert", "albert", "ernie")
+# Random weights give near-tied logits, so whether INT8 keeps the FP32 argmax depends on the CPU's
+# integer kernels (a random 10-way head agreed on 2 of 32 texts on an AVX2-only AMD EPYC, on all of
+# them elsewhere): INT8 argmax agreement means nothing for a random model, and the gate is off for
+# them. FP32 keeps the real 1e-4 gate; the INT8 gate is exercised on a fine-tuned model in
+# test_finetuned.py.
+RANDOM_MODEL_GATES = {"int8_min_argmax_agreement": 0.0}
+
 INTEREST_LABELS = ["书籍", "平板", "手机", "计算机", "水果", "洗发水", "热水器", "蒙牛", "衣服", "酒店"]
 
 
