@@ -29,6 +29,7 @@ from typing import Any, NamedTuple, Protocol
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from shoppulse.consumers import metrics
+from shoppulse.consumers.commit_positions import to_topic_partitions
 from shoppulse.consumers.contracts import SCHEMA_VERSION, dumps
 from shoppulse.consumers.coordinates import RecordCoordinates, TopicPart
 from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key
@@ -124,6 +125,9 @@ class Delivery(Protocol):
     def on_revoke(self, tps: list[TopicPart]) -> None:
         """Partitions are going: deliver and commit what is done for them."""
 
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """The consumer's ``on_commit`` callback: a failed commit's positions go out with the next."""
+
     def forget(self, tps: list[TopicPart]) -> None:
         """Partitions are gone: drop their bookkeeping."""
 
@@ -206,6 +210,9 @@ class _Producing:
     def in_flight(self) -> int:
         return 0
 
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        pass  # the consumer commits nothing itself in this mode
+
 
 class AtLeastOnceDelivery(_Producing):
     name = "at-least-once"
@@ -261,6 +268,9 @@ class AtLeastOnceDelivery(_Producing):
     def forget(self, tps: list[TopicPart]) -> None:
         self.tracker.forget(tps)
 
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        self.tracker.positions.on_commit(err, partitions)
+
     def in_flight(self) -> int:
         return self.tracker.in_flight()
 
@@ -274,12 +284,12 @@ class AtLeastOnceDelivery(_Producing):
         commits = self.tracker.take_commits(only)
         if not commits:
             return
-        offsets = [TopicPartition(t, p, o) for (t, p), o in commits.items()]
         try:
-            self.consumer.commit(offsets=offsets, asynchronous=not sync)
+            self.consumer.commit(offsets=to_topic_partitions(commits), asynchronous=not sync)
             metrics.COMMITS.labels(STAGE).inc()
         except KafkaException as exc:
-            log.warning("commit failed (%s); the next commit covers it", exc)
+            self.tracker.positions.restore(commits)
+            log.warning("commit failed (%s); committed again with the next one", exc)
 
 
 class TransactionalDelivery(_Producing):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
+from shoppulse.consumers.commit_positions import CommitPositions
 from shoppulse.consumers.coordinates import TopicPart
 
 
@@ -19,15 +20,16 @@ from shoppulse.consumers.coordinates import TopicPart
 class _PartitionState:
     order: deque[int] = field(default_factory=deque)
     pending: dict[int, int] = field(default_factory=dict)  # offset -> outputs not yet acknowledged
-    committable: int | None = None  # next offset to consume, all before it delivered
 
 
 class CommitTracker:
-    """Counts unacknowledged outputs per input offset; hands out commit positions."""
+    """Counts unacknowledged outputs per input offset; hands out commit positions (``positions``:
+    the next offset to consume per partition, every input before it delivered)."""
 
     def __init__(self) -> None:
         self._parts: dict[TopicPart, _PartitionState] = {}
         self.failed: list[tuple[TopicPart, int, str]] = []
+        self.positions = CommitPositions()
 
     def begin(self, tp: TopicPart, offset: int, outputs: int) -> None:
         """Register an input with the number of outputs it will produce (0 → done at once)."""
@@ -36,7 +38,7 @@ class CommitTracker:
             raise ValueError(f"{tp}: offset {offset} registered after {state.order[-1]}")
         state.order.append(offset)
         state.pending[offset] = outputs
-        self._advance(state)
+        self._advance(tp, state)
 
     def ack(self, tp: TopicPart, offset: int) -> None:
         """One output of (tp, offset) was acknowledged."""
@@ -44,32 +46,27 @@ class CommitTracker:
         if state is None or offset not in state.pending:
             return  # partition revoked meanwhile: nothing to commit for it here
         state.pending[offset] -= 1
-        self._advance(state)
+        self._advance(tp, state)
 
     def fail(self, tp: TopicPart, offset: int, reason: str) -> None:
         """An output could not be delivered: the watermark must never pass this offset."""
         self.failed.append((tp, offset, reason))
 
-    @staticmethod
-    def _advance(state: _PartitionState) -> None:
+    def _advance(self, tp: TopicPart, state: _PartitionState) -> None:
+        done = None
         while state.order and state.pending[state.order[0]] <= 0:
             done = state.order.popleft()
             del state.pending[done]
-            state.committable = done + 1
+        if done is not None:
+            self.positions.advance(tp, done + 1)
 
     def take_commits(self, only: set[TopicPart] | None = None) -> dict[TopicPart, int]:
         """Positions that advanced since the last call (to commit), and forget them.
 
-        ``only`` limits it to some partitions (those being revoked); the others keep theirs.
+        ``only`` limits it to some partitions (those being revoked); the others keep theirs. A commit
+        of them that fails goes back with ``positions.restore`` or ``positions.on_commit``.
         """
-        out: dict[TopicPart, int] = {}
-        for tp, state in self._parts.items():
-            if only is not None and tp not in only:
-                continue
-            if state.committable is not None:
-                out[tp] = state.committable
-                state.committable = None
-        return out
+        return self.positions.take(only)
 
     def in_flight(self, tp: TopicPart | None = None) -> int:
         if tp is not None:
@@ -81,3 +78,4 @@ class CommitTracker:
         """Partitions revoked: their state goes (the new owner resumes from the committed offset)."""
         for tp in tps:
             self._parts.pop(tp, None)
+        self.positions.forget(tps)

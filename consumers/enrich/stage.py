@@ -167,6 +167,7 @@ class EnrichStage:
                 "queued.max.messages.kbytes": 16_384,  # bounded prefetch: memory stays flat under a flood
                 "isolation.level": "read_committed",
                 "error_cb": self.on_error,
+                "on_commit": self.on_commit,
             }
         )
 
@@ -187,6 +188,10 @@ class EnrichStage:
             log.info("kafka: %s", err)
 
     _fatal: KafkaError | None = None
+
+    def on_commit(self, err: KafkaError | None, partitions: list[TopicPartition]) -> None:
+        """A commit's result (served by ``consume``): a failed one is committed again with the next."""
+        self.delivery.on_commit(err, partitions)
 
     def _set_broker_up(self, up: bool) -> None:
         self.broker_up = up

@@ -28,6 +28,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from shoppulse.consumers import metrics
+from shoppulse.consumers.commit_positions import CommitPositions, to_topic_partitions
 from shoppulse.consumers.consumed import usable
 from shoppulse.consumers.contracts import R_PARSE_FAILED
 from shoppulse.consumers.coordinates import RecordCoordinates
@@ -75,6 +76,7 @@ class Rekeyer:
         self.stop_event = threading.Event()
         self.thread = threading.Thread(target=self.run, name="insights-rekey", daemon=True)
         self._errors: list[str] = []
+        self.positions = CommitPositions()  # a failed asynchronous commit is sent again, traffic or not
         k = settings.kafka
         self.consumer = Consumer(
             settings.librdkafka(
@@ -86,6 +88,7 @@ class Rekeyer:
                     "partition.assignment.strategy": "cooperative-sticky",
                     "session.timeout.ms": k.session_timeout_ms,
                     "max.poll.interval.ms": k.max_poll_interval_ms,
+                    "on_commit": self.positions.on_commit,
                 }
             )
         )
@@ -112,13 +115,15 @@ class Rekeyer:
             self.thread.join(timeout_s)
 
     def run(self) -> None:
-        self.consumer.subscribe(list(self.to_facts), on_assign=self._on_assign, on_revoke=self._on_revoke)
+        self.consumer.subscribe(list(self.to_facts), on_assign=self.on_assign, on_revoke=self.on_revoke)
         try:
             while not self.stop_event.is_set():
                 messages = self.consumer.consume(BATCH_RECORDS, BATCH_WAIT_S)
                 batch = [m for m in messages if self._usable(m)]
                 if batch:
                     self.process(batch)
+                elif self.positions.pending():
+                    self.commit(asynchronous=True)
         except Exception as exc:  # the stage cannot re-key any more: fail /healthz, the pod restarts
             reason = f"re-key loop: {type(exc).__name__}: {exc}"[:500]
             log.critical("%s; failing /healthz so the pod is restarted", reason, exc_info=exc)
@@ -126,13 +131,17 @@ class Rekeyer:
         finally:
             self.consumer.close()
 
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.assigned |= {(p.topic, p.partition) for p in partitions}
         log.info("re-key: assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
 
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        # Batches are delivered and committed before the next consume: nothing is in flight here.
-        self.assigned -= {(p.topic, p.partition) for p in partitions}
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Batches are delivered and committed before the next consume: nothing is in flight here, but
+        # a commit that failed is still due; it goes out now, before the next owner reads.
+        revoked = {(p.topic, p.partition) for p in partitions}
+        self.commit(asynchronous=False, only=revoked)
+        self.positions.forget(revoked)
+        self.assigned -= revoked
 
     def _usable(self, msg: Message) -> bool:
         return usable(msg, KafkaException, "insights re-key")
@@ -162,8 +171,22 @@ class Rekeyer:
         remaining = self.producer.flush(FLUSH_TIMEOUT_S)
         if remaining or self._errors:
             raise RekeyFailed(f"{remaining} facts records undelivered; first errors: {self._errors[:3]}")
-        self.consumer.commit(offsets=[TopicPartition(t, p, o + 1) for (t, p), o in last.items()], asynchronous=True)
+        for tp, offset in last.items():
+            self.positions.advance(tp, offset + 1)
+        self.commit(asynchronous=True)
         self._record_lag(last)
+
+    def commit(self, asynchronous: bool, only: set[tuple[str, int]] | None = None) -> None:
+        """Commit the positions due; one that fails (raised here, or reported to ``on_commit`` later) is
+        due again."""
+        due = self.positions.take(only)
+        if not due:
+            return
+        try:
+            self.consumer.commit(offsets=to_topic_partitions(due), asynchronous=asynchronous)
+        except KafkaException as exc:
+            self.positions.restore(due)
+            log.warning("re-key: commit failed (%s); committed again with the next one", exc)
 
     def _dead_letter(self, msg: Message, reason: str, message: str) -> None:
         source = RecordCoordinates(msg.topic(), msg.partition(), msg.offset())

@@ -19,7 +19,15 @@ from shoppulse.devkit.broker import free_port
 from shoppulse.devkit.simulator import Simulator
 from shoppulse.devkit.simulator.produce import produce_stream
 from tests.conftest import isolated_settings
-from tests.integration.enrich_harness import committed_total, http_json, read_all, start_enrich, stop, wait_for
+from tests.integration.enrich_harness import (
+    committed_total,
+    http_json,
+    input_progress,
+    read_all,
+    start_enrich,
+    stop,
+    wait_for,
+)
 from tests.otlp_collector import otlp_collector
 
 pytestmark = pytest.mark.integration
@@ -252,7 +260,13 @@ def test_two_processes_share_partitions_and_one_leaving_loses_nothing(
         wait_for(lambda: committed_total(settings, group) > 300, 60, "progress with two members", procs=[a, b])
         assert stop(b) == 0  # SIGTERM: drain, commit, leave the group
         producer.join(60)
-        wait_for(lambda: committed_total(settings, group) == n, 120, "the remaining member to take over", procs=[a])
+        wait_for(
+            lambda: committed_total(settings, group) == n,
+            120,
+            "the remaining member to take over",
+            procs=[a],
+            details=lambda: input_progress(settings, group, set()) + "\n--- a\n" + logs[0].read_text()[-3000:],
+        )
     finally:
         assert stop(a) == 0, logs[0].read_text()[-3000:]
         stop(b)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from shoppulse.consumers.enrich.stage import EnrichStage
 from shoppulse.consumers.settings import load_settings
@@ -21,6 +21,7 @@ TP = ("reviews", 0)
 class RecordingConsumer:
     def __init__(self) -> None:
         self.commits: list[dict[tuple[str, int], int]] = []
+        self.refuse = 0  # how many commits to refuse as the broker does during a rebalance
 
     def consume(self, num_messages: int, timeout: float) -> list[Any]:
         return []
@@ -30,6 +31,9 @@ class RecordingConsumer:
 
     def commit(self, offsets: list[Any], asynchronous: bool) -> None:
         self.commits.append({(tp.topic, tp.partition): tp.offset for tp in offsets})
+        if self.refuse:
+            self.refuse -= 1
+            raise KafkaException(KafkaError(KafkaError.REBALANCE_IN_PROGRESS))
 
     def close(self) -> None:
         pass
@@ -97,6 +101,36 @@ def test_revocation_and_shutdown_commit_at_once(clock: Clock) -> None:
     assert consumer.commits == [{TP: 1}, {TP: 2}]
     stage.drain()
     assert consumer.commits == [{TP: 1}, {TP: 2}, {TP: 3}]  # nothing delivered is left uncommitted at shutdown
+
+
+def test_a_failed_asynchronous_commit_goes_out_again_when_no_new_record_arrives(clock: Clock) -> None:
+    """A commit refused during a rebalance (reported to ``on_commit`` only) is not lost with the
+    traffic: without it, a partition whose last records were delivered kept its old committed
+    offset until a new record arrived there, and the group's lag never reached zero."""
+    stage, consumer = make_stage(commit_interval_ms=1_000, clock=clock)
+    deliver(stage, 10)
+    stage.step()
+    assert consumer.commits == [{TP: 11}]
+    stage.on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), [TopicPartition(*TP, 11)])
+    clock.now += 0.5
+    stage.step()
+    assert consumer.commits == [{TP: 11}]  # within the interval: not yet
+    clock.now += 0.5
+    stage.step()
+    assert consumer.commits == [{TP: 11}, {TP: 11}]  # nothing new was delivered; the position is
+    stage.on_commit(None, [TopicPartition(*TP, 11)])  # taken this time
+    clock.now += 1
+    stage.step()
+    assert consumer.commits == [{TP: 11}, {TP: 11}]
+
+
+def test_a_failed_synchronous_commit_goes_out_again(clock: Clock) -> None:
+    stage, consumer = make_stage(commit_interval_ms=0, clock=clock)
+    consumer.refuse = 1
+    deliver(stage, 4)
+    stage.step()
+    stage.step()
+    assert consumer.commits == [{TP: 5}, {TP: 5}]  # the first was refused, the second went out
 
 
 def test_zero_interval_commits_after_every_batch(clock: Clock) -> None:

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 import pytest
+from confluent_kafka import KafkaError, TopicPartition
 
 from shoppulse.consumers.insights.rekey import Rekeyer, RekeyFailed
 from shoppulse.consumers.settings import load_settings
@@ -120,3 +121,21 @@ def test_a_batch_not_delivered_is_not_committed() -> None:
     with pytest.raises(RekeyFailed, match="broker down"):
         rekeyer.process([Message(t.user_signals, 0, 1, _click(1, "p1"))])  # type: ignore[list-item]
     assert rekeyer.consumer.commits == []  # type: ignore[attr-defined]
+
+
+def test_a_failed_commit_goes_out_again_and_before_its_partition_is_revoked() -> None:
+    """The last batch's commit refused during a rebalance must not leave the group's offset behind
+    until new traffic arrives: the idle loop sends it again, and a revocation sends it before the
+    next owner reads."""
+    rekeyer = _rekeyer()
+    t = rekeyer.settings.topics
+    rekeyer.process([Message(t.user_signals, 0, 7, _click(7, "p1"))])  # type: ignore[list-item]
+    refused = [TopicPartition(t.user_signals, 0, 8)]
+    rekeyer.positions.on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), refused)
+    assert rekeyer.positions.pending()
+    rekeyer.commit(asynchronous=True)  # what the loop does on a turn without records
+    assert rekeyer.consumer.commits[-2:] == [[(t.user_signals, 0, 8)]] * 2  # type: ignore[attr-defined]
+    rekeyer.positions.on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), refused)
+    rekeyer.on_revoke(rekeyer.consumer, refused)  # type: ignore[arg-type]
+    assert rekeyer.consumer.commits[-1] == [(t.user_signals, 0, 8)]  # type: ignore[attr-defined]
+    assert len(rekeyer.consumer.commits) == 3 and not rekeyer.positions.pending()  # type: ignore[attr-defined]

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+from confluent_kafka import KafkaError, TopicPartition
+
+from shoppulse.consumers.commit_positions import CommitPositions, to_topic_partitions
+
+A = ("reviews", 0)
+B = ("clicks", 1)
+REBALANCE = KafkaError(KafkaError.REBALANCE_IN_PROGRESS)
+
+
+def test_take_hands_out_each_position_once_and_only_the_partitions_asked_for() -> None:
+    positions = CommitPositions()
+    positions.advance(A, 5)
+    positions.advance(A, 7)
+    positions.advance(B, 3)
+    assert positions.take({B}) == {B: 3}
+    assert positions.take() == {A: 7}
+    assert positions.take() == {} and not positions.pending()
+
+
+def test_a_failed_commit_is_due_again() -> None:
+    positions = CommitPositions()
+    positions.advance(A, 5)
+    sent = positions.take()
+    assert positions.restore(sent) == 1
+    assert positions.take() == {A: 5}
+
+
+def test_a_later_position_is_never_replaced_by_an_older_failed_one() -> None:
+    positions = CommitPositions()
+    positions.advance(A, 5)
+    first = positions.take()
+    positions.advance(A, 9)
+    assert positions.restore(first) == 0  # 9 is due: it covers 5
+    second = positions.take()
+    assert second == {A: 9}
+    assert positions.restore(first) == 0  # 9 was sent after 5: 5 failing changes nothing
+    assert positions.take() == {}
+    assert positions.restore(second) == 1
+    assert positions.take() == {A: 9}
+
+
+def test_a_revoked_partition_is_not_committed_from_here_even_when_it_returns() -> None:
+    positions = CommitPositions()
+    positions.advance(A, 5)
+    sent = positions.take()
+    positions.forget([A])  # the next owner resumes from the committed offset, maybe beyond 5
+    assert positions.restore(sent) == 0
+    positions.advance(A, 3)  # assigned back, resuming below the failed position
+    assert positions.restore(sent) == 0
+    assert positions.take() == {A: 3}
+
+
+def test_on_commit_restores_what_failed_as_a_whole_or_per_partition() -> None:
+    positions = CommitPositions()
+    positions.advance(A, 5)
+    positions.advance(B, 8)
+    positions.take()
+    positions.on_commit(None, [TopicPartition(*A, 5), TopicPartition(*B, 8)])
+    assert positions.take() == {}  # both taken: nothing to do
+    positions.on_commit(REBALANCE, [TopicPartition(*A, 5), TopicPartition(*B, 8)])
+    assert positions.take() == {A: 5, B: 8}
+    # librdkafka's per-partition result (TopicPartition.error is read-only from Python)
+    failed_b = SimpleNamespace(topic=B[0], partition=B[1], offset=8, error=REBALANCE)
+    positions.on_commit(None, [TopicPartition(*A, 5), failed_b])
+    assert positions.take() == {B: 8}
+
+
+def test_to_topic_partitions() -> None:
+    [tp] = to_topic_partitions({A: 5})
+    assert (tp.topic, tp.partition, tp.offset) == ("reviews", 0, 5)
