@@ -12,6 +12,18 @@ def test_control_and_zero_width_characters_are_removed() -> None:
     assert clean_text("好\u200b用\x07的\ufeff手机") == "好 用 的 手机"
 
 
+def test_emoji_go_and_the_symbols_the_vocabulary_knows_stay() -> None:
+    """Emoji were [UNK] to every vocabulary trained on the reviews: noise the model read."""
+    assert clean_text("很好用👍👍物流快😀") == "很好用 物流快"
+    assert clean_text("❤️好评") == "❤ 好评"  # the variation selector goes; ❤ (U+2764) is no emoji block
+    assert clean_text("★★★★★ 40°C 正好") == "★★ 40°c 正好"
+
+
+def test_a_text_of_emoji_alone_keeps_them() -> None:
+    """Without them the model would read an empty input; the review is still a review."""
+    assert clean_text("👍👍") == "👍👍" and clean_text("\u200b👍\u200b") == "👍"
+
+
 def test_urls_are_dropped() -> None:
     assert clean_text("详情见 https://example.com/a?b=1 很好") == "详情见 很好"
     assert clean_text("www.shop.cn质量不错") == "质量不错"
@@ -46,6 +58,10 @@ def _reference_clean(text: str) -> str:
         if ch not in "\t\n\r " and unicodedata.category(ch) in _CONTROL_CATEGORIES:
             ch = " "
         chars.append(ch)
+    # emoji and their variation selectors go, unless nothing else is left
+    without_emoji = ["" if 0x1F000 <= ord(ch) <= 0x1FAFF or 0xFE00 <= ord(ch) <= 0xFE0F else ch for ch in chars]
+    if "".join(without_emoji).strip():
+        chars = [kept or " " for kept in without_emoji]
     text = _URL.sub(" ", "".join(chars))
     text = _REPEAT_PUNCT.sub(r"\1\1", text)
     return _SPACES.sub(" ", text).strip().lower()
