@@ -351,6 +351,14 @@ class KafkaCluster(EmbeddedBroker):
         node.spawn()
         node.wait_ready(timeout_s)
 
+    def freeze(self, index: int, frozen: bool = True) -> None:
+        """SIGSTOP (``frozen``) or SIGCONT one node: a broker that hangs with its connections open (a
+        long GC pause, a stalled disk), which clients notice only through their timeouts."""
+        proc = self.nodes[index].proc
+        if proc is None or proc.poll() is not None:
+            raise BrokerError(f"node {index} is not running")
+        os.killpg(proc.pid, signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def running(self) -> bool:
         return all(node.running() for node in self.nodes)
 

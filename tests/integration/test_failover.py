@@ -150,3 +150,62 @@ def test_leader_killed_mid_stream_loses_nothing_and_applies_nothing_twice(
                 if not node.running():
                     kafka_cluster.restart(i)
     print(f"leader {victim} down for {back_at - killed_at:.1f}s; {len(signals)} signals read")
+
+
+def _group_coordinator(bootstrap: str, group: str, offsets_partitions: int = 10) -> int:
+    """The node that coordinates ``group``: the leader of its ``__consumer_offsets`` partition, which
+    Kafka picks as ``abs(group.hashCode()) % offsets.topic.num.partitions`` (10 on the dev kit's
+    brokers). The admin API's ConsumerGroupDescribe answers NOT_COORDINATOR for a classic group."""
+    java_hash = 0
+    for unit in group.encode("utf-16-be").hex(" ", 2).split():  # String.hashCode over UTF-16 units
+        java_hash = (31 * java_hash + int(unit, 16)) & 0xFFFFFFFF
+    partition = (java_hash & 0x7FFFFFFF) % offsets_partitions
+    return _leader_of(bootstrap, "__consumer_offsets", partition)
+
+
+def test_a_frozen_group_coordinator_loses_nothing_and_writes_nothing_twice(
+    kafka_cluster: KafkaCluster, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    """Exactly-once enrich while the broker coordinating its group hangs for 50 s with its connections
+    open (SIGSTOP, as in a long GC pause): a killed broker closes its sockets, a frozen one answers
+    nothing until the clients' own timeouts. The stage may stall in ``send_offsets_to_transaction``
+    (librdkafka #5456, #5511); its watchdog then exits 1 and the restart goes on from the last
+    committed transaction. Either way every valid input comes out once for a read_committed reader."""
+    settings = isolated_settings(
+        kafka_cluster.bootstrap,
+        kafka={"replication_factor": 3},
+        enrich={"group_id": f"g-{uuid.uuid4().hex[:6]}", "transactional_id": f"t-{uuid.uuid4().hex[:6]}"},
+    )
+    sim = Simulator(seed=37, users=40, start_ms=START)
+    events = 2400
+    enrich = Restarting(lambda log: start_enrich(settings, tiny_bundle, exactly_once=True, log_path=log), tmp_path)
+    producer = threading.Thread(target=produce_stream, args=(settings, sim, events, 150.0), daemon=True)
+    frozen: int | None = None
+    try:
+        producer.start()
+        wait_for(lambda: "assigned ['" in enrich.log(0).read_text(), 90, "enrich assigned", procs=[enrich.proc])
+        time.sleep(3)  # transactions are committing
+        frozen = _group_coordinator(kafka_cluster.bootstrap, settings.enrich.group_id) - 1
+        kafka_cluster.freeze(frozen)
+        time.sleep(50)  # past the stage's 30 s call timeout and its watchdog's 15 s grace
+        kafka_cluster.freeze(frozen, False)
+        frozen = None
+        producer.join(120)
+        assert not producer.is_alive(), "the producer did not finish"
+        valid = Counter(sim.truth.valid_event_ids)
+        signals = read_signals(settings, len(valid), timeout_s=180)
+        sources = Counter((s["source"]["topic"], s["source"]["partition"], s["source"]["offset"]) for s in signals)
+        found = Counter(s["event_id"] for s in signals)
+        missing = sorted(set(valid) - set(found))
+        where = ""
+        if missing:
+            where = f"{len(missing)} missing\n" + input_progress(settings, settings.enrich.group_id, set(missing))
+            where += f"\nenrich restarts: {enrich.restarts}\n" + enrich.log_tails()
+        assert not missing, where
+        assert max(sources.values()) == 1, f"a read_committed reader saw a signal twice\n{enrich.log_tails()}"
+        assert found == valid
+    finally:
+        if frozen is not None:
+            kafka_cluster.freeze(frozen, False)
+        print(f"enrich restarts: {enrich.restarts}")
+        assert enrich.stop() == 0, enrich.log_tails()
