@@ -55,11 +55,7 @@ class CommitPositions:
 
     def on_commit(self, err: KafkaError | None, partitions: Iterable[Any]) -> None:
         """librdkafka's ``on_commit`` callback: put back what a failed commit carried."""
-        failed = {
-            (tp.topic, tp.partition): tp.offset
-            for tp in partitions
-            if (err is not None or tp.error is not None) and tp.offset >= 0
-        }
+        failed = {(tp.topic, tp.partition): tp.offset for tp in partitions if err is not None or tp.error is not None}
         if failed and self.restore(failed):
             log.warning("commit failed (%s); committed again with the next one", err or "per partition")
 

@@ -2,12 +2,14 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from confluent_kafka import KafkaError, TopicPartition
 
 from shoppulse.consumers.commit_positions import CommitPositions, to_topic_partitions
 
 A = ("reviews", 0)
 B = ("clicks", 1)
+C = ("orders", 2)
 REBALANCE = KafkaError(KafkaError.REBALANCE_IN_PROGRESS)
 
 
@@ -66,6 +68,41 @@ def test_on_commit_restores_what_failed_as_a_whole_or_per_partition() -> None:
     # librdkafka's per-partition result (TopicPartition.error is read-only from Python)
     failed_b = SimpleNamespace(topic=B[0], partition=B[1], offset=8, error=REBALANCE)
     positions.on_commit(None, [TopicPartition(*A, 5), failed_b])
+    assert positions.take() == {B: 8}
+
+
+def test_restore_goes_through_every_partition_and_counts_what_it_put_back() -> None:
+    positions = CommitPositions()
+    for tp, pos in ((A, 5), (B, 8), (C, 2)):
+        positions.advance(tp, pos)
+    sent = positions.take()
+    positions.advance(A, 6)  # A has a newer position due: its failure is skipped, the others are not
+    assert positions.restore(sent) == 2
+    assert positions.take() == {A: 6, B: 8, C: 2}
+
+
+def test_a_failed_commit_is_logged_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
+    positions = CommitPositions()
+    positions.advance(A, 5)
+    positions.take()
+    positions.on_commit(REBALANCE, [TopicPartition(*A, 5)])
+    positions.take()
+    positions.on_commit(None, [SimpleNamespace(topic=A[0], partition=A[1], offset=5, error=REBALANCE)])
+    assert [r.getMessage() for r in caplog.records] == [
+        f"commit failed ({REBALANCE}); committed again with the next one",
+        "commit failed (per partition); committed again with the next one",
+    ]
+    positions.on_commit(REBALANCE, [TopicPartition(*A, 4)])  # nothing put back: nothing logged
+    assert len(caplog.records) == 2
+
+
+def test_forgetting_drops_what_was_due_and_pending_says_whether_anything_is() -> None:
+    positions = CommitPositions()
+    assert not positions.pending()
+    positions.advance(A, 5)
+    positions.advance(B, 8)
+    assert positions.pending()
+    positions.forget([A])
     assert positions.take() == {B: 8}
 
 
