@@ -301,7 +301,7 @@ def test_the_image_carries_oci_labels_that_match_the_package() -> None:
     keys = ("title", "description", "version", "revision", "source", "licenses")
     assert {f"{prefix}{key}" for key in keys} <= set(labels)
     assert labels[f"{prefix}version"] == "${VERSION}" and arg_default("VERSION") == PYPROJECT["project"]["version"]
-    assert labels[f"{prefix}licenses"] == PYPROJECT["project"]["license"]["text"]
+    assert labels[f"{prefix}licenses"] == PYPROJECT["project"]["license"]
 
 
 def test_the_image_ships_the_int8_model_only() -> None:
