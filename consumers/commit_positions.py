@@ -29,6 +29,7 @@ class CommitPositions:
     def __init__(self) -> None:
         self._due: dict[TopicPart, int] = {}
         self._sent: dict[TopicPart, int] = {}
+        self._failing = False  # the last commit reported failed: one warning per run of failures
 
     def advance(self, tp: TopicPart, position: int) -> None:
         """``position`` (the next offset to read) may be committed for ``tp``."""
@@ -54,10 +55,18 @@ class CommitPositions:
         return restored
 
     def on_commit(self, err: KafkaError | None, partitions: Iterable[Any]) -> None:
-        """librdkafka's ``on_commit`` callback: put back what a failed commit carried."""
+        """librdkafka's ``on_commit`` callback: put back what a failed commit carried. A run of failures
+        (a broker down for minutes, retried every commit interval) logs one warning, and the first
+        commit that goes through again one line."""
         failed = {(tp.topic, tp.partition): tp.offset for tp in partitions if err is not None or tp.error is not None}
-        if failed and self.restore(failed):
+        if not failed:
+            if self._failing:
+                log.info("commits go through again")
+            self._failing = False
+            return
+        if self.restore(failed) and not self._failing:
             log.warning("commit failed (%s); committed again with the next one", err or "per partition")
+            self._failing = True
 
     def forget(self, tps: Iterable[TopicPart]) -> None:
         """Partitions revoked: nothing of theirs is committed from here any more."""

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -81,19 +82,26 @@ def test_restore_goes_through_every_partition_and_counts_what_it_put_back() -> N
     assert positions.take() == {A: 6, B: 8, C: 2}
 
 
-def test_a_failed_commit_is_logged_with_its_error(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_run_of_failed_commits_is_logged_once_and_its_end_too(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
     positions = CommitPositions()
     positions.advance(A, 5)
     positions.take()
     positions.on_commit(REBALANCE, [TopicPartition(*A, 5)])
     positions.take()
-    positions.on_commit(None, [SimpleNamespace(topic=A[0], partition=A[1], offset=5, error=REBALANCE)])
-    assert [r.getMessage() for r in caplog.records] == [
-        f"commit failed ({REBALANCE}); committed again with the next one",
-        "commit failed (per partition); committed again with the next one",
-    ]
+    positions.on_commit(REBALANCE, [TopicPartition(*A, 5)])  # the same run of failures: no second line
+    positions.take()
+    positions.on_commit(None, [TopicPartition(*A, 5)])
+    positions.on_commit(None, [TopicPartition(*A, 5)])
+    positions.advance(A, 6)
+    positions.take()
+    positions.on_commit(None, [SimpleNamespace(topic=A[0], partition=A[1], offset=6, error=REBALANCE)])
     positions.on_commit(REBALANCE, [TopicPartition(*A, 4)])  # nothing put back: nothing logged
-    assert len(caplog.records) == 2
+    assert [(r.levelname, r.getMessage()) for r in caplog.records] == [
+        ("WARNING", f"commit failed ({REBALANCE}); committed again with the next one"),
+        ("INFO", "commits go through again"),
+        ("WARNING", "commit failed (per partition); committed again with the next one"),
+    ]
 
 
 def test_forgetting_drops_what_was_due_and_pending_says_whether_anything_is() -> None:
