@@ -283,8 +283,10 @@ def run(args: argparse.Namespace) -> int:
             print(line, flush=True)
             insight = watcher.latest_insight
             if insight and insight.get("sentiment"):
+                # Each verdict beside the clause it was read from, so a reader can check that they agree.
                 aspects = ", ".join(
-                    f"{a['aspect']}:{(a['sentiment'] or {}).get('label')}" for a in insight["aspects"]
+                    f"{a['aspect']} 「{a['clause']}」 {(a['sentiment'] or {}).get('label', 'no verdict')}"
+                    for a in insight["aspects"]
                 )
                 category = (insight.get("interest") or {}).get("category")
                 print(
