@@ -16,7 +16,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from shoppulse.consumers.coordinates import TopicPart
 
@@ -76,6 +76,20 @@ class CommitPositions:
 
     def pending(self) -> bool:
         return bool(self._due)
+
+    def commit(self, consumer: Any, asynchronous: bool, only: set[TopicPart] | None = None) -> bool:
+        """Commit the positions due (of ``only``, when given) with ``consumer``; True when a commit went
+        out. One that fails is due again: raised here, or reported to ``on_commit`` later."""
+        due = self.take(only)
+        if not due:
+            return False
+        try:
+            consumer.commit(offsets=to_topic_partitions(due), asynchronous=asynchronous)
+        except KafkaException as exc:
+            self.restore(due)
+            log.warning("commit failed (%s); committed again with the next one", exc)
+            return False
+        return True
 
 
 def to_topic_partitions(positions: dict[TopicPart, int]) -> list[TopicPartition]:

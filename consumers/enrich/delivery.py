@@ -29,7 +29,6 @@ from typing import Any, NamedTuple, Protocol
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from shoppulse.consumers import metrics
-from shoppulse.consumers.commit_positions import to_topic_partitions
 from shoppulse.consumers.contracts import SCHEMA_VERSION, dumps
 from shoppulse.consumers.coordinates import RecordCoordinates, TopicPart
 from shoppulse.consumers.deadletter import DEAD_LETTER_SCHEMA_VERSION, dead_letter_key
@@ -281,15 +280,8 @@ class AtLeastOnceDelivery(_Producing):
         self.commit(sync=True)  # the tracker never passes an undelivered output
 
     def commit(self, sync: bool, only: set[TopicPart] | None = None) -> None:
-        commits = self.tracker.take_commits(only)
-        if not commits:
-            return
-        try:
-            self.consumer.commit(offsets=to_topic_partitions(commits), asynchronous=not sync)
+        if self.tracker.positions.commit(self.consumer, asynchronous=not sync, only=only):
             metrics.COMMITS.labels(STAGE).inc()
-        except KafkaException as exc:
-            self.tracker.positions.restore(commits)
-            log.warning("commit failed (%s); committed again with the next one", exc)
 
 
 class TransactionalDelivery(_Producing):

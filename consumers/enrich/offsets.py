@@ -60,14 +60,6 @@ class CommitTracker:
         if done is not None:
             self.positions.advance(tp, done + 1)
 
-    def take_commits(self, only: set[TopicPart] | None = None) -> dict[TopicPart, int]:
-        """Positions that advanced since the last call (to commit), and forget them.
-
-        ``only`` limits it to some partitions (those being revoked); the others keep theirs. A commit
-        of them that fails goes back with ``positions.restore`` or ``positions.on_commit``.
-        """
-        return self.positions.take(only)
-
     def in_flight(self, tp: TopicPart | None = None) -> int:
         if tp is not None:
             state = self._parts.get(tp)

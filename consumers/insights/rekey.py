@@ -28,7 +28,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from shoppulse.consumers import metrics
-from shoppulse.consumers.commit_positions import CommitPositions, to_topic_partitions
+from shoppulse.consumers.commit_positions import CommitPositions
 from shoppulse.consumers.consumed import usable
 from shoppulse.consumers.contracts import R_PARSE_FAILED
 from shoppulse.consumers.coordinates import RecordCoordinates
@@ -123,7 +123,7 @@ class Rekeyer:
                 if batch:
                     self.process(batch)
                 elif self.positions.pending():
-                    self.commit(asynchronous=True)
+                    self.positions.commit(self.consumer, asynchronous=True)
         except Exception as exc:  # the stage cannot re-key any more: fail /healthz, the pod restarts
             reason = f"re-key loop: {type(exc).__name__}: {exc}"[:500]
             log.critical("%s; failing /healthz so the pod is restarted", reason, exc_info=exc)
@@ -139,7 +139,7 @@ class Rekeyer:
         # Batches are delivered and committed before the next consume: nothing is in flight here, but
         # a commit that failed is still due; it goes out now, before the next owner reads.
         revoked = {(p.topic, p.partition) for p in partitions}
-        self.commit(asynchronous=False, only=revoked)
+        self.positions.commit(self.consumer, asynchronous=False, only=revoked)
         self.positions.forget(revoked)
         self.assigned -= revoked
 
@@ -173,20 +173,8 @@ class Rekeyer:
             raise RekeyFailed(f"{remaining} facts records undelivered; first errors: {self._errors[:3]}")
         for tp, offset in last.items():
             self.positions.advance(tp, offset + 1)
-        self.commit(asynchronous=True)
+        self.positions.commit(self.consumer, asynchronous=True)
         self._record_lag(last)
-
-    def commit(self, asynchronous: bool, only: set[tuple[str, int]] | None = None) -> None:
-        """Commit the positions due; one that fails (raised here, or reported to ``on_commit`` later) is
-        due again."""
-        due = self.positions.take(only)
-        if not due:
-            return
-        try:
-            self.consumer.commit(offsets=to_topic_partitions(due), asynchronous=asynchronous)
-        except KafkaException as exc:
-            self.positions.restore(due)
-            log.warning("re-key: commit failed (%s); committed again with the next one", exc)
 
     def _dead_letter(self, msg: Message, reason: str, message: str) -> None:
         source = RecordCoordinates(msg.topic(), msg.partition(), msg.offset())

@@ -4,7 +4,7 @@ import logging
 from types import SimpleNamespace
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from shoppulse.consumers.commit_positions import CommitPositions, to_topic_partitions
 
@@ -112,6 +112,31 @@ def test_forgetting_drops_what_was_due_and_pending_says_whether_anything_is() ->
     assert positions.pending()
     positions.forget([A])
     assert positions.take() == {B: 8}
+
+
+class RefusingConsumer:
+    def __init__(self, refuse: int) -> None:
+        self.refuse, self.commits = refuse, []
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        self.commits.append(({(tp.topic, tp.partition): tp.offset for tp in offsets}, asynchronous))
+        if self.refuse:
+            self.refuse -= 1
+            raise KafkaException(REBALANCE)
+
+
+def test_commit_sends_what_is_due_and_keeps_what_the_consumer_refused(caplog: pytest.LogCaptureFixture) -> None:
+    positions, consumer = CommitPositions(), RefusingConsumer(refuse=1)
+    assert not positions.commit(consumer, asynchronous=True)  # nothing due: the consumer is not called
+    assert consumer.commits == []
+    positions.advance(A, 5)
+    positions.advance(B, 8)
+    assert not positions.commit(consumer, asynchronous=False, only={A})
+    assert [r.getMessage() for r in caplog.records] == [
+        f"commit failed ({KafkaException(REBALANCE)}); committed again with the next one"
+    ]
+    assert positions.commit(consumer, asynchronous=True)
+    assert consumer.commits == [({A: 5}, False), ({A: 5, B: 8}, True)] and not positions.pending()
 
 
 def test_to_topic_partitions() -> None:

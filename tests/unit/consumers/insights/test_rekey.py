@@ -133,7 +133,7 @@ def test_a_failed_commit_goes_out_again_and_before_its_partition_is_revoked() ->
     refused = [TopicPartition(t.user_signals, 0, 8)]
     rekeyer.positions.on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), refused)
     assert rekeyer.positions.pending()
-    rekeyer.commit(asynchronous=True)  # what the loop does on a turn without records
+    rekeyer.positions.commit(rekeyer.consumer, asynchronous=True)  # what the loop does on a turn without records
     assert rekeyer.consumer.commits[-2:] == [[(t.user_signals, 0, 8)]] * 2  # type: ignore[attr-defined]
     rekeyer.positions.on_commit(KafkaError(KafkaError.REBALANCE_IN_PROGRESS), refused)
     rekeyer.on_revoke(rekeyer.consumer, refused)  # type: ignore[arg-type]
