@@ -14,13 +14,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, TopicPartition
 
 from shoppulse.consumers.settings import Settings, to_env
 from shoppulse.devkit.broker import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 
+
+
+def assign_from_start(consumer: Consumer, topics: list[str], timeout_s: float = 30) -> None:
+    """Read every partition of ``topics`` from offset 0 without joining a group.
+
+    Why not ``subscribe``: a test's reader must not depend on a group coordinator. The failover tests
+    kill and freeze brokers, the coordinator moves, and librdkafka can then leave a member's
+    partitions unstarted for good (confluentinc/librdkafka#5586): the reader would miss records the
+    stages did write, and the test would blame them.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        metadata = consumer.list_topics(timeout=10)
+        known = {t: metadata.topics.get(t) for t in topics}
+        if all(m is not None and m.error is None and m.partitions for m in known.values()):
+            break
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no partitions listed for {sorted(t for t, m in known.items() if not m)}")
+        time.sleep(0.5)
+    consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, m in known.items() for p in m.partitions])
 
 def http_json(url: str, timeout: float = 10) -> tuple[int, Any]:
     """Status and JSON body of a GET, error statuses included (/readyz answers 503 with details)."""
@@ -106,7 +126,7 @@ def read_all(
             }
         )
     )
-    consumer.subscribe(topics)
+    assign_from_start(consumer, topics)
     out = Outputs({t: [] for t in topics})
     deadline = time.monotonic() + timeout_s
     settle_until: float | None = None
@@ -170,7 +190,7 @@ def read_signals(
             }
         )
     )
-    consumer.subscribe([settings.topics.user_signals])
+    assign_from_start(consumer, [settings.topics.user_signals])
     out: list[dict] = []
     deadline = time.monotonic() + timeout_s
     quiet_until = None
@@ -195,7 +215,7 @@ def input_progress(settings: Settings, group: str, event_ids: set[str], timeout_
         settings.librdkafka(**{"group.id": f"locate-{time.monotonic_ns()}", "auto.offset.reset": "earliest"})
     )
     found: dict[str, tuple[str, int, int]] = {}
-    consumer.subscribe(settings.topics.inputs())
+    assign_from_start(consumer, settings.topics.inputs())
     deadline = time.monotonic() + timeout_s
     try:
         while time.monotonic() < deadline and len(found) < len(event_ids):

@@ -25,7 +25,7 @@ from confluent_kafka import Consumer, Producer
 
 from shoppulse.consumers.settings import Settings
 from shoppulse.devkit.broker import free_port
-from tests.integration.enrich_harness import http_json
+from tests.integration.enrich_harness import assign_from_start, http_json
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -203,7 +203,7 @@ class ProfileReader:
                 }
             )
         )
-        self.consumer.subscribe([settings.topics.user_profiles])
+        assign_from_start(self.consumer, [settings.topics.user_profiles])
         self.latest: dict[str, dict[str, Any]] = {}
         self.records = 0
         self.partitions_by_user: dict[str, set[int]] = {}
