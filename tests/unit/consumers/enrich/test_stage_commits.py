@@ -9,17 +9,20 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
 
+from shoppulse.consumers.enrich.delivery import FatalStageError
 from shoppulse.consumers.enrich.stage import EnrichStage
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
+from tests.unit.consumers.assigning import AssigningConsumer
 
 TP = ("reviews", 0)
 
 
-class RecordingConsumer:
+class RecordingConsumer(AssigningConsumer):
     def __init__(self) -> None:
+        super().__init__()
         self.commits: list[dict[tuple[str, int], int]] = []
         self.refuse = 0  # how many commits to refuse as the broker does during a rebalance
 
@@ -185,3 +188,32 @@ def test_partitions_pause_when_too_many_outputs_await_delivery_and_resume_at_hal
     stage.delivery.tracker.ack(TP, 4)
     stage.step()  # 5 = half: resume
     assert not stage.paused and sorted(consumer.resumed) == [("clicks", 2), TP]
+
+
+def test_assigned_partitions_start_where_the_group_committed(clock: Clock) -> None:
+    stage, consumer = make_stage(commit_interval_ms=1_000, clock=clock)
+    consumer.committed_at = {TP: 57}
+    stage.on_assign(consumer, [TopicPartition(*TP), TopicPartition("clicks", 2)])  # type: ignore[arg-type]
+    assert consumer.started_at == {TP: 57, ("clicks", 2): OFFSET_INVALID}  # none committed: auto.offset.reset
+
+
+class NoCoordinator(RecordingConsumer):
+    def committed(self, partitions: list[Any], timeout: float) -> list[Any]:
+        raise KafkaException(KafkaError(KafkaError.NOT_COORDINATOR))
+
+
+class TickingClock(Clock):
+    def monotonic(self) -> float:
+        self.now += 1_000.0  # every reading is 1,000 s later: any retry budget runs out at once
+        return self.now
+
+
+def test_committed_offsets_that_stay_unreadable_stop_the_stage_instead_of_a_silent_idle() -> None:
+    settings = load_settings(kafka={"bootstrap_servers": f"127.0.0.1:{free_port()}"})
+    consumer = NoCoordinator()
+    stage = EnrichStage(
+        settings, enricher=object(), install_signals=False, consumer=consumer, monotonic=TickingClock().monotonic
+    )  # type: ignore[arg-type]
+    with pytest.raises(FatalStageError, match="committed offsets of 1 assigned partition"):
+        stage.on_assign(consumer, [TopicPartition(*TP)])  # type: ignore[arg-type]
+    assert consumer.started_at == {}

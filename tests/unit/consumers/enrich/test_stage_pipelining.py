@@ -20,6 +20,7 @@ from shoppulse.consumers.enrich.stage import EnrichStage
 from shoppulse.consumers.records import UserSignal
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
+from tests.unit.consumers.assigning import AssigningConsumer
 
 TS = 1_780_000_000_000
 
@@ -58,8 +59,9 @@ def review_message(partition: int, offset: int) -> FakeMessage:
     return FakeMessage("reviews", partition, offset, dumps(event_to_dict(event)))
 
 
-class ScriptedConsumer:
+class ScriptedConsumer(AssigningConsumer):
     def __init__(self) -> None:
+        super().__init__()
         self.batches: list[list[FakeMessage]] = []
         self.timeouts: list[float] = []
         self.commits: list[dict[tuple[str, int], int]] = []

@@ -15,6 +15,7 @@ from confluent_kafka import KafkaError, KafkaException, TopicPartition
 from shoppulse.consumers.enrich.stage import EnrichStage, FatalStageError
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
+from tests.unit.consumers.assigning import AssigningConsumer
 
 
 class FakeMessage:
@@ -57,8 +58,9 @@ class Producer:
         self.calls.append("abort")
 
 
-class Consumer:
+class Consumer(AssigningConsumer):
     def __init__(self) -> None:
+        super().__init__()
         self.seeks: list[tuple[str, int, int]] = []
 
     def consumer_group_metadata(self) -> object:

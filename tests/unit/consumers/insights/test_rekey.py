@@ -10,12 +10,13 @@ import json
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import OFFSET_INVALID, KafkaError, TopicPartition
 
 from shoppulse.consumers.insights.rekey import Rekeyer, RekeyFailed
 from shoppulse.consumers.settings import load_settings
 from shoppulse.devkit.broker import free_port
 from shoppulse.models.serving.taxonomy import default_taxonomy
+from tests.unit.consumers.assigning import AssigningConsumer
 
 
 class Message:
@@ -61,8 +62,9 @@ class Producer:
         return 0
 
 
-class Consumer:
+class Consumer(AssigningConsumer):
     def __init__(self) -> None:
+        super().__init__()
         self.commits: list[list[tuple[str, int, int]]] = []
 
     def commit(self, offsets: list[Any], asynchronous: bool) -> None:
@@ -139,3 +141,14 @@ def test_a_failed_commit_goes_out_again_and_before_its_partition_is_revoked() ->
     rekeyer.on_revoke(rekeyer.consumer, refused)  # type: ignore[arg-type]
     assert rekeyer.consumer.commits[-1] == [(t.user_signals, 0, 8)]  # type: ignore[attr-defined]
     assert len(rekeyer.consumer.commits) == 3 and not rekeyer.positions.pending()  # type: ignore[attr-defined]
+
+
+def test_assigned_partitions_start_where_the_re_key_group_committed() -> None:
+    rekeyer = _rekeyer()
+    consumer = rekeyer.consumer
+    topic = rekeyer.settings.topics.review_insights
+    consumer.committed_at = {(topic, 1): 12}  # type: ignore[attr-defined]
+    rekeyer.on_assign(consumer, [TopicPartition(topic, 1), TopicPartition(topic, 2)])  # type: ignore[arg-type]
+    assert consumer.started_at == {(topic, 1): 12, (topic, 2): OFFSET_INVALID}  # type: ignore[attr-defined]
+    assert rekeyer.assigned == {(topic, 1), (topic, 2)}
+
