@@ -7,7 +7,10 @@ request, the partitions are never started and the fetch is never retried
 nothing, silently, until it is restarted. It happens after a broker hangs or dies and the
 coordinator moves away and back (docs/reliability.md, "Broker failover"). ``Consumer.committed``
 raises on that error instead, so it can be retried here; partitions assigned with explicit offsets
-are started by librdkafka at once, without a fetch of its own.
+are started by librdkafka at once, without a fetch of its own. A partition with no committed offset
+is assigned at the stage's reset position (``OFFSET_BEGINNING``, as ``auto.offset.reset=earliest``),
+never at ``OFFSET_INVALID``: librdkafka reads that as "fetch the committed offset" and would do the
+fetch that can hang.
 
 For every confluent-kafka loop that joins a group with the cooperative protocol: call
 ``assign_at_committed`` from its ``on_assign`` callback (confluent-kafka then does not assign again).
@@ -20,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaException, TopicPartition
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +40,12 @@ def committed_offsets(
     partitions: list[TopicPartition],
     budget_s: float,
     *,
+    when_none: int = OFFSET_BEGINNING,
     sleep: Callable[[float], object] = time.sleep,
     monotonic: Callable[[], float] = time.monotonic,
 ) -> list[TopicPartition]:
-    """The committed offset of each partition (``OFFSET_INVALID`` where none was committed: the fetcher
-    then applies ``auto.offset.reset``), retried with backoff for up to ``budget_s``.
+    """The committed offset of each partition (``when_none`` where none was committed), retried with
+    backoff for up to ``budget_s``.
 
     A failure is a request error (coordinator moving or loading) or a partition's own error
     (``UNSTABLE_OFFSET_COMMIT`` while a transaction that commits its offsets is still open): both
@@ -58,7 +62,7 @@ def committed_offsets(
             found = consumer.committed(partitions, timeout=CALL_TIMEOUT_S)
             failed = [p for p in found if p.error is not None]
             if not failed:
-                return [TopicPartition(p.topic, p.partition, p.offset) for p in found]
+                return [TopicPartition(p.topic, p.partition, p.offset if p.offset >= 0 else when_none) for p in found]
             first = failed[0]
             problem = f"{len(failed)} partition(s) failed, e.g. {first.topic}[{first.partition}]: {first.error}"
         except KafkaException as exc:

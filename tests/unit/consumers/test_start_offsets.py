@@ -8,7 +8,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
 
 from shoppulse.consumers.start_offsets import CommittedOffsetsUnavailable, assign_at_committed
 from tests.unit.consumers.assigning import AssigningConsumer
@@ -50,11 +50,14 @@ class FlakyCommitted(AssigningConsumer):
         return super().committed(partitions, timeout)
 
 
-def test_partitions_start_at_their_committed_offsets_or_at_the_reset_policy() -> None:
+def test_partitions_start_at_their_committed_offsets_or_at_the_reset_position() -> None:
+    """Never at OFFSET_INVALID: librdkafka turns it into "fetch the committed offset" (its own fetch)."""
     consumer = AssigningConsumer()
     consumer.committed_at = {("reviews", 0): 42}
     assign_at_committed(consumer, PARTS, budget_s=60)
-    assert consumer.started_at == {("reviews", 0): 42, ("reviews", 1): OFFSET_INVALID}
+    assert consumer.started_at == {("reviews", 0): 42, ("reviews", 1): OFFSET_BEGINNING}
+    assign_at_committed(consumer, [TopicPartition("clicks", 0)], budget_s=60, when_none=OFFSET_END)
+    assert consumer.started_at[("clicks", 0)] == OFFSET_END
 
 
 def test_a_coordinator_that_moved_is_asked_again_with_backoff(caplog: pytest.LogCaptureFixture) -> None:
@@ -66,7 +69,7 @@ def test_a_coordinator_that_moved_is_asked_again_with_backoff(caplog: pytest.Log
         assign_at_committed(consumer, PARTS, budget_s=60, sleep=clock.sleep, monotonic=clock.monotonic)
     assert consumer.calls == 4
     assert clock.sleeps == [0.5, 1.0, 2.0]
-    assert consumer.started_at == {("reviews", 0): OFFSET_INVALID, ("reviews", 1): 7}
+    assert consumer.started_at == {("reviews", 0): OFFSET_BEGINNING, ("reviews", 1): 7}
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 3
     assert "attempt 1" in warnings[0] and "NOT_COORDINATOR" in warnings[0].upper().replace(" ", "_")

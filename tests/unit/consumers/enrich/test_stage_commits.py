@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, KafkaException, TopicPartition
 
 from shoppulse.consumers.enrich.delivery import FatalStageError
 from shoppulse.consumers.enrich.stage import EnrichStage
@@ -194,7 +194,7 @@ def test_assigned_partitions_start_where_the_group_committed(clock: Clock) -> No
     stage, consumer = make_stage(commit_interval_ms=1_000, clock=clock)
     consumer.committed_at = {TP: 57}
     stage.on_assign(consumer, [TopicPartition(*TP), TopicPartition("clicks", 2)])  # type: ignore[arg-type]
-    assert consumer.started_at == {TP: 57, ("clicks", 2): OFFSET_INVALID}  # none committed: auto.offset.reset
+    assert consumer.started_at == {TP: 57, ("clicks", 2): OFFSET_BEGINNING}  # none committed: earliest
 
 
 class NoCoordinator(RecordingConsumer):

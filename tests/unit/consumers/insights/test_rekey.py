@@ -10,7 +10,7 @@ import json
 from typing import Any
 
 import pytest
-from confluent_kafka import OFFSET_INVALID, KafkaError, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, KafkaError, TopicPartition
 
 from shoppulse.consumers.insights.rekey import Rekeyer, RekeyFailed
 from shoppulse.consumers.settings import load_settings
@@ -149,6 +149,6 @@ def test_assigned_partitions_start_where_the_re_key_group_committed() -> None:
     topic = rekeyer.settings.topics.review_insights
     consumer.committed_at = {(topic, 1): 12}  # type: ignore[attr-defined]
     rekeyer.on_assign(consumer, [TopicPartition(topic, 1), TopicPartition(topic, 2)])  # type: ignore[arg-type]
-    assert consumer.started_at == {(topic, 1): 12, (topic, 2): OFFSET_INVALID}  # type: ignore[attr-defined]
+    assert consumer.started_at == {(topic, 1): 12, (topic, 2): OFFSET_BEGINNING}  # type: ignore[attr-defined]
     assert rekeyer.assigned == {(topic, 1), (topic, 2)}
 
