@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from dataclasses import dataclass, field
 
 from confluent_kafka import KafkaException
@@ -91,7 +92,36 @@ def ensure_topics(settings: Settings, partitions: int | None = None, timeout_s: 
             result[name] = "grown"
     for s in specs:
         result.setdefault(s.name, "exists")
+    changed = [s for s in specs if result[s.name] in ("created", "grown")]
+    if changed:
+        _wait_for_leaders(admin, changed, timeout_s)
     return result
+
+
+def _wait_for_leaders(admin: AdminClient, specs: list[TopicSpec], timeout_s: float) -> None:
+    """Return once every partition of ``specs`` has a leader in fresh metadata.
+
+    Why: ``create_topics`` returns when the controller has recorded the topic, before the brokers
+    serve it. Producers that write into a partition in that window lost acknowledged records now
+    and then (likely a first batch refused, the next accepted, the retried first one then taken as
+    a duplicate); waiting here made it rarer (docs/reliability.md, which has the numbers).
+    """
+    deadline = time.monotonic() + timeout_s
+    pending = {s.name: s.partitions for s in specs}
+    while pending:
+        for name in list(pending):
+            info = admin.list_topics(topic=name, timeout=timeout_s).topics.get(name)
+            if (
+                info is not None
+                and info.error is None
+                and len(info.partitions) >= pending[name]
+                and all(p.leader >= 0 and p.error is None for p in info.partitions.values())
+            ):
+                del pending[name]
+        if pending and time.monotonic() > deadline:
+            raise KafkaException(f"no leader for every partition after {timeout_s:.0f} s: {sorted(pending)}")
+        if pending:
+            time.sleep(0.1)
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -43,6 +43,9 @@ def produce_stream(
         settings.librdkafka(
             **{
                 "enable.idempotence": True,
+                # One request in flight per broker: a fresh partition can refuse a first batch and take the
+                # next; the retried first one is then acknowledged as a duplicate, never written (docs/reliability.md).
+                "max.in.flight.requests.per.connection": 1,
                 "linger.ms": 5,
                 "compression.type": "lz4",
                 "partitioner": "murmur2_random",  # like Java producers, which most shops run
