@@ -173,6 +173,15 @@ def _review_insights(kafka_broker, bundle: Path, sim: Simulator, n: int, tmp_pat
     finally:
         stop(proc)
     insights = {r["event_id"]: r for r in out.by_topic[settings.topics.review_insights]}
+    missing = set(sim.truth.reviews) - set(insights)
+    where = ""
+    if missing:  # written but missed by the reader, or never written (and had enrich passed them?)
+        again = read_all(settings, [settings.topics.review_insights], {settings.topics.review_insights: n}, 15)
+        found_later = missing & {r["event_id"] for r in again.by_topic[settings.topics.review_insights]}
+        where = f"{sorted(missing)} missing; a second reader found {sorted(found_later)}\n"
+        where += input_progress(settings, settings.enrich.group_id, missing)
+        where += "\n" + (tmp_path / "enrich.log").read_text(errors="replace")[-3000:]
+    assert not missing, where
     assert set(insights) == set(sim.truth.reviews)
     return insights
 
