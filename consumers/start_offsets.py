@@ -31,6 +31,12 @@ CALL_TIMEOUT_S = 10.0  # one OffsetFetch round trip, coordinator lookup included
 FIRST_RETRY_S, MAX_RETRY_S = 0.5, 8.0
 
 
+def budget_for(max_poll_interval_ms: int) -> float:
+    """How long an assignment may wait for its committed offsets: half the time the group waits for a
+    poll, so the member gives up (and says why) before the group evicts it."""
+    return max_poll_interval_ms / 2000
+
+
 class CommittedOffsetsUnavailable(KafkaException):
     """The group's committed offsets could not be read within the budget: the stage cannot start them."""
 

@@ -44,7 +44,7 @@ from shoppulse.consumers.enrich.enricher import STAGE, Enricher, InferenceHandle
 from shoppulse.consumers.headers import header
 from shoppulse.consumers.records import DeadLetter
 from shoppulse.consumers.settings import Settings
-from shoppulse.consumers.start_offsets import CommittedOffsetsUnavailable, assign_at_committed
+from shoppulse.consumers.start_offsets import CommittedOffsetsUnavailable, assign_at_committed, budget_for
 from shoppulse.consumers.tracing import NoTracer
 
 log = logging.getLogger(__name__)
@@ -201,7 +201,7 @@ class EnrichStage:
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self._set_broker_up(True)  # the group coordinator answered
         try:
-            budget_s = self.settings.kafka.max_poll_interval_ms / 2000  # half the time the group waits for a poll
+            budget_s = budget_for(self.settings.kafka.max_poll_interval_ms)
             assign_at_committed(consumer, partitions, budget_s, sleep=self.stop_event.wait, monotonic=self.monotonic)
         except CommittedOffsetsUnavailable as exc:
             raise FatalStageError(str(exc)) from exc

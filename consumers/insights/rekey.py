@@ -38,7 +38,7 @@ from shoppulse.consumers.insights.window import Fact
 from shoppulse.consumers.profiles.app import load_json
 from shoppulse.consumers.records import SignalError
 from shoppulse.consumers.settings import Settings
-from shoppulse.consumers.start_offsets import assign_at_committed
+from shoppulse.consumers.start_offsets import assign_at_committed, budget_for
 from shoppulse.models.serving.taxonomy import Taxonomy
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ class Rekeyer:
             self.consumer.close()
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        budget_s = self.settings.kafka.max_poll_interval_ms / 2000  # half the time the group waits for a poll
+        budget_s = budget_for(self.settings.kafka.max_poll_interval_ms)
         assign_at_committed(consumer, partitions, budget_s, sleep=self.stop_event.wait)
         self.assigned |= {(p.topic, p.partition) for p in partitions}
         log.info("re-key: assigned %s", sorted(f"{p.topic}[{p.partition}]" for p in partitions))
