@@ -22,7 +22,6 @@ from shoppulse.devkit.broker import free_port
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 def assign_from_start(consumer: Consumer, topics: list[str], timeout_s: float = 30) -> None:
     """Read every partition of ``topics`` from offset 0 without joining a group.
 
@@ -41,6 +40,7 @@ def assign_from_start(consumer: Consumer, topics: list[str], timeout_s: float = 
             raise AssertionError(f"no partitions listed for {sorted(t for t, m in known.items() if not m)}")
         time.sleep(0.5)
     consumer.assign([TopicPartition(t, p, OFFSET_BEGINNING) for t, m in known.items() for p in m.partitions])
+
 
 def http_json(url: str, timeout: float = 10) -> tuple[int, Any]:
     """Status and JSON body of a GET, error statuses included (/readyz answers 503 with details)."""

@@ -100,7 +100,7 @@ def test_every_acknowledged_record_lands_in_freshly_created_topics(kafka_broker:
         produce_stream(settings, Simulator(seed=5, users=300, start_ms=1_790_000_000_000), 400, kinds=("review",))
         consumer = Consumer(settings.librdkafka(**{"group.id": f"marks-{time.monotonic_ns()}"}))
         try:
-            parts = [TopicPartition(settings.topics.reviews, p) for p in range(3)]
+            parts = [TopicPartition(settings.topics.reviews, p) for p in range(settings.kafka.partitions)]
             ends = [consumer.get_watermark_offsets(tp, timeout=10) for tp in parts]
         finally:
             consumer.close()
